@@ -1,0 +1,82 @@
+"""spanflow: typed AI workflows and agents, with OpenTelemetry tracing built in.
+
+Build workflows from typed steps (`create_step`, `@step`, `create_workflow`), run them with
+`Workflow.create_run`, and stream Mastra-compatible events with `Run.stream`. Every run and step
+is a live OpenTelemetry span; link runs into existing traces with `TracingOptions`. Runs are
+stored (memory, SQLite, PostgreSQL) so a suspended run can be resumed by another process.
+"""
+
+from spanflow.context import RequestContext
+from spanflow.errors import (
+    InvalidInputError,
+    NonRetryableError,
+    RunClaimError,
+    RunNotFoundError,
+    RunStateError,
+    SpanflowError,
+    StepNotFoundError,
+    StorageError,
+    SyncInLoopError,
+    WorkflowDefinitionError,
+)
+from spanflow.events import (
+    CustomPayload,
+    StepOutputPayload,
+    StepProgressPayload,
+    StepResultPayload,
+    StepStartPayload,
+    StepSuspendedPayload,
+    StepWaitingPayload,
+    WorkflowCanceledPayload,
+    WorkflowEvent,
+    WorkflowFinishPayload,
+    WorkflowStartPayload,
+)
+from spanflow.results import StepResult, WorkflowResult
+from spanflow.run import Run
+from spanflow.step import Step, StepContext, create_step, step
+from spanflow.stream import WorkflowStream
+from spanflow.usage import Usage
+from spanflow.workflow import ConditionContext, RetryConfig, Workflow, create_workflow
+
+__all__ = [
+    # Building
+    "ConditionContext",
+    "RetryConfig",
+    "Step",
+    "StepContext",
+    "Workflow",
+    "create_step",
+    "create_workflow",
+    "step",
+    # Running
+    "RequestContext",
+    "Run",
+    "StepResult",
+    "Usage",
+    "WorkflowResult",
+    "WorkflowStream",
+    # Events
+    "CustomPayload",
+    "StepOutputPayload",
+    "StepProgressPayload",
+    "StepResultPayload",
+    "StepStartPayload",
+    "StepSuspendedPayload",
+    "StepWaitingPayload",
+    "WorkflowCanceledPayload",
+    "WorkflowEvent",
+    "WorkflowFinishPayload",
+    "WorkflowStartPayload",
+    # Errors
+    "InvalidInputError",
+    "NonRetryableError",
+    "RunClaimError",
+    "RunNotFoundError",
+    "RunStateError",
+    "SpanflowError",
+    "StepNotFoundError",
+    "StorageError",
+    "SyncInLoopError",
+    "WorkflowDefinitionError",
+]

@@ -1,0 +1,87 @@
+"""Schemas: pydantic models or anything a pydantic `TypeAdapter` accepts, behind one wrapper.
+
+Steps see validated Python objects (model instances); the wire form and snapshots hold their
+JSON dump. Validation errors become `InvalidInputError` messages that name the field.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from pydantic_core import to_jsonable_python
+
+from spanflow.errors import InvalidInputError
+
+__all__ = ["Schema", "describe_validation_error", "schema_of", "to_wire"]
+
+
+@dataclass(frozen=True, slots=True)
+class Schema:
+    """A compiled schema: validates Python values and names the failing field."""
+
+    type_: Any
+    adapter: TypeAdapter[Any]
+
+    def validate(self, value: Any, *, what: str) -> Any:
+        """Validate `value` (dicts, or objects with matching attributes, e.g. another model).
+
+        Raises:
+            InvalidInputError: naming `what` (e.g. "input of step 'charge'") and the field.
+        """
+        type_ = self.type_
+        if isinstance(type_, type) and isinstance(value, type_):
+            return value  # already valid: the common case of step-to-step hand-over
+        try:
+            return self.adapter.validate_python(value, from_attributes=True)
+        except ValidationError as exc:
+            raise InvalidInputError(
+                describe_validation_error(exc, what), errors=_plain_errors(exc)
+            ) from None
+
+    def json_schema(self) -> dict[str, Any]:
+        """The JSON schema (used for tool definitions and documentation)."""
+        return self.adapter.json_schema()
+
+
+@lru_cache(maxsize=1024)
+def _compile(type_: Any) -> Schema:
+    return Schema(type_, TypeAdapter(type_))
+
+
+def schema_of(type_: Any) -> Schema | None:
+    """The compiled `Schema` for a type, or ``None`` for ``None`` (no validation)."""
+    if type_ is None:
+        return None
+    try:
+        return _compile(type_)
+    except TypeError:  # unhashable annotation objects: compile without the cache
+        return Schema(type_, TypeAdapter(type_))
+
+
+def describe_validation_error(exc: ValidationError, what: str) -> str:
+    """One readable sentence per problem: ``input of step 'x': field 'a.b': Field required``."""
+    parts = []
+    for err in exc.errors(include_url=False):
+        loc = ".".join(str(p) for p in err.get("loc", ()))
+        where = f"field '{loc}'" if loc else "value"
+        parts.append(f"{where}: {err.get('msg', 'invalid')}")
+    return f"invalid {what}: " + "; ".join(parts)
+
+
+def _plain_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    return [
+        {"loc": list(e.get("loc", ())), "msg": e.get("msg"), "type": e.get("type")}
+        for e in exc.errors(include_url=False)
+    ]
+
+
+def to_wire(value: Any) -> Any:
+    """The JSON-able form of any value the engine holds (models dumped in JSON mode)."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    return to_jsonable_python(value, fallback=repr)

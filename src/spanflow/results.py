@@ -1,0 +1,138 @@
+"""`StepResult` and `WorkflowResult`: what a run produced, with Mastra's wire shape.
+
+In Python, outputs are the validated objects the steps returned; `to_dict()` gives the JSON form
+of ``../reference/mastra/results-run1.json`` (camelCase keys, epoch-millisecond timestamps).
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from spanflow._schema import to_wire
+from spanflow.usage import Usage
+
+__all__ = ["StepResult", "StepStatus", "WorkflowResult", "WorkflowStatus", "error_to_dict"]
+
+WorkflowStatus = Literal["success", "failed", "suspended", "canceled", "tripwire"]
+StepStatus = Literal["success", "failed", "suspended", "running", "waiting", "skipped", "canceled"]
+
+
+def error_to_dict(error: BaseException) -> dict[str, Any]:
+    """``{name, message, stack}`` for an exception (the stack as Python formats it)."""
+    stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+    return {"name": type(error).__name__, "message": str(error), "stack": stack}
+
+
+class StoredError(Exception):
+    """An error restored from a snapshot: the original type's name, message and stack."""
+
+    def __init__(self, name: str, message: str, stack: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.stack = stack
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+@dataclass(slots=True)
+class StepResult:
+    """How one step (or foreach, or nested workflow) ended, or where it stands."""
+
+    status: StepStatus
+    payload: Any = None
+    """The step's validated input."""
+    output: Any = None
+    error: BaseException | None = None
+    suspend_payload: Any = None
+    resume_payload: Any = None
+    started_at: int | None = None
+    """Epoch milliseconds."""
+    ended_at: int | None = None
+    suspended_at: int | None = None
+    resumed_at: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Mastra's wire shape; keys with no value are left out."""
+        out: dict[str, Any] = {"status": self.status}
+        if self.payload is not None:
+            out["payload"] = to_wire(self.payload)
+        if self.started_at is not None:
+            out["startedAt"] = self.started_at
+        if self.status == "success":
+            out["output"] = to_wire(self.output)
+        if self.error is not None:
+            out["error"] = error_wire(self.error)
+        if self.suspend_payload is not None:
+            out["suspendPayload"] = to_wire(self.suspend_payload)
+        if self.suspended_at is not None:
+            out["suspendedAt"] = self.suspended_at
+        if self.resume_payload is not None:
+            out["resumePayload"] = to_wire(self.resume_payload)
+        if self.resumed_at is not None:
+            out["resumedAt"] = self.resumed_at
+        if self.ended_at is not None:
+            out["endedAt"] = self.ended_at
+        return out
+
+
+def error_wire(error: BaseException) -> dict[str, Any]:
+    """The wire form of an error, keeping a restored error's original name and stack."""
+    if isinstance(error, StoredError):
+        out: dict[str, Any] = {"name": error.name, "message": str(error)}
+        if error.stack:
+            out["stack"] = error.stack
+        return out
+    return error_to_dict(error)
+
+
+@dataclass(slots=True)
+class WorkflowResult:
+    """The outcome of `Run.start`, `Run.resume` or a stream's ``result``."""
+
+    status: WorkflowStatus
+    run_id: str
+    steps: dict[str, StepResult]
+    input: Any = None
+    result: Any = None
+    """The workflow's output (status ``success``)."""
+    error: BaseException | None = None
+    """The exception that failed the run (status ``failed``)."""
+    suspended: list[list[str]] = field(default_factory=list)
+    """Paths of suspended steps, e.g. ``[["approve"]]`` or ``[["inner", "approve"]]``."""
+    suspend_payload: dict[str, Any] = field(default_factory=dict)
+    state: Any = None
+    usage: Usage = field(default_factory=Usage)
+    step_execution_path: list[str] = field(default_factory=list)
+    trace_id: str | None = None
+    """The run span's trace id (32 hex), ``None`` when tracing is off."""
+    span_id: str | None = None
+    """The run span's id (16 hex), ``None`` when tracing is off."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Mastra's wire shape (see ``reference/mastra/results-run1.json``)."""
+        steps: dict[str, Any] = {"input": to_wire(self.input)}
+        for step_id, step_result in self.steps.items():
+            steps[step_id] = step_result.to_dict()
+        out: dict[str, Any] = {
+            "status": self.status,
+            "steps": steps,
+            "input": to_wire(self.input),
+            "stepExecutionPath": list(self.step_execution_path),
+        }
+        if self.status == "success":
+            out["result"] = to_wire(self.result)
+        if self.error is not None:
+            out["error"] = error_wire(self.error)
+        if self.status == "suspended":
+            out["suspended"] = [list(p) for p in self.suspended]
+            out["suspendPayload"] = {k: to_wire(v) for k, v in self.suspend_payload.items()}
+        if self.state is not None:
+            out["state"] = to_wire(self.state)
+        out["runId"] = self.run_id
+        if self.trace_id is not None:
+            out["traceId"] = self.trace_id
+            out["spanId"] = self.span_id
+        return out

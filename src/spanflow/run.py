@@ -1,0 +1,593 @@
+"""`Run`: one execution of a workflow — start, stream, resume, cancel, restart.
+
+A run executes in its own asyncio task. It writes a snapshot when it is created, after every
+top-level entry, on suspend, when a sleep begins and at the end, so another process can resume
+it (``create_run(run_id=...)``). Input, state and request-context errors raise from
+`start`/`stream` before anything is stored; step errors do not raise, they fail the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from spanflow._schema import to_wire
+from spanflow._sync import run_sync
+from spanflow.context import RequestContext
+from spanflow.errors import (
+    InvalidInputError,
+    RunStateError,
+    StepNotFoundError,
+    StorageError,
+)
+from spanflow.events import WorkflowCanceledPayload, WorkflowEvent
+from spanflow.executor import (
+    Frame,
+    Outcome,
+    Resume,
+    RunControl,
+    drive,
+    finish_event,
+    now_ms,
+    start_event,
+)
+from spanflow.results import WorkflowResult, error_wire
+from spanflow.step import Step
+from spanflow.storage.base import RunStatus, StoredRun
+from spanflow.storage.snapshot import SNAPSHOT_VERSION, dump_frame, load_frame
+from spanflow.stream import WorkflowStream, chain_sinks
+from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
+from spanflow.usage import Usage
+from spanflow.workflow import ForeachEntry, Workflow
+
+if TYPE_CHECKING:
+    from spanflow.tracing.options import TracingOptions
+
+__all__ = ["Run"]
+
+StepRef = Step[Any, Any] | Workflow | str | Sequence[str]
+
+
+class Run:
+    """One execution of a committed workflow. Get one with ``await workflow.create_run()``."""
+
+    def __init__(
+        self, workflow: Workflow, run_id: str, resource_id: str | None, stored: StoredRun | None
+    ) -> None:
+        self.workflow = workflow
+        self.run_id = run_id
+        self.resource_id = resource_id
+        self._stored = stored
+        self._control: RunControl | None = None
+        self._task: asyncio.Task[WorkflowResult] | None = None
+        self._open_stream: WorkflowStream | None = None
+        """A stream opened with ``close_on_suspend=False`` that waits for the resume."""
+
+    @classmethod
+    async def open(cls, workflow: Workflow, *, run_id: str | None, resource_id: str | None) -> Run:
+        """A new run, or the stored run with this id (see `Workflow.create_run`)."""
+        stored = None
+        if run_id is not None:
+            if not isinstance(run_id, str) or not run_id:
+                raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
+            stored = await workflow.storage.get_run(run_id)
+            if stored is not None and stored.workflow_id != workflow.id:
+                raise RunStateError(
+                    f"run {run_id!r} belongs to workflow {stored.workflow_id!r}, "
+                    f"not {workflow.id!r}"
+                )
+        if stored is not None:
+            resource_id = stored.resource_id
+        return cls(workflow, run_id or str(uuid.uuid4()), resource_id, stored)
+
+    @property
+    def status(self) -> str:
+        """``pending`` before start, then the live or stored status."""
+        if self._control is not None:
+            return self._control.status
+        if self._stored is not None:
+            return self._stored.status
+        return "pending"
+
+    # -- starting ---------------------------------------------------------------------------
+
+    async def start(
+        self,
+        input_data: Any = None,
+        *,
+        initial_state: Any = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> WorkflowResult:
+        """Run the workflow to its end (or suspension) and return the result."""
+        task = self._launch(input_data, initial_state, request_context, tracing_options, None)
+        return await task
+
+    def stream(
+        self,
+        input_data: Any = None,
+        *,
+        initial_state: Any = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+        close_on_suspend: bool = True,
+    ) -> WorkflowStream:
+        """Start the run and return its live event stream (needs a running event loop)."""
+        out = WorkflowStream(self)
+        self._launch(input_data, initial_state, request_context, tracing_options, out)
+        if not close_on_suspend:
+            self._open_stream = out
+        return out
+
+    def start_sync(
+        self,
+        input_data: Any = None,
+        *,
+        initial_state: Any = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> WorkflowResult:
+        """`start` for scripts; refuses to run inside a running event loop."""
+        return run_sync(
+            self.start(
+                input_data,
+                initial_state=initial_state,
+                request_context=request_context,
+                tracing_options=tracing_options,
+            ),
+            "start_sync",
+        )
+
+    def _launch(
+        self,
+        input_data: Any,
+        initial_state: Any,
+        request_context: RequestContext | Mapping[str, Any] | None,
+        tracing_options: TracingOptions | None,
+        out: WorkflowStream | None,
+    ) -> asyncio.Task[WorkflowResult]:
+        if self._stored is not None or self._task is not None:
+            raise RunStateError(
+                f"run {self.run_id!r} was already started; create a new run to start again "
+                f"(or resume/restart this one)"
+            )
+        wf = self.workflow
+        input_value = (
+            wf._input.validate(input_data, what=f"input of workflow '{wf.id}'")
+            if wf._input is not None
+            else input_data
+        )
+        if wf._state is not None:
+            state = wf._state.validate(
+                {} if initial_state is None else initial_state,
+                what=f"initial state of workflow '{wf.id}'",
+            )
+        else:
+            state = {} if initial_state is None else initial_state
+        context = RequestContext.coerce(request_context)
+        context_wire = context.to_dict()  # raises on values that cannot be stored
+        if wf._request_context is not None:
+            wf._request_context.validate(
+                context_wire, what=f"request context of workflow '{wf.id}'"
+            )
+        _check_tracing_options(tracing_options)
+        control = RunControl(self.run_id, wf.id, self.resource_id, context)
+        control.sink = out.push if out is not None else None
+        self._control = control
+        frame = Frame(wf, control, NOOP_SCOPE, input_value, state)
+        start = RunStart(wf.id, self.run_id, self.resource_id, input_value, context, tracing_options)
+        task = asyncio.get_running_loop().create_task(
+            self._execute(frame, None, start, out, new=True), name=f"spanflow-run-{self.run_id}"
+        )
+        self._task = task
+        return task
+
+    # -- resuming ---------------------------------------------------------------------------
+
+    async def resume(
+        self,
+        resume_data: Any = None,
+        *,
+        step: StepRef | None = None,
+        foreach_index: int | None = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> WorkflowResult:
+        """Continue a suspended run with `resume_data` for the suspended step.
+
+        `step` (a step, an id, or a path ``"outer.inner"``) picks which suspended step; omitted,
+        the single suspended step is used. Raises `RunStateError` if the run is not suspended
+        and `StepNotFoundError` for a step that is not (or not uniquely) suspended.
+        """
+        await self._refresh()
+        task = self._launch_resume(
+            resume_data, step, foreach_index, request_context, tracing_options, None
+        )
+        return await task
+
+    def resume_stream(
+        self,
+        resume_data: Any = None,
+        *,
+        step: StepRef | None = None,
+        foreach_index: int | None = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+        close_on_suspend: bool = True,
+    ) -> WorkflowStream:
+        """`resume` with a live event stream (checks against the run as last loaded)."""
+        out = WorkflowStream(self)
+        self._launch_resume(resume_data, step, foreach_index, request_context, tracing_options, out)
+        if not close_on_suspend:
+            self._open_stream = out
+        return out
+
+    def resume_sync(
+        self,
+        resume_data: Any = None,
+        *,
+        step: StepRef | None = None,
+        foreach_index: int | None = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> WorkflowResult:
+        """`resume` for scripts; refuses to run inside a running event loop."""
+        return run_sync(
+            self.resume(
+                resume_data,
+                step=step,
+                foreach_index=foreach_index,
+                request_context=request_context,
+                tracing_options=tracing_options,
+            ),
+            "resume_sync",
+        )
+
+    def _launch_resume(
+        self,
+        resume_data: Any,
+        step: StepRef | None,
+        foreach_index: int | None,
+        request_context: RequestContext | Mapping[str, Any] | None,
+        tracing_options: TracingOptions | None,
+        out: WorkflowStream | None,
+    ) -> asyncio.Task[WorkflowResult]:
+        if self._task is not None and not self._task.done():
+            raise RunStateError(f"run {self.run_id!r} is executing; wait for it before resuming")
+        stored = self._stored
+        if stored is None:
+            raise RunStateError(f"run {self.run_id!r} was never started, so it cannot be resumed")
+        if stored.status != "suspended":
+            raise RunStateError(
+                f"run {self.run_id!r} is {stored.status}, not suspended: nothing to resume"
+            )
+        snapshot = _check_snapshot(stored)
+        path = _pick_suspended(self.run_id, snapshot.get("suspended") or [], step)
+        target = _find_step(self.workflow, path)
+        schema = getattr(target, "_resume", None)
+        if schema is not None:
+            resume_data = schema.validate(resume_data, what=f"resume data of step '{'.'.join(path)}'")
+        _check_foreach_index(self.workflow, snapshot, path, foreach_index)
+        context = RequestContext.coerce(
+            request_context
+            if request_context is not None
+            else snapshot.get("requestContext") or {}
+        )
+        context.to_dict()
+        _check_tracing_options(tracing_options)
+
+        control = RunControl(self.run_id, self.workflow.id, self.resource_id, context)
+        if snapshot.get("usage"):
+            control.usage = Usage.from_dict(snapshot["usage"])
+        open_stream = self._open_stream
+        control.sink = chain_sinks(
+            out.push if out is not None else None,
+            open_stream.push if open_stream is not None and open_stream is not out else None,
+        )
+        self._control = control
+        start = RunStart(
+            self.workflow.id,
+            self.run_id,
+            self.resource_id,
+            resume_data,
+            context,
+            tracing_options,
+            resumed=True,
+            stored_trace=snapshot.get("trace"),
+        )
+        resume = Resume(path, resume_data, foreach_index)
+        task = asyncio.get_running_loop().create_task(
+            self._execute_resume(snapshot, resume, start, out, control),
+            name=f"spanflow-resume-{self.run_id}",
+        )
+        self._task = task
+        return task
+
+    async def _execute_resume(
+        self,
+        snapshot: dict[str, Any],
+        resume: Resume,
+        start: RunStart,
+        out: WorkflowStream | None,
+        control: RunControl,
+    ) -> WorkflowResult:
+        try:
+            claimed = await self.workflow.storage.claim_run(
+                self.run_id, from_status=("suspended",), to_status="running"
+            )
+            self._stored = claimed
+            snapshot = _check_snapshot(claimed)
+            frame = load_frame(self.workflow, snapshot["frame"], control, NOOP_SCOPE)
+        except BaseException as exc:
+            control.status = self._stored.status if self._stored else "pending"
+            for stream in (out, self._open_stream):
+                if stream is not None:
+                    stream.fail(exc)
+            raise
+        return await self._execute(frame, resume, start, out, new=False)
+
+    # -- cancel / restart -------------------------------------------------------------------
+
+    async def cancel(self) -> None:
+        """Cancel the run: stop scheduling entries, interrupt the running step, store ``canceled``.
+
+        A suspended or waiting run that no process is executing is marked canceled in storage.
+        """
+        task = self._task
+        if task is not None and not task.done():
+            assert self._control is not None
+            self._control.request_cancel()
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+            return
+        await self._refresh()
+        stored = self._stored
+        if stored is None or stored.status in ("success", "failed", "canceled"):
+            return
+        claimed = await self.workflow.storage.claim_run(
+            self.run_id, from_status=(stored.status,), to_status="canceled"
+        )
+        claimed.snapshot = {**claimed.snapshot, "status": "canceled"}
+        await self.workflow.storage.save_run(claimed)
+        self._stored = claimed
+        self._control = None
+
+    def cancel_sync(self) -> None:
+        """`cancel` for scripts; refuses to run inside a running event loop."""
+        run_sync(self.cancel(), "cancel_sync")
+
+    async def _refresh(self) -> None:
+        if self._task is not None and not self._task.done():
+            return
+        stored = await self.workflow.storage.get_run(self.run_id)
+        if stored is not None:
+            self._stored = stored
+
+    # -- execution --------------------------------------------------------------------------
+
+    async def _execute(
+        self,
+        frame: Frame,
+        resume: Resume | None,
+        start: RunStart,
+        out: WorkflowStream | None,
+        *,
+        new: bool,
+    ) -> WorkflowResult:
+        control = frame.run
+        scope = self.workflow.instrumentation.start_run(start)
+        frame.scope = scope
+        if out is not None:
+            out.trace_id, out.span_id = scope.trace_id, scope.span_id
+        storage = self.workflow.storage
+        created_at = self._stored.created_at if self._stored is not None else 0.0
+
+        def stored_run(status: RunStatus, extra: dict[str, Any] | None = None) -> StoredRun:
+            snapshot: dict[str, Any] = {
+                "version": SNAPSHOT_VERSION,
+                "status": status,
+                "frame": dump_frame(frame),
+                "requestContext": _storable_context(control.request_context),
+                "trace": scope.persisted_context() or (start.stored_trace if not new else None),
+                "usage": control.usage.to_dict(),
+            }
+            if extra:
+                snapshot.update(extra)
+            return StoredRun(
+                self.run_id, self.workflow.id, status, snapshot, self.resource_id, created_at
+            )
+
+        async def checkpoint() -> None:
+            await storage.save_run(stored_run("running"))
+
+        async def on_waiting() -> None:
+            await storage.save_run(stored_run("waiting"))
+
+        frame.checkpoint = checkpoint
+        control.on_waiting = on_waiting
+        control.status = "running"
+        try:
+            if new:
+                await storage.insert_run(stored_run("running"))
+            frame.emit(scope, start_event(frame))
+            try:
+                outcome = await drive(frame, resume)
+            except asyncio.CancelledError:
+                if not control.cancel_requested:
+                    raise
+                current = asyncio.current_task()
+                if current is not None:
+                    current.uncancel()
+                outcome = Outcome("canceled")
+            return await self._finish(frame, outcome, out, stored_run)
+        except BaseException as exc:
+            control.status = "failed"
+            scope.end("failed", error=exc)
+            if out is not None:
+                out.fail(exc)
+            raise
+
+    async def _finish(
+        self,
+        frame: Frame,
+        outcome: Outcome,
+        out: WorkflowStream | None,
+        stored_run: Callable[[RunStatus, dict[str, Any] | None], StoredRun],
+    ) -> WorkflowResult:
+        control = frame.run
+        scope = frame.scope
+        status: Any = "success" if outcome.status == "bailed" else outcome.status
+        if status == "canceled":
+            frame.emit(
+                scope, WorkflowEvent("workflow-canceled", control.run_id, WorkflowCanceledPayload())
+            )
+        suspend_payload = {
+            path[0]: frame.steps[path[0]].suspend_payload
+            for path in outcome.suspended
+            if path and path[0] in frame.steps
+        }
+        result = WorkflowResult(
+            status=status,
+            run_id=self.run_id,
+            steps=dict(frame.steps),
+            input=frame.input,
+            result=outcome.output if status == "success" else None,
+            error=outcome.error if status == "failed" else None,
+            suspended=[list(p) for p in outcome.suspended] if status == "suspended" else [],
+            suspend_payload=suspend_payload if status == "suspended" else {},
+            state=frame.state,
+            usage=control.usage,
+            step_execution_path=list(frame.path),
+            trace_id=scope.trace_id,
+            span_id=scope.span_id,
+        )
+        extra: dict[str, Any] = {}
+        if status == "success":
+            extra["result"] = to_wire(result.result)
+        elif status == "failed" and result.error is not None:
+            extra["error"] = error_wire(result.error)
+        elif status == "suspended":
+            extra["suspended"] = result.suspended
+            extra["suspendPayload"] = to_wire(suspend_payload)
+        stored = stored_run(status, extra)
+        await self.workflow.storage.save_run(stored)
+        self._stored = stored
+        control.status = status
+        keep_open = status == "suspended" and self._open_stream is not None
+        if not keep_open:
+            frame.emit(scope, finish_event(frame, outcome, status))
+        scope.set_attribute("spanflow.run.status", status)
+        scope.end(status, output=result.result, error=result.error)
+        if out is not None and not keep_open:
+            out.finish(result)
+        if self._open_stream is not None and not keep_open and self._open_stream is not out:
+            self._open_stream.finish(result)
+        if not keep_open:
+            self._open_stream = None
+        return result
+
+
+def _storable_context(context: RequestContext) -> dict[str, Any]:
+    from spanflow.tracing.redaction import strip_credentials
+
+    return strip_credentials(context.to_dict())
+
+
+def _check_tracing_options(options: Any) -> None:
+    if options is None:
+        return
+    from spanflow.tracing.options import TracingOptions
+
+    if not isinstance(options, TracingOptions):
+        raise InvalidInputError(
+            f"tracing_options must be a TracingOptions, got {type(options).__name__}"
+        )
+
+
+def _check_snapshot(stored: StoredRun) -> dict[str, Any]:
+    snapshot = stored.snapshot
+    version = snapshot.get("version")
+    if not isinstance(version, int) or "frame" not in snapshot:
+        raise StorageError(f"run {stored.run_id!r}: stored snapshot is not a spanflow snapshot")
+    if version > SNAPSHOT_VERSION:
+        raise StorageError(
+            f"run {stored.run_id!r} was stored by a newer spanflow (snapshot version {version}, "
+            f"this one reads up to {SNAPSHOT_VERSION}): upgrade spanflow to resume it"
+        )
+    return snapshot
+
+
+def _pick_suspended(run_id: str, suspended: list[list[str]], step: StepRef | None) -> list[str]:
+    paths = [list(p) for p in suspended]
+    listing = ", ".join("'" + ".".join(p) + "'" for p in paths) or "none"
+    if step is None:
+        if len(paths) == 1:
+            return paths[0]
+        if not paths:
+            raise RunStateError(f"run {run_id!r} has no suspended step to resume")
+        raise StepNotFoundError(
+            f"run {run_id!r} has several suspended steps ({listing}); "
+            f"name the one to resume with step=..."
+        )
+    if isinstance(step, str):
+        wanted = step.split(".")
+    elif isinstance(step, Step | Workflow):
+        wanted = [step.id]
+    else:
+        wanted = [str(s) for s in step]
+    if wanted in paths:
+        return wanted
+    tails = [p for p in paths if p[-len(wanted) :] == wanted or p[: len(wanted)] == wanted]
+    if len(tails) == 1:
+        return tails[0]
+    name = ".".join(wanted)
+    if len(tails) > 1:
+        raise StepNotFoundError(
+            f"step '{name}' matches several suspended steps of run {run_id!r} ({listing}); "
+            f"give the full path"
+        )
+    raise StepNotFoundError(
+        f"step '{name}' is not suspended in run {run_id!r}; suspended steps: {listing}"
+    )
+
+
+def _find_step(workflow: Workflow, path: list[str]) -> Any:
+    current: Any = workflow
+    for part in path:
+        if not isinstance(current, Workflow):
+            break
+        found = current.find_step(part)
+        if found is None:
+            raise StepNotFoundError(
+                f"workflow {current.id!r} has no step {part!r} (path {'.'.join(path)!r}); "
+                f"was the workflow changed since the run was stored?"
+            )
+        current = found
+    return current
+
+
+def _check_foreach_index(
+    workflow: Workflow, snapshot: dict[str, Any], path: list[str], index: int | None
+) -> None:
+    frame = snapshot.get("frame") or {}
+    position = frame.get("position", 0)
+    entries = workflow._entries
+    entry = entries[position] if position < len(entries) else None
+    is_foreach = isinstance(entry, ForeachEntry) and entry.step.id == path[0]
+    if index is None:
+        return
+    if not is_foreach:
+        raise InvalidInputError(
+            f"foreach_index={index} given, but step '{'.'.join(path)}' is not a foreach"
+        )
+    suspended = {int(k) for k in ((frame.get("entry") or {}).get("suspend") or {})}
+    if index not in suspended:
+        raise StepNotFoundError(
+            f"foreach iteration {index} of step '{path[0]}' is not suspended; "
+            f"suspended iterations: {sorted(suspended) or 'none'}"
+        )

@@ -1,0 +1,139 @@
+"""`WorkflowStream`: what `Run.stream()` and `Run.resume_stream()` return.
+
+An async iterator of `WorkflowEvent`s plus the run's `result`, `status` and `usage`. The run
+executes in its own task whether or not anyone iterates: every event is buffered, so a consumer
+that starts late (even after the run ended) still receives all of them, and awaiting
+``result`` without iterating never deadlocks. Several consumers may iterate; each sees every
+event from the start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Any
+
+from spanflow.events import WorkflowEvent
+from spanflow.results import WorkflowResult
+from spanflow.usage import Usage
+
+if TYPE_CHECKING:
+    from spanflow.run import Run
+
+__all__ = ["WorkflowStream"]
+
+
+class WorkflowStream:
+    """Live events of a run, and its outcome."""
+
+    def __init__(self, run: Run) -> None:
+        loop = asyncio.get_running_loop()
+        self._run = run
+        self._events: list[WorkflowEvent] = []
+        self._closed = False
+        self._error: BaseException | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._result: asyncio.Future[WorkflowResult] = loop.create_future()
+        self._usage: asyncio.Future[Usage] = loop.create_future()
+        self.trace_id: str | None = None
+        """The run span's trace id (32 hex), once the run has started; ``None`` if untraced."""
+        self.span_id: str | None = None
+        """The run span's id (16 hex), once the run has started; ``None`` if untraced."""
+
+    # -- what consumers use ---------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[WorkflowEvent]:
+        return self._iterate()
+
+    @property
+    def full_stream(self) -> AsyncIterator[WorkflowEvent]:
+        """The events (Mastra's ``fullStream``); same as iterating the stream itself."""
+        return self._iterate()
+
+    @property
+    def result(self) -> asyncio.Future[WorkflowResult]:
+        """Awaitable final `WorkflowResult` (``await out.result``)."""
+        return self._result
+
+    @property
+    def usage(self) -> asyncio.Future[Usage]:
+        """Awaitable token usage summed over the run's agent steps."""
+        return self._usage
+
+    @property
+    def status(self) -> str:
+        """The run's live status (``running``, ``waiting``, ``suspended``, ``success``, ...)."""
+        return self._run.status
+
+    @property
+    def events(self) -> list[WorkflowEvent]:
+        """Every event received so far (a copy)."""
+        return list(self._events)
+
+    async def _iterate(self) -> AsyncIterator[WorkflowEvent]:
+        index = 0
+        while True:
+            if index < len(self._events):
+                event = self._events[index]
+                index += 1
+                yield event
+                continue
+            if self._closed:
+                if self._error is not None:
+                    raise self._error
+                return
+            if self._waiter is None:
+                self._waiter = asyncio.get_running_loop().create_future()
+            await asyncio.shield(self._waiter)
+
+    # -- what the run uses ----------------------------------------------------------------
+
+    def push(self, event: WorkflowEvent) -> None:
+        """Append an event and wake consumers."""
+        self._events.append(event)
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def finish(self, result: WorkflowResult) -> None:
+        """Resolve `result` and `usage` and end iteration."""
+        if not self._result.done():
+            self._result.set_result(result)
+        if not self._usage.done():
+            self._usage.set_result(result.usage)
+        self._close()
+
+    def fail(self, error: BaseException) -> None:
+        """End the stream with an error (raised by iteration and by ``await result``)."""
+        self._error = error
+        if not self._result.done():
+            self._result.set_exception(error)
+            self._result.exception()  # mark retrieved: iteration re-raises it anyway
+        if not self._usage.done():
+            self._usage.set_result(Usage())
+        self._close()
+
+    def _close(self) -> None:
+        self._closed = True
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+
+
+def chain_sinks(*sinks: Callable[[WorkflowEvent], None] | None) -> Any:
+    """One sink that feeds several (``None`` entries dropped; ``None`` if none remain)."""
+    live = [s for s in sinks if s is not None]
+    if not live:
+        return None
+    if len(live) == 1:
+        return live[0]
+
+    def fan_out(event: WorkflowEvent) -> None:
+        for sink in live:
+            sink(event)
+
+    return fan_out

@@ -1,0 +1,199 @@
+"""The instrumentation seam: the only place the engine's execution meets tracing.
+
+The executor calls a `Scope` at run, entry and step boundaries: it opens child scopes, records
+events on them, makes them current while user code runs, and ends them with a status. A scope
+is a span in the OpenTelemetry implementation (`spanflow.tracing.otel`); with tracing off it is
+`NOOP_SCOPE`, whose methods do nothing, so the executor never branches on "is tracing on".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from opentelemetry import trace
+
+if TYPE_CHECKING:
+    from spanflow.context import RequestContext
+    from spanflow.events import WorkflowEvent
+    from spanflow.tracing.options import TracingOptions
+
+__all__ = [
+    "NOOP_SCOPE",
+    "BlockKind",
+    "EndStatus",
+    "Instrumentation",
+    "NoopInstrumentation",
+    "RunStart",
+    "Scope",
+    "StepTracing",
+    "default_instrumentation",
+]
+
+BlockKind = Literal["parallel", "conditional", "condition", "loop", "sleep"]
+EndStatus = Literal["success", "failed", "suspended", "canceled", "waiting", "skipped", "bailed"]
+
+
+@dataclass(slots=True)
+class RunStart:
+    """Everything the seam needs to open a run span (one input object: fields can grow)."""
+
+    workflow_id: str
+    run_id: str
+    resource_id: str | None
+    input: Any
+    request_context: RequestContext
+    options: TracingOptions | None
+    resumed: bool = False
+    stored_trace: Mapping[str, Any] | None = None
+    """The original run span's context when resuming (``{"traceId", "spanId", ...}``)."""
+
+
+class Scope(Protocol):
+    """A span-shaped handle the executor drives. Never raises: tracing never fails a run."""
+
+    @property
+    def recording(self) -> bool:
+        """Whether events recorded here go anywhere (skip building them if not)."""
+        ...
+
+    @property
+    def trace_id(self) -> str | None: ...
+
+    @property
+    def span_id(self) -> str | None: ...
+
+    def step(
+        self, step_id: str, *, input: Any, attempt: int, foreach_index: int | None = None
+    ) -> Scope:
+        """A child scope for one execution (attempt) of a step."""
+        ...
+
+    def block(self, kind: BlockKind, name: str, attributes: Mapping[str, Any]) -> Scope:
+        """A child scope for a control-flow block (parallel, conditional, loop, sleep, ...)."""
+        ...
+
+    def nested_run(self, workflow_id: str, run_id: str, input: Any) -> Scope:
+        """The run scope of a nested workflow, child of this (step) scope."""
+        ...
+
+    def record(self, event: WorkflowEvent) -> None:
+        """Record a stream event on this scope (as a span event or log record)."""
+        ...
+
+    def set_attribute(self, key: str, value: Any) -> None: ...
+
+    def enter(self) -> object:
+        """Make this scope current (user code and libraries nest under it); returns a token."""
+        ...
+
+    def exit(self, token: object) -> None:
+        """Undo `enter`."""
+        ...
+
+    def end(
+        self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
+    ) -> None:
+        """Finish the scope. ``failed`` with `error` records the exception."""
+        ...
+
+    def persisted_context(self) -> dict[str, Any] | None:
+        """The span context to store in a snapshot, so a resume continues this trace."""
+        ...
+
+    def user_tracing(self) -> StepTracing:
+        """The ``ctx.tracing`` object for a step running in this scope."""
+        ...
+
+
+class StepTracing:
+    """``ctx.tracing``: the step's span, and a way to open child spans under it."""
+
+    __slots__ = ("_span", "_tracer")
+
+    def __init__(self, span: trace.Span, tracer: trace.Tracer) -> None:
+        self._span = span
+        self._tracer = tracer
+
+    @property
+    def current_span(self) -> trace.Span:
+        """The step's span (a non-recording span when tracing is off)."""
+        return self._span
+
+    @contextmanager
+    def span(
+        self, name: str, *, attributes: Mapping[str, Any] | None = None
+    ) -> Iterator[trace.Span]:
+        """Open a child span of the step span with your own name; it is current inside."""
+        context = trace.set_span_in_context(self._span)
+        with self._tracer.start_as_current_span(
+            name, context=context, attributes=dict(attributes or {})
+        ) as span:
+            yield span
+
+
+class _NoopScope:
+    """The scope used when tracing is off: every method is a cheap no-op."""
+
+    __slots__ = ()
+    recording = False
+    trace_id = None
+    span_id = None
+
+    def step(
+        self, step_id: str, *, input: Any, attempt: int, foreach_index: int | None = None
+    ) -> Scope:
+        return self
+
+    def block(self, kind: BlockKind, name: str, attributes: Mapping[str, Any]) -> Scope:
+        return self
+
+    def nested_run(self, workflow_id: str, run_id: str, input: Any) -> Scope:
+        return self
+
+    def record(self, event: WorkflowEvent) -> None:
+        pass
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        pass
+
+    def enter(self) -> object:
+        return None
+
+    def exit(self, token: object) -> None:
+        pass
+
+    def end(
+        self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
+    ) -> None:
+        pass
+
+    def persisted_context(self) -> dict[str, Any] | None:
+        return None
+
+    def user_tracing(self) -> StepTracing:
+        return _NOOP_STEP_TRACING
+
+
+NOOP_SCOPE: Scope = _NoopScope()
+_NOOP_STEP_TRACING = StepTracing(trace.INVALID_SPAN, trace.NoOpTracer())
+
+
+class Instrumentation(Protocol):
+    """Opens the run scope of each run; everything else hangs off that scope."""
+
+    def start_run(self, start: RunStart) -> Scope: ...
+
+
+class NoopInstrumentation:
+    """Tracing off: every run gets `NOOP_SCOPE`."""
+
+    def start_run(self, start: RunStart) -> Scope:
+        return NOOP_SCOPE
+
+
+def default_instrumentation() -> Instrumentation:
+    """The instrumentation a workflow gets without a registry: no-op until tracing lands."""
+    return NoopInstrumentation()

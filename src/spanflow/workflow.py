@@ -1,0 +1,478 @@
+"""Workflows: the builder (`create_workflow`) and the entries it records.
+
+Every builder method appends one entry and returns the workflow; `commit()` freezes it. The
+entries are plain frozen dataclasses that the executor walks; a committed workflow is itself
+usable as a step (a nested workflow).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+from spanflow._schema import Schema, schema_of
+from spanflow.context import RequestContext
+from spanflow.errors import WorkflowDefinitionError
+from spanflow.step import Step, StepContext, StepFunction, create_step
+
+if TYPE_CHECKING:
+    from spanflow.run import Run
+    from spanflow.storage.base import Storage
+    from spanflow.tracing.instrumentation import Instrumentation
+
+__all__ = [
+    "BranchEntry",
+    "ConditionContext",
+    "ConditionFunction",
+    "Entry",
+    "ForeachEntry",
+    "LoopEntry",
+    "ParallelEntry",
+    "RetryConfig",
+    "SleepEntry",
+    "StepEntry",
+    "Workflow",
+    "create_workflow",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RetryConfig:
+    """Default retries for every step of a workflow (a step's own `retries` wins)."""
+
+    attempts: int = 0
+    """Extra attempts after the first failure."""
+    delay: float = 0.0
+    """Seconds to wait between attempts."""
+
+    def __post_init__(self) -> None:
+        if self.attempts < 0 or self.delay < 0:
+            raise WorkflowDefinitionError(
+                f"RetryConfig needs attempts >= 0 and delay >= 0, got {self}"
+            )
+
+
+@dataclass(slots=True, eq=False)
+class ConditionContext:
+    """What a branch or loop condition receives."""
+
+    input_data: Any
+    """For a branch: the entry's input. For a loop: the step's latest output."""
+    state: Any
+    request_context: RequestContext
+    run_id: str
+    iteration_count: int = 0
+    """Loops only: how many times the step has run so far (1-based)."""
+    _steps: dict[str, Any] = field(default_factory=dict, repr=False)
+    _init: Any = field(default=None, repr=False)
+
+    def get_step_result(self, step: Step[Any, Any] | str) -> Any:
+        """That step's output if it succeeded in this run, else ``None``."""
+        result = self._steps.get(step if isinstance(step, str) else step.id)
+        return result.output if result is not None and result.status == "success" else None
+
+    def get_init_data(self) -> Any:
+        """The workflow's original input."""
+        return self._init
+
+
+ConditionFunction = Callable[[ConditionContext], bool | Awaitable[bool]]
+StepLike = "Step[Any, Any] | Workflow"
+
+
+@dataclass(frozen=True, slots=True)
+class _EntryBase:
+    id: str
+    description: str | None
+    metadata: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StepEntry(_EntryBase):
+    """``.then(step)``, ``.map(fn)`` or a nested workflow."""
+
+    step: Step[Any, Any] | Workflow
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelEntry(_EntryBase):
+    """``.parallel([...])``: all steps at once; output ``{step_id: output}``."""
+
+    steps: tuple[Step[Any, Any] | Workflow, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BranchEntry(_EntryBase):
+    """``.branch([(cond, step), ...])``: every step whose condition holds runs."""
+
+    branches: tuple[tuple[ConditionFunction, Step[Any, Any] | Workflow], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ForeachEntry(_EntryBase):
+    """``.foreach(step, concurrency=n)``: one execution per element of a list input."""
+
+    step: Step[Any, Any] | Workflow
+    concurrency: int
+
+
+@dataclass(frozen=True, slots=True)
+class LoopEntry(_EntryBase):
+    """``.dowhile(step, cond)`` / ``.dountil(step, cond)``."""
+
+    step: Step[Any, Any] | Workflow
+    condition: ConditionFunction
+    kind: Literal["dowhile", "dountil"]
+
+
+@dataclass(frozen=True, slots=True)
+class SleepEntry(_EntryBase):
+    """``.sleep(seconds)`` / ``.sleep_until(when)``; the input passes through."""
+
+    seconds: float | Callable[[ConditionContext], float] | None = None
+    until: datetime | Callable[[ConditionContext], datetime] | None = None
+
+
+Entry = StepEntry | ParallelEntry | BranchEntry | ForeachEntry | LoopEntry | SleepEntry
+
+
+class Workflow:
+    """A workflow under construction, then (after `commit`) a frozen, runnable definition."""
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        input_schema: Any = None,
+        output_schema: Any = None,
+        state_schema: Any = None,
+        request_context_schema: Any = None,
+        retry_config: RetryConfig | None = None,
+        description: str | None = None,
+        storage: Storage | None = None,
+    ) -> None:
+        if not isinstance(id, str) or not id or "." in id:
+            raise WorkflowDefinitionError(
+                f"a workflow needs a non-empty string id without '.', got {id!r}"
+            )
+        self.id = id
+        self.description = description
+        self.input_schema = input_schema
+        self.output_schema = output_schema
+        self.state_schema = state_schema
+        self.request_context_schema = request_context_schema
+        self.retry_config = retry_config or RetryConfig()
+        self.retries: int | None = None  # as a step: nested workflows are not retried
+        self._input: Schema | None = schema_of(input_schema)
+        self._output: Schema | None = schema_of(output_schema)
+        self._state: Schema | None = schema_of(state_schema)
+        self._request_context: Schema | None = schema_of(request_context_schema)
+        self._entries: list[Entry] = []
+        self._steps: dict[str, Step[Any, Any] | Workflow] = {}
+        self._counter = itertools.count(1)
+        self._committed = False
+        self._storage = storage
+        self._instrumentation: Instrumentation | None = None
+
+    # -- building -------------------------------------------------------------------------
+
+    def then(
+        self,
+        step: Step[Any, Any] | Workflow,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """Run `step` next, with the previous entry's output as its input."""
+        self._register(step)
+        return self._add(StepEntry(id or step.id, description, dict(metadata or {}), step))
+
+    def parallel(
+        self,
+        steps: Sequence[Step[Any, Any] | Workflow],
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """Run all `steps` concurrently; the output is ``{step_id: output}``."""
+        if not steps:
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: parallel() needs steps")
+        for s in steps:
+            self._register(s)
+        entry_id = id or f"parallel_{next(self._counter)}"
+        return self._add(ParallelEntry(entry_id, description, dict(metadata or {}), tuple(steps)))
+
+    def branch(
+        self,
+        branches: Sequence[tuple[ConditionFunction, Step[Any, Any] | Workflow]],
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """Evaluate every condition; run every step whose condition is true (concurrently)."""
+        if not branches:
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: branch() needs branches")
+        for pair in branches:
+            if not (isinstance(pair, tuple) and len(pair) == 2 and callable(pair[0])):
+                raise WorkflowDefinitionError(
+                    f"workflow {self.id!r}: branch() takes (condition, step) pairs, got {pair!r}"
+                )
+            self._register(pair[1])
+        entry_id = id or f"branch_{next(self._counter)}"
+        return self._add(
+            BranchEntry(entry_id, description, dict(metadata or {}), tuple(branches))
+        )
+
+    def foreach(
+        self,
+        step: Step[Any, Any] | Workflow,
+        *,
+        concurrency: int = 1,
+        id: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """Run `step` once per element of the previous output (a list), in input order."""
+        if not isinstance(concurrency, int) or concurrency < 1:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r}: foreach concurrency must be an int >= 1, "
+                f"got {concurrency!r}"
+            )
+        self._register(step)
+        return self._add(
+            ForeachEntry(id or step.id, description, dict(metadata or {}), step, concurrency)
+        )
+
+    def dowhile(
+        self,
+        step: Step[Any, Any] | Workflow,
+        condition: ConditionFunction,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """Run `step`, then again while `condition` (on its output) is true."""
+        return self._loop(step, condition, "dowhile", id, description, metadata)
+
+    def dountil(
+        self,
+        step: Step[Any, Any] | Workflow,
+        condition: ConditionFunction,
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """Run `step`, then again until `condition` (on its output) is true."""
+        return self._loop(step, condition, "dountil", id, description, metadata)
+
+    def map(
+        self,
+        fn: StepFunction,
+        *,
+        id: str | None = None,
+        output_schema: Any = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """A mapping step: ``fn(ctx) -> value`` reshapes data between steps."""
+        step_id = id or f"mapping_{self.id}_{next(self._counter)}"
+        mapping = create_step(
+            id=step_id, execute=fn, output_schema=output_schema, description=description
+        )
+        return self.then(mapping, description=description, metadata=metadata)
+
+    def sleep(
+        self,
+        seconds: float | Callable[[ConditionContext], float],
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """Pause for `seconds` (or a callable computing them); the input passes through."""
+        if not callable(seconds) and (not isinstance(seconds, int | float) or seconds < 0):
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r}: sleep() needs seconds >= 0 or a callable, "
+                f"got {seconds!r}"
+            )
+        entry_id = id or f"sleep_{next(self._counter)}"
+        return self._add(SleepEntry(entry_id, description, dict(metadata or {}), seconds=seconds))
+
+    def sleep_until(
+        self,
+        when: datetime | Callable[[ConditionContext], datetime],
+        *,
+        id: str | None = None,
+        description: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Workflow:
+        """Pause until `when` (an aware datetime; naive means UTC); the input passes through."""
+        if not callable(when) and not isinstance(when, datetime):
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r}: sleep_until() needs a datetime or a callable, "
+                f"got {when!r}"
+            )
+        entry_id = id or f"sleep_until_{next(self._counter)}"
+        return self._add(SleepEntry(entry_id, description, dict(metadata or {}), until=when))
+
+    def commit(self) -> Workflow:
+        """Freeze the workflow. Builder methods raise afterwards."""
+        if not self._entries:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r} has no steps: add some with .then(...) before commit()"
+            )
+        self._committed = True
+        return self
+
+    # -- running ----------------------------------------------------------------------------
+
+    async def create_run(self, run_id: str | None = None, resource_id: str | None = None) -> Run:
+        """A new run, or, given the id of a stored run, that run (to resume or inspect it)."""
+        from spanflow.run import Run
+
+        self._require_committed()
+        return await Run.open(self, run_id=run_id, resource_id=resource_id)
+
+    def create_run_sync(self, run_id: str | None = None, resource_id: str | None = None) -> Run:
+        """`create_run` for scripts; refuses to run inside a running event loop."""
+        from spanflow._sync import run_sync
+
+        return run_sync(self.create_run(run_id, resource_id), "create_run_sync")
+
+    @property
+    def committed(self) -> bool:
+        """Whether `commit()` was called."""
+        return self._committed
+
+    @property
+    def entries(self) -> tuple[Entry, ...]:
+        """The recorded entries, in order."""
+        return tuple(self._entries)
+
+    @property
+    def storage(self) -> Storage:
+        """Where runs are stored: the configured store, else a private in-memory one."""
+        if self._storage is None:
+            from spanflow.storage.memory import MemoryStorage
+
+            self._storage = MemoryStorage()
+        return self._storage
+
+    @storage.setter
+    def storage(self, storage: Storage) -> None:
+        self._storage = storage
+
+    @property
+    def instrumentation(self) -> Instrumentation:
+        """The tracing seam runs of this workflow use (global tracer provider by default)."""
+        if self._instrumentation is None:
+            from spanflow.tracing.instrumentation import default_instrumentation
+
+            self._instrumentation = default_instrumentation()
+        return self._instrumentation
+
+    @instrumentation.setter
+    def instrumentation(self, instrumentation: Instrumentation) -> None:
+        self._instrumentation = instrumentation
+
+    def find_step(self, step_id: str) -> Step[Any, Any] | Workflow | None:
+        """The step (or nested workflow) with this id directly in this workflow."""
+        return self._steps.get(step_id)
+
+    def iter_steps(self) -> Iterator[Step[Any, Any] | Workflow]:
+        """Every step directly in this workflow (not inside nested workflows)."""
+        return iter(self._steps.values())
+
+    def __repr__(self) -> str:
+        state = "committed" if self._committed else "building"
+        return f"<Workflow {self.id!r} {state}, {len(self._entries)} entries>"
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _loop(
+        self,
+        step: Step[Any, Any] | Workflow,
+        condition: ConditionFunction,
+        kind: Literal["dowhile", "dountil"],
+        id: str | None,
+        description: str | None,
+        metadata: dict[str, Any] | None,
+    ) -> Workflow:
+        if not callable(condition):
+            raise WorkflowDefinitionError(f"workflow {self.id!r}: {kind}() needs a condition")
+        self._register(step)
+        return self._add(
+            LoopEntry(id or step.id, description, dict(metadata or {}), step, condition, kind)
+        )
+
+    def _add(self, entry: Entry) -> Workflow:
+        if self._committed:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r} is committed; build a new workflow to change it"
+            )
+        self._entries.append(entry)
+        return self
+
+    def _register(self, step: Step[Any, Any] | Workflow) -> None:
+        if self._committed:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r} is committed; build a new workflow to change it"
+            )
+        if isinstance(step, Workflow):
+            if not step.committed:
+                raise WorkflowDefinitionError(
+                    f"nested workflow {step.id!r} must be committed before use in {self.id!r}"
+                )
+            if step is self:
+                raise WorkflowDefinitionError(f"workflow {self.id!r} cannot contain itself")
+        elif not isinstance(step, Step):
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r}: expected a Step or a committed Workflow, got {step!r}"
+            )
+        if step.id in self._steps:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r} already has a step with id {step.id!r}; "
+                f"step ids must be unique within a workflow"
+            )
+        self._steps[step.id] = step
+
+    def _require_committed(self) -> None:
+        if not self._committed:
+            raise WorkflowDefinitionError(
+                f"workflow {self.id!r} is not committed: call .commit() before create_run()"
+            )
+
+
+def create_workflow(
+    *,
+    id: str,
+    input_schema: Any = None,
+    output_schema: Any = None,
+    state_schema: Any = None,
+    request_context_schema: Any = None,
+    retry_config: RetryConfig | None = None,
+    description: str | None = None,
+    storage: Storage | None = None,
+) -> Workflow:
+    """Start building a workflow (Mastra's ``createWorkflow``)."""
+    return Workflow(
+        id=id,
+        input_schema=input_schema,
+        output_schema=output_schema,
+        state_schema=state_schema,
+        request_context_schema=request_context_schema,
+        retry_config=retry_config,
+        description=description,
+        storage=storage,
+    )
+
+
+_ = StepContext  # re-exported type used in annotations of user code
