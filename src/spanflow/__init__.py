@@ -32,10 +32,12 @@ from spanflow.events import (
     WorkflowFinishPayload,
     WorkflowStartPayload,
 )
+from spanflow.registry import NotRegisteredError, Spanflow
 from spanflow.results import StepResult, WorkflowResult
 from spanflow.run import Run
 from spanflow.step import Step, StepContext, create_step, step
 from spanflow.stream import WorkflowStream
+from spanflow.tracing import TracingConfig, TracingOptions, TracingOptionsError
 from spanflow.usage import Usage
 from spanflow.workflow import ConditionContext, RetryConfig, Workflow, create_workflow
 
@@ -56,6 +58,10 @@ __all__ = [
     "Usage",
     "WorkflowResult",
     "WorkflowStream",
+    # Registry and tracing
+    "Spanflow",
+    "TracingConfig",
+    "TracingOptions",
     # Events
     "CustomPayload",
     "StepOutputPayload",
@@ -71,6 +77,7 @@ __all__ = [
     # Errors
     "InvalidInputError",
     "NonRetryableError",
+    "NotRegisteredError",
     "RunClaimError",
     "RunNotFoundError",
     "RunStateError",
@@ -78,5 +85,6 @@ __all__ = [
     "StepNotFoundError",
     "StorageError",
     "SyncInLoopError",
+    "TracingOptionsError",
     "WorkflowDefinitionError",
 ]

@@ -195,5 +195,11 @@ class NoopInstrumentation:
 
 
 def default_instrumentation() -> Instrumentation:
-    """The instrumentation a workflow gets without a registry: no-op until tracing lands."""
-    return NoopInstrumentation()
+    """What a workflow uses without a registry: OpenTelemetry's global tracer provider.
+
+    With no SDK configured, the global provider hands out non-recording spans and every run
+    gets the no-op scope.
+    """
+    from spanflow.tracing.otel import OtelInstrumentation
+
+    return OtelInstrumentation()

@@ -1,0 +1,120 @@
+"""`Spanflow`: the optional registry (Mastra's ``Mastra`` class).
+
+It holds what a deployment shares: the run store and the tracing configuration. Registering a
+workflow gives it that store and tracing; without a registry a workflow keeps its runs in memory
+and traces through OpenTelemetry's global tracer provider.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from spanflow.errors import SpanflowError, WorkflowDefinitionError
+from spanflow.storage.base import Storage
+from spanflow.tracing.config import TracingConfig
+from spanflow.tracing.otel import OtelInstrumentation
+from spanflow.workflow import Workflow
+
+__all__ = ["NotRegisteredError", "Spanflow"]
+
+
+class NotRegisteredError(SpanflowError, LookupError):
+    """No workflow or agent with that id is registered."""
+
+
+class Spanflow:
+    """Workflows and agents sharing one store and one tracing configuration.
+
+    Args:
+        workflows: Committed workflows to register (each gets this registry's store and tracing).
+        agents: Agents to register (anything with an ``id``).
+        storage: The run store. Default: `spanflow.storage.default_storage_from_env`, i.e. the
+            ``SPANFLOW_STORAGE_URL`` variable, else an SQLite file ``spanflow.db`` in the
+            working directory (created on first use).
+        tracing: Deployment-wide tracing settings (default: `TracingConfig()`).
+    """
+
+    def __init__(
+        self,
+        *,
+        workflows: Iterable[Workflow] = (),
+        agents: Iterable[Any] = (),
+        storage: Storage | None = None,
+        tracing: TracingConfig | None = None,
+    ) -> None:
+        if storage is None:
+            from spanflow.storage import default_storage_from_env
+
+            storage = default_storage_from_env()
+        self.storage: Storage = storage
+        self.tracing: TracingConfig = tracing or TracingConfig()
+        self.instrumentation = OtelInstrumentation(self.tracing)
+        self._workflows: dict[str, Workflow] = {}
+        self._agents: dict[str, Any] = {}
+        for workflow in workflows:
+            self.add_workflow(workflow)
+        for agent in agents:
+            self.add_agent(agent)
+
+    def add_workflow(self, workflow: Workflow) -> Workflow:
+        """Register a committed workflow; it now stores runs here and traces as configured."""
+        if not isinstance(workflow, Workflow):
+            raise WorkflowDefinitionError(f"expected a Workflow, got {workflow!r}")
+        if not workflow.committed:
+            raise WorkflowDefinitionError(
+                f"workflow {workflow.id!r} must be committed before it is registered"
+            )
+        existing = self._workflows.get(workflow.id)
+        if existing is not None and existing is not workflow:
+            raise WorkflowDefinitionError(f"a workflow with id {workflow.id!r} is registered")
+        workflow.storage = self.storage
+        workflow.instrumentation = self.instrumentation
+        self._workflows[workflow.id] = workflow
+        return workflow
+
+    def add_agent(self, agent: Any) -> Any:
+        """Register an agent (it traces with this registry's configuration)."""
+        agent_id = getattr(agent, "id", None)
+        if not isinstance(agent_id, str) or not agent_id:
+            raise WorkflowDefinitionError(f"an agent needs a string id, got {agent!r}")
+        if agent_id in self._agents and self._agents[agent_id] is not agent:
+            raise WorkflowDefinitionError(f"an agent with id {agent_id!r} is registered")
+        if hasattr(agent, "instrumentation"):
+            agent.instrumentation = self.instrumentation
+        self._agents[agent_id] = agent
+        return agent
+
+    def get_workflow(self, workflow_id: str) -> Workflow:
+        """The registered workflow with this id."""
+        try:
+            return self._workflows[workflow_id]
+        except KeyError:
+            known = ", ".join(sorted(self._workflows)) or "none"
+            raise NotRegisteredError(
+                f"no workflow {workflow_id!r} is registered (registered: {known})"
+            ) from None
+
+    def get_agent(self, agent_id: str) -> Any:
+        """The registered agent with this id."""
+        try:
+            return self._agents[agent_id]
+        except KeyError:
+            known = ", ".join(sorted(self._agents)) or "none"
+            raise NotRegisteredError(
+                f"no agent {agent_id!r} is registered (registered: {known})"
+            ) from None
+
+    @property
+    def workflows(self) -> dict[str, Workflow]:
+        """Registered workflows by id (a copy)."""
+        return dict(self._workflows)
+
+    @property
+    def agents(self) -> dict[str, Any]:
+        """Registered agents by id (a copy)."""
+        return dict(self._agents)
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self.storage.close()

@@ -1,0 +1,45 @@
+"""`TracingConfig`: deployment-wide tracing settings for the engine (one small dataclass).
+
+Per-run choices live in `TracingOptions`; everything that is the same for every run of a process
+(where spans go, what is captured, how events are recorded, size limits, redaction) lives here
+and is handed to the registry (``Spanflow(tracing=...)``) or to a workflow's instrumentation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from opentelemetry.trace import TracerProvider
+
+from spanflow.tracing.redaction import DEFAULT_MAX_ATTRIBUTE_LENGTH, DEFAULT_REDACTOR, Redactor
+
+__all__ = ["EventMode", "TracingConfig"]
+
+EventMode = Literal["span_events", "logs", "none"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TracingConfig:
+    """How the engine traces runs. The defaults suit production."""
+
+    enabled: bool = True
+    """Set False to trace nothing (every scope is a no-op)."""
+    tracer_provider: TracerProvider | None = None
+    """Where spans go; ``None`` means OpenTelemetry's global provider (set by the plugin)."""
+    capture_input: bool = True
+    """Record ``spanflow.input`` on run and step spans (a run can still hide it)."""
+    capture_output: bool = True
+    """Record ``spanflow.output`` on run and step spans (a run can still hide it)."""
+    max_attribute_length: int = DEFAULT_MAX_ATTRIBUTE_LENGTH
+    """Longest JSON attribute or event payload, in characters; longer ones end in a marker."""
+    redactor: Redactor = DEFAULT_REDACTOR
+    """Masks credential-like keys in inputs, outputs, metadata, event payloads and errors."""
+    request_context_keys: tuple[str, ...] = ()
+    """Request-context keys exported for every run, as ``spanflow.metadata.<key>``."""
+    metadata_on_every_span: bool = True
+    """Copy tags and metadata to every span of a run (False: the run span only)."""
+    events: EventMode = "span_events"
+    """Record stream events as span events, as log records correlated to the span, or not."""
+    event_payloads: bool = True
+    """Add the redacted, truncated payload JSON (``spanflow.event.payload``) to each event."""

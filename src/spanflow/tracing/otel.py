@@ -1,0 +1,418 @@
+"""The OpenTelemetry implementation of the instrumentation seam (through the API only).
+
+`OtelInstrumentation.start_run` opens a live run span (parent chosen by `TracingOptions`, then
+the ambient span, then a new trace) and returns an `OtelScope`; the executor opens every other
+span through it. Spans are real and current while user code runs, so auto-instrumented
+libraries nest under the step. Nothing here may fail a run: every method swallows and logs its
+own errors. When the provider hands out non-recording spans (no SDK configured), runs get the
+no-op scope and tracing costs next to nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry._logs import LogRecord, SeverityNumber, get_logger_provider
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+
+from spanflow.events import WorkflowEvent
+from spanflow.results import StoredError
+from spanflow.tracing._requested import REQUESTED_TRACE_ID
+from spanflow.tracing.config import TracingConfig
+from spanflow.tracing.ids import format_span_id, format_trace_id
+from spanflow.tracing.instrumentation import (
+    NOOP_SCOPE,
+    BlockKind,
+    EndStatus,
+    RunStart,
+    Scope,
+    StepTracing,
+)
+from spanflow.tracing.options import ResolvedTracing, resolve_tracing_options
+from spanflow.tracing.redaction import to_attribute_json
+
+__all__ = ["OtelInstrumentation", "OtelScope"]
+
+logger = logging.getLogger("spanflow.tracing")
+_SCOPE_NAME = "spanflow"
+_EVENT_SCALARS = frozenset(
+    {
+        "id",
+        "stepName",
+        "stepCallId",
+        "status",
+        "workflowId",
+        "workflowStatus",
+        "completedCount",
+        "totalCount",
+        "currentIndex",
+        "iterationStatus",
+        "startedAt",
+        "endedAt",
+        "suspendedAt",
+        "resumedAt",
+    }
+)
+
+
+# Where a failure is recorded as an `exception` event (with its stack): where it happened (a
+# step, a branch condition) and on the run span. Blocks it passes through only get the status.
+_RECORDS_EXCEPTIONS = frozenset(
+    {"spanflow.step.status", "spanflow.run.status", "spanflow.condition.status"}
+)
+
+
+def _snake(key: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in key)
+
+
+_EVENT_KEYS = {k: "spanflow.event." + _snake(k) for k in _EVENT_SCALARS}
+
+
+def error_type(error: BaseException) -> str:
+    """``error.type``: the exception's qualified class name (builtins unqualified)."""
+    if isinstance(error, StoredError):
+        return error.name
+    cls = type(error)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
+
+
+@dataclass(slots=True, eq=False)
+class _RunTrace:
+    """What every scope of one run shares."""
+
+    tracer: trace.Tracer
+    config: TracingConfig
+    resolved: ResolvedTracing
+    common: dict[str, Any]
+    """Attributes on every span of the run (run/workflow ids, tags and metadata)."""
+    capture_input: bool
+    capture_output: bool
+    log_events: bool = False
+    logger_provider: Any = None
+    carried: dict[str, Any] = field(default_factory=dict)
+    """Tags and metadata attributes of the run, stored with its trace context."""
+
+
+class OtelInstrumentation:
+    """Opens run spans with the configured (or global) tracer provider."""
+
+    def __init__(self, config: TracingConfig | None = None) -> None:
+        self.config = config or TracingConfig()
+        self._warned_root = False
+
+    def start_run(self, start: RunStart) -> Scope:
+        config = self.config
+        if not config.enabled:
+            return NOOP_SCOPE
+        try:
+            return self._start_run(start)
+        except Exception:  # tracing never fails a run
+            logger.exception("spanflow: could not open the run span; tracing this run is off")
+            return NOOP_SCOPE
+
+    def _start_run(self, start: RunStart) -> Scope:
+        config = self.config
+        provider = config.tracer_provider or trace.get_tracer_provider()
+        tracer = provider.get_tracer(_SCOPE_NAME)
+        resolved = resolve_tracing_options(
+            start.options,
+            request_context=start.request_context,
+            global_request_context_keys=config.request_context_keys,
+            redactor=config.redactor,
+            max_attribute_length=config.max_attribute_length,
+        )
+        # A resumed run keeps the tags and metadata of the run it continues (stored with the
+        # trace context), so a search by metadata finds both halves; new options add to them.
+        carried = _stored_attributes(start.stored_trace)
+        carried.update(resolved.attributes)
+        common: dict[str, Any] = {
+            "spanflow.workflow.id": start.workflow_id,
+            "spanflow.run.id": start.run_id,
+        }
+        if config.metadata_on_every_span:
+            common.update(carried)
+        attributes = dict(common)
+        attributes.update(carried)
+        attributes.update(resolved.rejected_attribute())
+        if start.resource_id is not None:
+            attributes["spanflow.resource.id"] = start.resource_id
+        if start.resumed:
+            attributes["spanflow.run.resumed"] = True
+        capture_input = config.capture_input and not resolved.hide_input
+        capture_output = config.capture_output and not resolved.hide_output
+        if capture_input and start.input is not None:
+            key = "spanflow.resume_data" if start.resumed else "spanflow.input"
+            attributes[key] = self._json(start.input)
+
+        parent, links, requested = self._parent(start, resolved)
+        name = f"invoke_workflow {start.workflow_id}"
+        if requested is not None:
+            token = REQUESTED_TRACE_ID.set(requested)
+            try:
+                span = tracer.start_span(name, parent, SpanKind.INTERNAL, attributes, links)
+            finally:
+                REQUESTED_TRACE_ID.reset(token)
+            got = span.get_span_context().trace_id
+            if span.is_recording() and got != requested and not self._warned_root:
+                self._warned_root = True
+                logger.warning(
+                    "spanflow: the tracer provider cannot start a root span in a requested "
+                    "trace id (configure tracing with spanflow_otel.configure()); "
+                    "runs given only a trace_id start new traces"
+                )
+        else:
+            span = tracer.start_span(name, parent, SpanKind.INTERNAL, attributes, links)
+        if not span.is_recording():
+            span.end()
+            return NOOP_SCOPE
+        run = _RunTrace(
+            tracer,
+            config,
+            resolved,
+            common,
+            capture_input,
+            capture_output,
+            log_events=config.events == "logs",
+            logger_provider=get_logger_provider() if config.events == "logs" else None,
+        )
+        run.carried = carried
+        return OtelScope(run, span, "spanflow.run.status")
+
+    def _parent(
+        self, start: RunStart, resolved: ResolvedTracing
+    ) -> tuple[otel_context.Context | None, list[Link], int | None]:
+        """The parent context, span links and requested root trace id of a run span."""
+        stored = _stored_span_context(start.stored_trace)
+        links = [Link(stored, {"spanflow.link": "resumed_from"})] if stored else []
+        if resolved.trace_id is not None:
+            trace_id = int(resolved.trace_id, 16)
+            if resolved.parent_span_id is not None:
+                flags = TraceFlags(TraceFlags.SAMPLED if resolved.sampled else 0)
+                remote = SpanContext(
+                    trace_id, int(resolved.parent_span_id, 16), is_remote=True, trace_flags=flags
+                )
+                ctx = trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
+                return ctx, links, None
+            return otel_context.Context(), links, trace_id
+        if stored is not None:
+            # A resume without explicit options continues the original trace, as a child of
+            # the original run span (which may have ended in another process long ago).
+            ctx = trace.set_span_in_context(NonRecordingSpan(stored), otel_context.Context())
+            return ctx, [], None
+        return None, [], None  # the ambient span, if any, or a new trace
+
+    def _json(self, value: Any) -> str:
+        return to_attribute_json(
+            value, redactor=self.config.redactor, limit=self.config.max_attribute_length
+        )
+
+
+def _stored_attributes(stored: Mapping[str, Any] | None) -> dict[str, Any]:
+    if not stored:
+        return {}
+    attributes = stored.get("attributes")
+    if not isinstance(attributes, Mapping):
+        return {}
+    return {
+        str(k): tuple(v) if isinstance(v, list) else v
+        for k, v in attributes.items()
+        if isinstance(v, str | bool | int | float | list)
+    }
+
+
+def _stored_span_context(stored: Mapping[str, Any] | None) -> SpanContext | None:
+    if not stored:
+        return None
+    try:
+        trace_id = int(str(stored["traceId"]), 16)
+        span_id = int(str(stored["spanId"]), 16)
+        flags = int(stored.get("traceFlags", 1))
+    except (KeyError, TypeError, ValueError):
+        logger.warning("spanflow: ignoring an unreadable stored trace context %r", stored)
+        return None
+    if not trace_id or not span_id:
+        return None
+    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+
+
+class OtelScope:
+    """One live span of a run, driven by the executor through the `Scope` protocol."""
+
+    __slots__ = ("_run", "_span", "_status_key")
+    recording = True
+
+    def __init__(self, run: _RunTrace, span: trace.Span, status_key: str) -> None:
+        self._run = run
+        self._span = span
+        self._status_key = status_key
+
+    @property
+    def trace_id(self) -> str | None:
+        return format_trace_id(self._span.get_span_context().trace_id)
+
+    @property
+    def span_id(self) -> str | None:
+        return format_span_id(self._span.get_span_context().span_id)
+
+    def _child(self, name: str, attributes: dict[str, Any], status_key: str) -> Scope:
+        try:
+            run = self._run
+            ctx = trace.set_span_in_context(self._span)
+            span = run.tracer.start_span(name, ctx, SpanKind.INTERNAL, attributes)
+            return OtelScope(run, span, status_key)
+        except Exception:
+            logger.exception("spanflow: could not open span %r", name)
+            return NOOP_SCOPE
+
+    def step(
+        self, step_id: str, *, input: Any, attempt: int, foreach_index: int | None = None
+    ) -> Scope:
+        run = self._run
+        attributes = dict(run.common)
+        attributes["spanflow.step.id"] = step_id
+        attributes["spanflow.step.attempt"] = attempt
+        if foreach_index is not None:
+            attributes["spanflow.foreach.index"] = foreach_index
+        if run.capture_input and input is not None:
+            attributes["spanflow.input"] = self._json(input)
+        return self._child(f"workflow_step {step_id}", attributes, "spanflow.step.status")
+
+    def block(self, kind: BlockKind, name: str, attributes: Mapping[str, Any]) -> Scope:
+        merged = dict(self._run.common)
+        merged.update(attributes)
+        return self._child(name, merged, f"spanflow.{kind}.status")
+
+    def nested_run(self, workflow_id: str, run_id: str, input: Any) -> Scope:
+        run = self._run
+        attributes = dict(run.common)
+        attributes["spanflow.workflow.id"] = workflow_id
+        attributes["spanflow.run.id"] = run_id
+        attributes["spanflow.workflow.nested"] = True
+        if run.capture_input and input is not None:
+            attributes["spanflow.input"] = self._json(input)
+        return self._child(f"invoke_workflow {workflow_id}", attributes, "spanflow.run.status")
+
+    def record(self, event: WorkflowEvent) -> None:
+        run = self._run
+        if run.config.events == "none":
+            return
+        try:
+            wire = event.payload.to_dict()
+            attributes: dict[str, Any] = {}
+            for key, value in wire.items():
+                attr = _EVENT_KEYS.get(key)
+                if attr is not None and isinstance(value, str | int | float | bool):
+                    attributes[attr] = value
+            if run.config.event_payloads and self._may_show(event):
+                attributes["spanflow.event.payload"] = self._json(wire)
+            if run.log_events:
+                self._log(event.type, attributes)
+            else:
+                self._span.add_event(event.type, attributes)
+        except Exception:
+            logger.exception("spanflow: could not record event %s", event.type)
+
+    def _may_show(self, event: WorkflowEvent) -> bool:
+        # Payloads carry inputs and outputs: hiding either hides the payloads too.
+        return self._run.capture_input and self._run.capture_output
+
+    def _log(self, name: str, attributes: dict[str, Any]) -> None:
+        provider = self._run.logger_provider
+        if provider is None:
+            return
+        otel_logger = provider.get_logger(_SCOPE_NAME)
+        ctx = trace.set_span_in_context(self._span)
+        otel_logger.emit(
+            LogRecord(
+                timestamp=time.time_ns(),
+                context=ctx,
+                severity_number=SeverityNumber.INFO,
+                body=name,
+                attributes=attributes,
+                event_name=name,
+            )
+        )
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        try:
+            self._span.set_attribute(key, value)
+        except Exception:
+            logger.exception("spanflow: could not set attribute %s", key)
+
+    def enter(self) -> object:
+        return otel_context.attach(trace.set_span_in_context(self._span))
+
+    def exit(self, token: object) -> None:
+        try:
+            otel_context.detach(token)  # type: ignore[arg-type]
+        except Exception:
+            logger.debug("spanflow: context detach failed", exc_info=True)
+
+    def end(
+        self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
+    ) -> None:
+        span = self._span
+        try:
+            shown = "success" if status == "bailed" else status
+            span.set_attribute(self._status_key, shown)
+            if status == "bailed":
+                span.set_attribute("spanflow.run.bailed", True)
+            if status == "failed":
+                message = str(error) if error is not None else "failed"
+                span.set_status(Status(StatusCode.ERROR, message))
+                if error is not None:
+                    span.set_attribute("error.type", error_type(error))
+                    if self._status_key in _RECORDS_EXCEPTIONS:
+                        self._record_exception(error)
+            elif shown == "success":
+                if output is not None and self._run.capture_output:
+                    span.set_attribute("spanflow.output", self._json(output))
+        except Exception:
+            logger.exception("spanflow: could not finish a span")
+        finally:
+            span.end()
+
+    def _record_exception(self, error: BaseException) -> None:
+        if isinstance(error, StoredError):
+            attributes = {
+                "exception.type": error.name,
+                "exception.message": str(error),
+                "exception.stacktrace": error.stack or "",
+            }
+            self._span.add_event("exception", attributes)
+            return
+        self._span.record_exception(error)
+
+    def persisted_context(self) -> dict[str, Any] | None:
+        ctx = self._span.get_span_context()
+        return {
+            "traceId": format_trace_id(ctx.trace_id),
+            "spanId": format_span_id(ctx.span_id),
+            "traceFlags": int(ctx.trace_flags),
+            "attributes": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in self._run.carried.items()
+            },
+        }
+
+    def user_tracing(self) -> StepTracing:
+        return StepTracing(self._span, self._run.tracer)
+
+    def _json(self, value: Any) -> str:
+        config = self._run.config
+        return to_attribute_json(value, redactor=config.redactor, limit=config.max_attribute_length)
