@@ -1,0 +1,30 @@
+"""Where runs and their snapshots live: the `Storage` protocol and its three stores.
+
+`MemoryStorage` (nothing survives the process; the default of a bare workflow),
+`SqliteStorage` (one file, several processes; the default for the CLI and apps) and
+`PostgresStorage` (many workers; needs the ``postgres`` extra, imported only when such a store
+is created). `storage_from_url` picks one from a URL or path; `default_storage_from_env` from
+the ``SPANFLOW_STORAGE_URL`` environment variable, falling back to ``spanflow.db`` here.
+"""
+
+from spanflow.storage._url import STORAGE_URL_ENV, default_storage_from_env, storage_from_url
+from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
+from spanflow.storage.memory import MemoryStorage
+from spanflow.storage.postgres import PostgresStorage
+from spanflow.storage.sqlite import SqliteStorage
+
+__all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
+    # The contract
+    "RunPage",
+    "RunStatus",
+    "Storage",
+    "StoredRun",
+    # Stores
+    "MemoryStorage",
+    "PostgresStorage",
+    "SqliteStorage",
+    # Choosing one
+    "STORAGE_URL_ENV",
+    "default_storage_from_env",
+    "storage_from_url",
+]

@@ -1,0 +1,372 @@
+"""`PostgresStorage`: runs in PostgreSQL (psycopg 3, async pool), for deployments with many workers.
+
+psycopg is imported when a store is created, not when spanflow is, so spanflow works without
+the ``postgres`` extra. The pool opens on first use. Before it does, one plain connection
+creates or checks the tables under an advisory lock (two processes starting together do not
+race), and its failure is quick and clear: a server that refuses or does not answer within
+`connect_timeout` gives `StorageError`, never a hang, and so does a connection lost later.
+`claim_run` is one conditional ``UPDATE … RETURNING``, so exactly one concurrent claimer wins.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import re
+import time
+from collections.abc import AsyncIterator, Callable, Collection
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING, Any
+
+from spanflow.errors import StorageError
+from spanflow.storage._checks import (
+    check_from_status,
+    check_page,
+    check_run,
+    check_status,
+    claim_refused,
+    duplicate_run,
+    run_not_found,
+)
+from spanflow.storage._codec import decode_snapshot
+from spanflow.storage._schema import (
+    META_TABLE,
+    RUN_COLUMNS,
+    RUNS_TABLE,
+    FoundSchema,
+    postgres_ddl,
+    run_row,
+    tables_to_create,
+)
+from spanflow.storage.base import RunPage, RunStatus, StoredRun
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg_pool import AsyncConnectionPool
+
+    Connection = psycopg.AsyncConnection[tuple[Any, ...]]
+
+__all__ = ["PostgresStorage"]
+
+_SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
+_COLUMNS = "run_id, workflow_id, resource_id, status, snapshot::text, created_at, updated_at"
+_NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
+
+
+class PostgresStorage:
+    """A `Storage` in a PostgreSQL database, shared by any number of processes.
+
+    Use one store from one event loop: its pool belongs to the loop that opened it. Snapshots
+    are stored as ``json`` (see `postgres_ddl` for why not ``jsonb``).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        schema: str = "public",
+        min_size: int = 1,
+        max_size: int = 10,
+        connect_timeout: float = 10.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Create a store; nothing connects until first use (or `open`).
+
+        Args:
+            dsn: A libpq connection string or URL (``postgresql://user@host:5432/db``).
+            schema: The PostgreSQL schema holding spanflow's tables, created if missing; a
+                plain lower-case identifier.
+            min_size: Connections the pool keeps open.
+            max_size: Connections the pool opens at most.
+            connect_timeout: Seconds to wait for a connection (new or from the busy pool)
+                before failing with `StorageError`.
+            clock: Returns the current time in epoch seconds; tests pass a fake one.
+        """
+        if not _SCHEMA_NAME.fullmatch(schema):
+            raise ValueError(
+                f"schema must be a plain lower-case identifier such as 'spanflow'; got {schema!r}"
+            )
+        if not 1 <= min_size <= max_size:
+            raise ValueError(f"need 1 <= min_size <= max_size; got {min_size} and {max_size}")
+        if connect_timeout <= 0:
+            raise ValueError(f"connect_timeout must be positive; got {connect_timeout}")
+        self._where = _describe(dsn)  # imports psycopg, or explains how to install it
+        self._dsn = dsn
+        self._schema = schema
+        self._min_size, self._max_size = min_size, max_size
+        self._connect_timeout = connect_timeout
+        self._clock = clock
+        self._runs = f'"{schema}".{RUNS_TABLE}'
+        self._pool: AsyncConnectionPool[Connection] | None = None
+        self._opening = asyncio.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"PostgresStorage({self._where!r}, schema={self._schema!r})"
+
+    async def __aenter__(self) -> PostgresStorage:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Connect and check or create the tables now rather than on first use."""
+        async with self._connection():
+            pass
+
+    async def insert_run(self, run: StoredRun) -> None:
+        """Store a new run; raise `RunClaimError` if a run with that id already exists.
+
+        Fills ``run.created_at`` (when 0) and sets ``run.updated_at``.
+        """
+        check_run(run)
+        now = self._clock()
+        created_at = run.created_at or now
+        row = run_row(run, created_at, now)
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                f"INSERT INTO {self._runs} ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (run_id) DO NOTHING",
+                row,
+            )
+            if cursor.rowcount == 0:
+                raise duplicate_run(run.run_id)
+        run.created_at, run.updated_at = created_at, now
+
+    async def save_run(self, run: StoredRun) -> None:
+        """Insert or replace the run, keeping the stored ``created_at`` of an existing run.
+
+        Sets ``run.updated_at`` and, when it is 0, ``run.created_at``.
+        """
+        check_run(run)
+        now = self._clock()
+        row = run_row(run, run.created_at or now, now)
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                f"INSERT INTO {self._runs} ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
+                "resource_id = excluded.resource_id, status = excluded.status, "
+                "snapshot = excluded.snapshot, updated_at = excluded.updated_at "
+                "RETURNING created_at",
+                row,
+            )
+            stored = await cursor.fetchone()
+        run.created_at = now if stored is None else stored[0]
+        run.updated_at = now
+
+    async def get_run(self, run_id: str) -> StoredRun | None:
+        """The stored run, or ``None``."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                f"SELECT {_COLUMNS} FROM {self._runs} WHERE run_id = %s", (run_id,)
+            )
+            row = await cursor.fetchone()
+        return None if row is None else self._stored_run(row)
+
+    async def claim_run(
+        self, run_id: str, *, from_status: Collection[RunStatus], to_status: RunStatus
+    ) -> StoredRun:
+        """Atomically move a run from one of `from_status` to `to_status` and return it.
+
+        Only the status column changes; the snapshot is the engine's to rewrite.
+        """
+        expected = check_from_status(from_status, to_status)
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                f"UPDATE {self._runs} SET status = %s, updated_at = %s "
+                f"WHERE run_id = %s AND status = ANY(%s) RETURNING {_COLUMNS}",
+                (to_status, self._clock(), run_id, list(expected)),
+            )
+            row = await cursor.fetchone()
+            if row is None:
+                cursor = await connection.execute(
+                    f"SELECT status FROM {self._runs} WHERE run_id = %s", (run_id,)
+                )
+                found = await cursor.fetchone()
+                if found is None:
+                    raise run_not_found(run_id)
+                raise claim_refused(run_id, found[0], expected)
+        return self._stored_run(row)
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | None = None,
+        resource_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> RunPage:
+        """Runs matching every given filter, newest first (by `created_at`, then `run_id`)."""
+        check_page(limit, offset)
+        if status is not None:
+            check_status(status, argument="status")
+        filters = {"workflow_id": workflow_id, "status": status, "resource_id": resource_id}
+        given = {column: value for column, value in filters.items() if value is not None}
+        where = " AND ".join(f"{column} = %s" for column in given) or "true"
+        values = tuple(given.values())
+        async with self._connection() as connection, connection.transaction():
+            # One snapshot of the table for both queries, so the total and the page agree.
+            await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            cursor = await connection.execute(
+                f"SELECT count(*) FROM {self._runs} WHERE {where}", values
+            )
+            counted = await cursor.fetchone()
+            cursor = await connection.execute(
+                f"SELECT {_COLUMNS} FROM {self._runs} WHERE {where} {_NEWEST_FIRST} "
+                "LIMIT %s OFFSET %s",
+                (*values, limit, offset),
+            )
+            rows = await cursor.fetchall()
+        total = 0 if counted is None else int(counted[0])
+        runs = [self._stored_run(row) for row in rows]
+        return RunPage(runs=runs, total=total, limit=limit, offset=offset)
+
+    async def delete_run(self, run_id: str) -> bool:
+        """Remove a run; ``True`` if it existed."""
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                f"DELETE FROM {self._runs} WHERE run_id = %s", (run_id,)
+            )
+            return cursor.rowcount > 0
+
+    async def close(self) -> None:
+        """Close the pool's connections. Safe to call twice; the store refuses further use."""
+        async with self._opening:
+            self._closed = True
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            await pool.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        import psycopg
+
+        try:
+            pool = self._pool or await self._open_pool()
+            async with pool.connection(timeout=self._connect_timeout) as connection:
+                yield connection
+        except psycopg.Error as err:
+            raise self._storage_error(err) from err
+
+    async def _open_pool(self) -> AsyncConnectionPool[Connection]:
+        from psycopg_pool import AsyncConnectionPool
+
+        async with self._opening:
+            if self._closed:
+                raise StorageError(f"{self!r} is closed; create a new store")
+            if self._pool is not None:
+                return self._pool
+            await self._prepare_tables()
+            pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+                self._dsn,
+                min_size=self._min_size,
+                max_size=self._max_size,
+                open=False,
+                kwargs={"autocommit": True, "connect_timeout": self._libpq_timeout()},
+                timeout=self._connect_timeout,
+                name="spanflow",
+            )
+            try:
+                await pool.open(wait=True, timeout=self._connect_timeout)
+            except BaseException:
+                await pool.close()
+                raise
+            self._pool = pool
+            return pool
+
+    async def _prepare_tables(self) -> None:
+        import psycopg
+
+        try:
+            # libpq rounds connect_timeout up to whole seconds (2 at least): enforce ours too.
+            async with asyncio.timeout(self._connect_timeout):
+                connection = await psycopg.AsyncConnection.connect(
+                    self._dsn, autocommit=True, connect_timeout=self._libpq_timeout()
+                )
+        except TimeoutError:
+            raise StorageError(
+                f"cannot connect to PostgreSQL at {self._where}: no answer within "
+                f"{self._connect_timeout} s (is the server up and reachable?)"
+            ) from None
+        except psycopg.OperationalError as err:
+            raise StorageError(f"cannot connect to PostgreSQL at {self._where}: {err}") from err
+        async with connection, connection.transaction():
+            await connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"spanflow.schema:{self._schema}",)
+            )
+            found, found_schema = await self._inspect(connection)
+            if tables_to_create(found, where=self._where_schema()):
+                if not found_schema:
+                    await connection.execute(f'CREATE SCHEMA "{self._schema}"')
+                for statement in postgres_ddl(self._schema):
+                    await connection.execute(statement)
+
+    async def _inspect(self, connection: Connection) -> tuple[FoundSchema, bool]:
+        """What spanflow tables there are, and whether the schema exists."""
+        meta = f'"{self._schema}".{META_TABLE}'
+        cursor = await connection.execute(
+            "SELECT to_regclass(%s) IS NOT NULL, to_regclass(%s) IS NOT NULL, "
+            "EXISTS (SELECT FROM pg_namespace WHERE nspname = %s)",
+            (meta, self._runs, self._schema),
+        )
+        found = await cursor.fetchone()
+        has_meta, has_runs, has_schema = (False, False, False) if found is None else found
+        version = None
+        if has_meta:
+            cursor = await connection.execute(
+                f"SELECT value FROM {meta} WHERE key = 'schema_version'"
+            )
+            row = await cursor.fetchone()
+            version = None if row is None else str(row[0])
+        return FoundSchema(has_meta, has_runs, version), has_schema
+
+    def _libpq_timeout(self) -> int:
+        return max(2, math.ceil(self._connect_timeout))
+
+    def _where_schema(self) -> str:
+        return f"PostgreSQL database {self._where} (schema {self._schema})"
+
+    def _stored_run(self, row: tuple[Any, ...]) -> StoredRun:
+        run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at = row
+        return StoredRun(
+            run_id=run_id,
+            workflow_id=workflow_id,
+            status=status,
+            snapshot=decode_snapshot(run_id, snapshot, where=self._where_schema()),
+            resource_id=resource_id,
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+
+    def _storage_error(self, err: Exception) -> StorageError:
+        import psycopg
+        from psycopg_pool import PoolTimeout
+
+        if isinstance(err, PoolTimeout):
+            return StorageError(
+                f"no connection to PostgreSQL at {self._where} within {self._connect_timeout} s "
+                f"(server down, or all {self._max_size} pooled connections busy): {err}"
+            )
+        if isinstance(err, psycopg.OperationalError):
+            return StorageError(f"lost or failed connection to PostgreSQL at {self._where}: {err}")
+        return StorageError(f"PostgreSQL at {self._where} failed: {err}")
+
+
+def _describe(dsn: str) -> str:
+    """``host:port/dbname`` of a DSN, for messages (never its password)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+        from psycopg_pool import AsyncConnectionPool  # noqa: F401 - fail now, not on first use
+    except ImportError as err:
+        raise StorageError(
+            "PostgresStorage needs psycopg 3 and psycopg-pool: pip install 'spanflow[postgres]'"
+        ) from err
+    try:
+        params = conninfo_to_dict(dsn)
+    except Exception as err:
+        raise ValueError(f"not a valid PostgreSQL connection string: {err}") from None
+    host = params.get("host") or params.get("hostaddr") or "localhost"
+    return f"{host}:{params.get('port') or 5432}/{params.get('dbname') or params.get('user') or ''}"

@@ -1,0 +1,340 @@
+"""`SqliteStorage`: runs in one SQLite file (stdlib `sqlite3`, WAL), safe across processes.
+
+Each store owns one connection, used only from its own single worker thread, so the event
+loop never blocks on disk and calls run one at a time in the order they were made. Several
+processes may open the same file: WAL lets readers run beside the one writer, `busy_timeout`
+makes a writer wait for another instead of failing at once, and `claim_run` is a conditional
+``UPDATE`` inside ``BEGIN IMMEDIATE``, so of several processes claiming a run exactly one wins.
+``synchronous=NORMAL``: a crashed process loses nothing committed (an OS crash or power loss
+may lose the last commits, never corrupt the file). Every write is one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Any, TypeVar, cast
+
+from spanflow.errors import StorageError
+from spanflow.storage._checks import (
+    check_from_status,
+    check_page,
+    check_run,
+    check_status,
+    claim_refused,
+    duplicate_run,
+    run_not_found,
+)
+from spanflow.storage._codec import decode_snapshot
+from spanflow.storage._schema import (
+    META_TABLE,
+    RUN_COLUMNS,
+    RUNS_TABLE,
+    FoundSchema,
+    run_row,
+    sqlite_ddl,
+    tables_to_create,
+)
+from spanflow.storage.base import RunPage, RunStatus, StoredRun
+
+__all__ = ["SqliteStorage"]
+
+_T = TypeVar("_T")
+
+_COLUMNS = RUN_COLUMNS
+_INSERT = (
+    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO NOTHING"
+)
+_UPSERT = (
+    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
+    "resource_id = excluded.resource_id, status = excluded.status, "
+    "snapshot = excluded.snapshot, updated_at = excluded.updated_at"
+)
+_SELECT = f"SELECT {_COLUMNS} FROM {RUNS_TABLE} WHERE run_id = ?"
+_NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
+
+
+class SqliteStorage:
+    """A `Storage` in one SQLite file, shared safely by several processes."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        busy_timeout: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        """Create a store for `path`; the file is opened (and created) on first use.
+
+        Args:
+            path: The database file, created if missing (its directory must exist);
+                ``":memory:"`` gives a private in-memory database.
+            busy_timeout: Seconds a write waits for another process's write to finish before
+                failing with `StorageError`.
+            clock: Returns the current time in epoch seconds; tests pass a fake one.
+        """
+        self._path = os.fspath(path)
+        self._busy_timeout = busy_timeout
+        self._clock = clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanflow-sqlite")
+        self._connection: sqlite3.Connection | None = None  # touched by the worker thread only
+        self._closed = False
+
+    @property
+    def path(self) -> str:
+        """The database file."""
+        return self._path
+
+    def __repr__(self) -> str:
+        return f"SqliteStorage({self._path!r})"
+
+    async def __aenter__(self) -> SqliteStorage:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        """Open the file and check or create the tables now rather than on first use."""
+        await self._call(lambda connection: None)
+
+    async def insert_run(self, run: StoredRun) -> None:
+        """Store a new run; raise `RunClaimError` if a run with that id already exists.
+
+        Fills ``run.created_at`` (when 0) and sets ``run.updated_at``.
+        """
+        check_run(run)
+        now = self._clock()
+        created_at = run.created_at or now
+
+        def insert(connection: sqlite3.Connection) -> None:
+            row = run_row(run, created_at, now)
+            if connection.execute(_INSERT, row).rowcount == 0:
+                raise duplicate_run(run.run_id)
+
+        await self._call(insert)
+        run.created_at, run.updated_at = created_at, now
+
+    async def save_run(self, run: StoredRun) -> None:
+        """Insert or replace the run, keeping the stored ``created_at`` of an existing run.
+
+        Sets ``run.updated_at`` and, when it is 0, ``run.created_at``.
+        """
+        check_run(run)
+        now = self._clock()
+
+        def save(connection: sqlite3.Connection) -> float:
+            connection.execute(_UPSERT, run_row(run, run.created_at or now, now))
+            found = connection.execute(
+                f"SELECT created_at FROM {RUNS_TABLE} WHERE run_id = ?", (run.run_id,)
+            ).fetchone()
+            return cast(float, found[0]) if found else now
+
+        run.created_at = await self._call(save)
+        run.updated_at = now
+
+    async def get_run(self, run_id: str) -> StoredRun | None:
+        """The stored run, or ``None``."""
+
+        def get(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
+            return cast(tuple[Any, ...] | None, connection.execute(_SELECT, (run_id,)).fetchone())
+
+        found = await self._call(get)
+        return None if found is None else self._stored_run(found)
+
+    async def claim_run(
+        self, run_id: str, *, from_status: Collection[RunStatus], to_status: RunStatus
+    ) -> StoredRun:
+        """Atomically move a run from one of `from_status` to `to_status` and return it.
+
+        Only the status column changes; the snapshot is the engine's to rewrite.
+        """
+        expected = check_from_status(from_status, to_status)
+        marks = ", ".join("?" * len(expected))
+        now = self._clock()
+
+        def claim(connection: sqlite3.Connection) -> tuple[Any, ...]:
+            with _transaction(connection, "BEGIN IMMEDIATE"):
+                moved = connection.execute(
+                    f"UPDATE {RUNS_TABLE} SET status = ?, updated_at = ? "
+                    f"WHERE run_id = ? AND status IN ({marks})",
+                    (to_status, now, run_id, *expected),
+                ).rowcount
+                found = connection.execute(_SELECT, (run_id,)).fetchone()
+            if found is None:
+                raise run_not_found(run_id)
+            if not moved:
+                raise claim_refused(run_id, found[3], expected)
+            return cast(tuple[Any, ...], found)
+
+        return self._stored_run(await self._call(claim))
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | None = None,
+        resource_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> RunPage:
+        """Runs matching every given filter, newest first (by `created_at`, then `run_id`)."""
+        check_page(limit, offset)
+        if status is not None:
+            check_status(status, argument="status")
+        filters = {"workflow_id": workflow_id, "status": status, "resource_id": resource_id}
+        given = {column: value for column, value in filters.items() if value is not None}
+        where = " AND ".join(f"{column} = ?" for column in given) or "1"
+        values = tuple(given.values())
+
+        def page(connection: sqlite3.Connection) -> tuple[int, list[Any]]:
+            # One read transaction, so the total and the page agree.
+            with _transaction(connection, "BEGIN"):
+                total = connection.execute(
+                    f"SELECT count(*) FROM {RUNS_TABLE} WHERE {where}", values
+                ).fetchone()[0]
+                rows = connection.execute(
+                    f"SELECT {_COLUMNS} FROM {RUNS_TABLE} WHERE {where} {_NEWEST_FIRST} "
+                    "LIMIT ? OFFSET ?",
+                    (*values, limit, offset),
+                ).fetchall()
+            return total, rows
+
+        total, rows = await self._call(page)
+        runs = [self._stored_run(row) for row in rows]
+        return RunPage(runs=runs, total=total, limit=limit, offset=offset)
+
+    async def delete_run(self, run_id: str) -> bool:
+        """Remove a run; ``True`` if it existed."""
+
+        def delete(connection: sqlite3.Connection) -> bool:
+            sql = f"DELETE FROM {RUNS_TABLE} WHERE run_id = ?"
+            return connection.execute(sql, (run_id,)).rowcount > 0
+
+        return await self._call(delete)
+
+    async def close(self) -> None:
+        """Close the connection once calls already made have finished. Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.get_running_loop().run_in_executor(self._executor, self._disconnect)
+        self._executor.shutdown(wait=False)
+
+    async def _call(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        if self._closed:
+            raise StorageError(f"{self!r} is closed; create a new store")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, work)
+
+    def _run(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
+        # On the worker thread.
+        connection = self._connection or self._connect()
+        try:
+            return work(connection)
+        except sqlite3.Error as err:
+            raise self._storage_error(err) from err
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            connection = sqlite3.connect(
+                self._path,
+                timeout=self._busy_timeout,
+                isolation_level=None,  # we issue BEGIN / COMMIT ourselves
+                check_same_thread=False,  # created here, used only on this worker thread
+            )
+        except sqlite3.Error as err:
+            raise self._storage_error(err) from err
+        try:
+            connection.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
+            connection.execute("PRAGMA journal_mode = WAL")
+            connection.execute("PRAGMA synchronous = NORMAL")
+            self._prepare_tables(connection)
+        except BaseException as err:
+            connection.close()
+            if isinstance(err, sqlite3.Error):
+                raise self._storage_error(err) from err
+            raise
+        self._connection = connection
+        return connection
+
+    def _prepare_tables(self, connection: sqlite3.Connection) -> None:
+        # Look first without a write lock (the usual case: all is there), and create the
+        # tables under BEGIN IMMEDIATE after looking again, so two processes opening a new
+        # file together do not both create them.
+        if not tables_to_create(_inspect(connection), where=self._path):
+            return
+        with _transaction(connection, "BEGIN IMMEDIATE"):
+            if tables_to_create(_inspect(connection), where=self._path):
+                for statement in sqlite_ddl():
+                    connection.execute(statement)
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _stored_run(self, row: tuple[Any, ...]) -> StoredRun:
+        run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at = row
+        return StoredRun(
+            run_id=run_id,
+            workflow_id=workflow_id,
+            status=status,
+            snapshot=decode_snapshot(run_id, snapshot, where=self._path),
+            resource_id=resource_id,
+            created_at=created_at,
+            updated_at=updated_at,
+        )
+
+    def _storage_error(self, err: sqlite3.Error) -> StorageError:
+        code = getattr(err, "sqlite_errorname", "")
+        if code in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
+            return StorageError(f"{self._path} is not a spanflow database: {err}")
+        if code == "SQLITE_CANTOPEN":
+            return StorageError(
+                f"cannot open SQLite database {self._path}: {err} "
+                "(does its directory exist, and may this process write there?)"
+            )
+        if code.startswith("SQLITE_BUSY"):
+            return StorageError(
+                f"SQLite database {self._path} stayed locked by another writer for "
+                f"{self._busy_timeout} s ({err}); retry, or raise busy_timeout"
+            )
+        return StorageError(f"SQLite database {self._path}: {err}")
+
+
+def _inspect(connection: sqlite3.Connection) -> FoundSchema:
+    tables = {
+        name
+        for (name,) in connection.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+            (META_TABLE, RUNS_TABLE),
+        )
+    }
+    version = None
+    if META_TABLE in tables:
+        found = connection.execute(
+            f"SELECT value FROM {META_TABLE} WHERE key = 'schema_version'"
+        ).fetchone()
+        version = None if found is None else str(found[0])
+    return FoundSchema(META_TABLE in tables, RUNS_TABLE in tables, version)
+
+
+@contextmanager
+def _transaction(connection: sqlite3.Connection, begin: str) -> Iterator[None]:
+    connection.execute(begin)
+    try:
+        yield
+        connection.execute("COMMIT")
+    except BaseException:
+        if connection.in_transaction:  # SQLite may already have rolled back by itself
+            connection.execute("ROLLBACK")
+        raise

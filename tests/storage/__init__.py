@@ -1,0 +1,1 @@
+"""Tests of the run stores: one contract suite run against every store, then each store's faults."""

@@ -1,0 +1,176 @@
+"""PostgresStorage when the server is away or its tables are not what this spanflow expects."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import sys
+import time
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+
+from spanflow.errors import StorageError
+from spanflow.storage import PostgresStorage, StoredRun
+
+from .conftest import StoreSpec
+
+__all__: list[str] = []
+
+
+def _run() -> StoredRun:
+    return StoredRun("run-1", "onboarding", "running", {"steps": {}})
+
+
+async def _create(spec: StoreSpec) -> None:
+    """Make the spec's schema hold spanflow's tables and run ``run-1``."""
+    store = spec.open()
+    try:
+        await store.insert_run(_run())
+    finally:
+        await store.close()
+
+
+async def _sql(spec: StoreSpec, *statements: str) -> None:
+    """Run statements in the spec's schema behind the store's back."""
+    assert spec.dsn is not None
+    async with await psycopg.AsyncConnection.connect(spec.dsn, autocommit=True) as connection:
+        await connection.execute(f'SET search_path TO "{spec.schema}"')
+        for statement in statements:
+            await connection.execute(statement)
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts TCP connections and then never says a word."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        yield listener.getsockname()[1]
+
+
+def _closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+async def test_a_server_that_refuses_connections_fails_fast_and_clearly() -> None:
+    dsn = f"postgresql://spanflow@127.0.0.1:{_closed_port()}/runs"
+    store = PostgresStorage(dsn, connect_timeout=1)
+    started = time.monotonic()
+
+    with pytest.raises(
+        StorageError, match=r"cannot connect to PostgreSQL at 127\.0\.0\.1:\d+/runs"
+    ):
+        await store.get_run("run-1")
+
+    assert time.monotonic() - started < 1
+    await store.close()
+
+
+async def test_a_server_that_never_answers_fails_after_connect_timeout(silent_port: int) -> None:
+    store = PostgresStorage(
+        f"postgresql://spanflow@127.0.0.1:{silent_port}/runs", connect_timeout=0.5
+    )
+    started = time.monotonic()
+
+    with pytest.raises(StorageError, match=r"no answer within 0.5 s"):
+        await store.get_run("run-1")
+
+    assert 0.5 <= time.monotonic() - started < 1.5
+    await store.close()
+
+
+def test_the_password_of_a_dsn_stays_out_of_messages() -> None:
+    store = PostgresStorage("postgresql://spanflow:s3cret@db.internal:6543/runs")
+
+    assert repr(store) == "PostgresStorage('db.internal:6543/runs', schema='public')"
+
+
+def test_a_schema_name_that_needs_quoting_is_refused() -> None:
+    with pytest.raises(ValueError, match="schema must be a plain lower-case identifier"):
+        PostgresStorage("postgresql://localhost/runs", schema='x"; DROP TABLE users; --')
+
+
+def test_without_psycopg_the_store_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg_pool", None)
+
+    with pytest.raises(StorageError, match=r"pip install 'spanflow\[postgres\]'"):
+        PostgresStorage("postgresql://localhost/runs")
+
+
+@pytest.mark.postgres
+async def test_a_schema_from_a_newer_spanflow_asks_for_an_upgrade(
+    postgres_spec: StoreSpec,
+) -> None:
+    await _create(postgres_spec)
+    await _sql(postgres_spec, "UPDATE spanflow_meta SET value = '2'")
+
+    store = postgres_spec.open()
+    with pytest.raises(StorageError, match=r"uses spanflow schema version 2.*upgrade spanflow"):
+        await store.get_run("run-1")
+    await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_missing_runs_table_is_reported_not_recreated(postgres_spec: StoreSpec) -> None:
+    await _create(postgres_spec)
+    await _sql(postgres_spec, "DROP TABLE spanflow_runs")
+
+    store = postgres_spec.open()
+    with pytest.raises(StorageError, match=r"missing table spanflow_runs.*damaged"):
+        await store.get_run("run-1")
+    await store.close()
+
+
+@pytest.mark.postgres
+async def test_stores_in_two_schemas_do_not_see_each_other(
+    postgres_spec: StoreSpec, postgres_dsn: str
+) -> None:
+    await _create(postgres_spec)
+    other = PostgresStorage(postgres_dsn, schema=f"{postgres_spec.schema}_other")
+    try:
+        assert await other.get_run("run-1") is None
+        assert (await other.list_runs()).total == 0
+    finally:
+        await other.close()
+
+
+@pytest.mark.postgres
+async def test_stores_opening_together_create_the_tables_once(postgres_spec: StoreSpec) -> None:
+    stores = [postgres_spec.open() for _ in range(5)]
+    try:
+        await asyncio.gather(*(store.open() for store in stores))
+        await stores[0].insert_run(_run())
+
+        assert [await store.get_run("run-1") is not None for store in stores] == [True] * 5
+    finally:
+        for store in stores:
+            await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_dropped_connection_fails_one_call_and_the_pool_recovers(
+    postgres_spec: StoreSpec,
+) -> None:
+    name = f"{postgres_spec.schema}_victim"
+    store = PostgresStorage(f"{postgres_spec.dsn}?application_name={name}", schema=name)
+    try:
+        await store.insert_run(_run())
+        await _sql(
+            postgres_spec,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE application_name = '{name}'",
+        )
+
+        with pytest.raises(StorageError, match="lost or failed connection to PostgreSQL"):
+            await store.get_run("run-1")
+
+        assert await store.get_run("run-1") is not None
+    finally:
+        await store.close()

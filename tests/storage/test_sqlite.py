@@ -1,0 +1,173 @@
+"""SqliteStorage on files it did not make or that went wrong: it refuses clearly, never guesses."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from spanflow.errors import RunClaimError, StorageError
+from spanflow.storage import SqliteStorage, StoredRun
+
+__all__: list[str] = []
+
+
+def _run() -> StoredRun:
+    return StoredRun("run-1", "onboarding", "running", {"steps": {}})
+
+
+async def _create(path: Path) -> None:
+    """Make `path` a spanflow database holding run ``run-1``."""
+    async with SqliteStorage(path) as store:
+        await store.insert_run(_run())
+
+
+def _sql(path: Path, *statements: str) -> None:
+    """Run statements on `path` behind the store's back."""
+    connection = sqlite3.connect(path)
+    try:
+        with connection:
+            for statement in statements:
+                connection.execute(statement)
+    finally:
+        connection.close()
+
+
+def _tables(path: Path) -> set[str]:
+    connection = sqlite3.connect(path)
+    try:
+        rows = connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        return {name for (name,) in rows}
+    finally:
+        connection.close()
+
+
+async def test_a_new_file_gets_the_tables_and_write_ahead_logging(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+
+    await _create(path)
+
+    assert _tables(path) == {"spanflow_meta", "spanflow_runs"}
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        version = connection.execute("SELECT value FROM spanflow_meta").fetchall()
+        assert version == [("1",)]
+    finally:
+        connection.close()
+
+
+async def test_a_file_that_is_not_sqlite_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_bytes(b"these are my notes, not a database\n" * 200)
+
+    store = SqliteStorage(path)
+    with pytest.raises(StorageError) as caught:
+        await store.get_run("run-1")
+    await store.close()
+
+    assert str(caught.value) == f"{path} is not a spanflow database: file is not a database"
+    assert path.read_bytes().startswith(b"these are my notes")
+
+
+async def test_a_foreign_sqlite_database_gets_our_tables_beside_its_own(tmp_path: Path) -> None:
+    path = tmp_path / "app.db"
+    _sql(path, "CREATE TABLE notes (body TEXT)", "INSERT INTO notes VALUES ('keep me')")
+
+    await _create(path)
+
+    assert _tables(path) == {"notes", "spanflow_meta", "spanflow_runs"}
+    connection = sqlite3.connect(path)
+    try:
+        assert connection.execute("SELECT body FROM notes").fetchall() == [("keep me",)]
+    finally:
+        connection.close()
+
+
+async def test_a_database_from_a_newer_spanflow_asks_for_an_upgrade(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    await _create(path)
+    _sql(path, "UPDATE spanflow_meta SET value = '7' WHERE key = 'schema_version'")
+
+    with pytest.raises(StorageError, match=r"uses spanflow schema version 7.*upgrade spanflow"):
+        async with SqliteStorage(path) as store:
+            await store.get_run("run-1")
+
+
+async def test_a_missing_runs_table_is_reported_not_recreated(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    await _create(path)
+    _sql(path, "DROP TABLE spanflow_runs")
+
+    with pytest.raises(StorageError, match=r"missing table spanflow_runs.*damaged"):
+        async with SqliteStorage(path):
+            pass
+
+    assert "spanflow_runs" not in _tables(path)
+
+
+async def test_a_runs_table_without_meta_is_not_taken_over(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    _sql(path, "CREATE TABLE spanflow_runs (id INTEGER)")
+
+    with pytest.raises(StorageError, match="has a spanflow_runs table but no spanflow_meta"):
+        async with SqliteStorage(path):
+            pass
+
+
+async def test_a_snapshot_that_is_not_json_is_reported_naming_the_run(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    await _create(path)
+    _sql(path, "UPDATE spanflow_runs SET snapshot = '{\"steps\": {' WHERE run_id = 'run-1'")
+
+    async with SqliteStorage(path) as store:
+        with pytest.raises(StorageError, match=r"snapshot of run 'run-1' in .* is not valid JSON"):
+            await store.get_run("run-1")
+        with pytest.raises(StorageError, match="snapshot of run 'run-1'"):
+            await store.list_runs()
+
+
+async def test_a_missing_directory_is_reported_and_a_later_call_can_succeed(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "not-yet" / "runs.db"
+    store = SqliteStorage(path)
+    try:
+        with pytest.raises(StorageError, match=r"cannot open SQLite database .*not-yet"):
+            await store.get_run("run-1")
+
+        path.parent.mkdir()
+
+        assert await store.get_run("run-1") is None
+    finally:
+        await store.close()
+
+
+async def test_a_writer_blocked_past_busy_timeout_fails_instead_of_hanging(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.db"
+    await _create(path)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    try:
+        async with SqliteStorage(path, busy_timeout=0.2) as store:
+            with pytest.raises(StorageError, match=r"stayed locked by another writer for 0.2 s"):
+                await store.save_run(_run())
+            assert await store.get_run("run-1") is not None  # readers are not blocked
+    finally:
+        other.execute("ROLLBACK")
+        other.close()
+
+
+async def test_a_failed_claim_leaves_no_transaction_open(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    await _create(path)
+
+    async with SqliteStorage(path) as store:
+        with pytest.raises(RunClaimError, match="its status is 'running'"):
+            await store.claim_run("run-1", from_status=["suspended"], to_status="running")
+        await store.save_run(StoredRun("run-2", "onboarding", "success", {}))
+
+        assert (await store.list_runs()).total == 2
