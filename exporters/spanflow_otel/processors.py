@@ -1,0 +1,119 @@
+"""A batch span processor that counts, exactly, the spans it drops because its queue is full.
+
+How the SDK (1.3x-1.45) drops: `BatchSpanProcessor.on_end` hands each sampled span to
+`BatchProcessor.emit`, which does ``self._queue.appendleft(span)`` on a
+``deque(maxlen=max_queue_size)``; when the deque is full that append silently evicts the oldest
+span from the other end. That eviction is the one and only queue-full drop. The SDK's own
+``len(queue) == max_queue_size`` check before the append (used for its log line and metric)
+is not atomic with the append nor with the worker thread popping batches, so it can miss or
+double-count under concurrency. We therefore replace the (still empty) deque at construction
+with `_CountingDeque`, whose ``appendleft`` and ``pop`` share a lock: "full before this append"
+is then exactly "this append evicts one span".
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+
+__all__ = ["DropCountingBatchSpanProcessor"]
+
+logger = logging.getLogger("spanflow.tracing")
+
+
+class _CountingDeque(deque[Any]):
+    """A bounded deque that reports every item its ``appendleft`` evicts."""
+
+    def __init__(self, maxlen: int, on_drop: Callable[[], None]) -> None:
+        super().__init__((), maxlen)
+        self._lock = threading.Lock()
+        self._on_drop = on_drop
+
+    def appendleft(self, item: Any, /) -> None:
+        with self._lock:
+            evicts = len(self) == self.maxlen
+            super().appendleft(item)
+        if evicts:
+            self._on_drop()
+
+    def pop(self, *index: int) -> Any:
+        with self._lock:
+            return super().pop(*index)
+
+
+def _default_batch_size() -> int:
+    try:
+        return int(os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"))
+    except ValueError:
+        return 512
+
+
+class DropCountingBatchSpanProcessor(BatchSpanProcessor):
+    """`BatchSpanProcessor` that counts queue-full drops and bounds its own shutdown."""
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_queue_size: int | None = None,
+        schedule_delay_millis: float | None = None,
+        max_export_batch_size: int | None = None,
+        shutdown_timeout_millis: float = 5000,
+    ) -> None:
+        if max_queue_size is not None and max_export_batch_size is None:
+            # The SDK refuses a batch larger than the queue; a small queue means small batches.
+            max_export_batch_size = min(max_queue_size, _default_batch_size())
+        super().__init__(
+            exporter,
+            max_queue_size=max_queue_size,
+            schedule_delay_millis=schedule_delay_millis,
+            max_export_batch_size=max_export_batch_size,
+        )
+        self._drop_lock = threading.Lock()
+        self._dropped = 0
+        self._shutdown_timeout_millis = shutdown_timeout_millis
+        self.counts_drops = self._install_counting_queue()
+        """False when this SDK version's queue was not recognised (drops go uncounted)."""
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans dropped so far because the export queue was full."""
+        return self._dropped
+
+    def shutdown(self, timeout_millis: float | None = None) -> None:
+        """Export what is queued and stop, within `timeout_millis` (default: the configured)."""
+        budget = self._shutdown_timeout_millis if timeout_millis is None else timeout_millis
+        # The SDK's BatchSpanProcessor.shutdown() would wait up to 30 s on a dead collector.
+        self._batch_processor.shutdown(timeout_millis=max(0, int(budget)))
+
+    def _count_drop(self) -> None:
+        with self._drop_lock:
+            self._dropped += 1
+            first = self._dropped == 1
+        if first:
+            logger.warning(
+                "Span export queue is full: dropping spans (the collector is down or too slow "
+                "for the span rate). Drops are counted in Telemetry.dropped_spans and reported "
+                "at flush and shutdown."
+            )
+
+    def _install_counting_queue(self) -> bool:
+        # Private SDK internals: the 1.3x+ layout (BatchProcessor._queue) and the older one
+        # (BatchSpanProcessor.queue). Anything else: export still works, drops go uncounted.
+        holder: object = getattr(self, "_batch_processor", self)
+        name = "_queue" if hasattr(holder, "_queue") else "queue"
+        queue = getattr(holder, name, None)
+        if not isinstance(queue, deque) or queue.maxlen is None or queue:
+            logger.warning(
+                "This opentelemetry-sdk version's BatchSpanProcessor is not recognised; "
+                "spans dropped on a full export queue will not be counted."
+            )
+            return False
+        setattr(holder, name, _CountingDeque(queue.maxlen, self._count_drop))
+        return True

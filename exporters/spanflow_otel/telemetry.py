@@ -1,0 +1,242 @@
+"""`configure()`: builds the tracer provider from the option groups and returns a `Telemetry`.
+
+One provider per call: resource (service name, version, environment, merged with
+`OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`, explicit values winning), sampler
+(parent-based always-on unless a ratio or `OTEL_TRACES_SAMPLER` says otherwise), the id
+generator that honours a run's requested trace id, one drop-counting batch processor per OTLP
+destination, the optional console tree, and exit hooks that flush within a bounded time. The
+SDK's own unbounded atexit shutdown is turned off in favour of ours.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from functools import partial
+from types import TracebackType
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.sampling import (
+    ParentBased,
+    Sampler,
+    TraceIdRatioBased,
+)
+from opentelemetry.util.types import AttributeValue
+
+from spanflow_otel.config import (
+    BatchOptions,
+    ConsoleOptions,
+    ExportOptions,
+    SamplingOptions,
+    ServiceOptions,
+    ShutdownOptions,
+)
+from spanflow_otel.console import SpanTreeConsoleExporter
+from spanflow_otel.ids import RequestedTraceIdGenerator
+from spanflow_otel.otlp import build_exporter, resolve_export
+from spanflow_otel.processors import DropCountingBatchSpanProcessor
+from spanflow_otel.shutdown import ExitHooks, run_bounded
+
+__all__ = ["Telemetry", "build_resource", "build_sampler", "configure"]
+
+logger = logging.getLogger("spanflow.tracing")
+
+_FROM_ENVIRONMENT = ExportOptions()
+_DEFAULT_BATCH = BatchOptions()
+_DEFAULT_SAMPLING = SamplingOptions()
+_DEFAULT_SHUTDOWN = ShutdownOptions()
+
+
+class Telemetry:
+    """A configured tracer provider with bounded flush and shutdown and a drop count."""
+
+    def __init__(
+        self,
+        provider: TracerProvider,
+        batch_processors: Sequence[DropCountingBatchSpanProcessor],
+        shutdown_options: ShutdownOptions,
+    ) -> None:
+        self.provider = provider
+        """The SDK tracer provider (global too, unless configured otherwise)."""
+        self.is_global = False
+        """Whether `provider` was installed as OpenTelemetry's global tracer provider."""
+        self._batch_processors = tuple(batch_processors)
+        self._options = shutdown_options
+        self._reported_drops = 0
+        self._is_shut_down = False
+        self._hooks = ExitHooks(
+            self._shutdown_at_exit,
+            self._flush_on_signal,
+            use_atexit=shutdown_options.atexit,
+            use_sigterm=shutdown_options.sigterm,
+        )
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans dropped so far because an export queue was full (all destinations)."""
+        return sum(processor.dropped_spans for processor in self._batch_processors)
+
+    def force_flush(self, timeout: float | None = None) -> bool:
+        """Export everything finished so far; False if that took longer than `timeout` s."""
+        budget = self._options.flush_timeout if timeout is None else timeout
+        millis = int(budget * 1000)
+        done = run_bounded([lambda: self.provider.force_flush(millis)], budget)
+        if not done:
+            logger.warning("Flushing spans did not finish within %.1fs.", budget)
+        self._report_drops()
+        return done
+
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Export what is queued and stop, within `timeout` s; later spans are not exported."""
+        if self._is_shut_down:
+            return True
+        self._is_shut_down = True
+        self._hooks.uninstall()
+        budget = self._options.flush_timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        millis = budget * 1000
+        done = run_bounded(
+            [partial(p.shutdown, timeout_millis=millis) for p in self._batch_processors], budget
+        )
+        # Processors other than ours (console, user-supplied) and the provider's bookkeeping;
+        # ours are already shut down, so their second shutdown returns at once.
+        done = run_bounded([self.provider.shutdown], max(deadline - time.monotonic(), 0)) and done
+        if not done:
+            logger.warning(
+                "Span export did not finish within %.1fs; spans still queued were not sent.",
+                budget,
+            )
+        self._report_drops()
+        return done
+
+    def tracer(self, name: str) -> trace.Tracer:
+        """A tracer of this provider (the engine uses the global one unless given one)."""
+        return self.provider.get_tracer(name)
+
+    def __enter__(self) -> Telemetry:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.shutdown()
+
+    def _shutdown_at_exit(self) -> None:
+        self.shutdown()
+
+    def _flush_on_signal(self) -> None:
+        self.force_flush()
+
+    def _report_drops(self) -> None:
+        dropped = self.dropped_spans
+        if dropped > self._reported_drops:
+            logger.warning(
+                "%d spans were dropped because the export queue was full (%d since the last "
+                "report); raise BatchOptions.max_queue_size or check the collector.",
+                dropped,
+                dropped - self._reported_drops,
+            )
+            self._reported_drops = dropped
+
+
+def configure(
+    service: ServiceOptions | str | None = None,
+    *,
+    export: ExportOptions | Sequence[ExportOptions] | None = _FROM_ENVIRONMENT,
+    console: ConsoleOptions | bool = False,
+    batch: BatchOptions = _DEFAULT_BATCH,
+    sampling: SamplingOptions = _DEFAULT_SAMPLING,
+    shutdown: ShutdownOptions = _DEFAULT_SHUTDOWN,
+    span_processors: Sequence[SpanProcessor] = (),
+    set_global: bool = True,
+) -> Telemetry:
+    """Build the tracer provider spanflow's spans go to, and (by default) make it global.
+
+    Args:
+        service: Resource options, or just the service name.
+        export: OTLP destination(s); the default follows `OTEL_EXPORTER_OTLP_*` (else
+            ``localhost:4318``); ``None`` exports nothing over OTLP.
+        console: Print each finished run's span tree (True: to stderr).
+        batch: Export queue sizes and delay.
+        sampling: Sampling ratio (default: `OTEL_TRACES_SAMPLER` or keep everything).
+        shutdown: Flush timeout and the atexit/SIGTERM hooks.
+        span_processors: Extra processors, added after the console and before the exporters.
+        set_global: Install the provider as OpenTelemetry's global tracer provider.
+    """
+    if isinstance(service, str):
+        service = ServiceOptions(name=service)
+    provider = TracerProvider(
+        sampler=build_sampler(sampling),
+        resource=build_resource(service or ServiceOptions()),
+        id_generator=RequestedTraceIdGenerator(),
+        shutdown_on_exit=False,
+    )
+    if console:
+        options = console if isinstance(console, ConsoleOptions) else ConsoleOptions()
+        provider.add_span_processor(SimpleSpanProcessor(SpanTreeConsoleExporter(options)))
+    for processor in span_processors:
+        provider.add_span_processor(processor)
+    destinations = (
+        [] if export is None else [export] if isinstance(export, ExportOptions) else export
+    )
+    batch_processors = [
+        DropCountingBatchSpanProcessor(
+            build_exporter(resolve_export(destination)),
+            max_queue_size=batch.max_queue_size,
+            schedule_delay_millis=None
+            if batch.schedule_delay is None
+            else batch.schedule_delay * 1000,
+            max_export_batch_size=batch.max_export_batch_size,
+            shutdown_timeout_millis=shutdown.flush_timeout * 1000,
+        )
+        for destination in destinations
+    ]
+    for batch_processor in batch_processors:
+        provider.add_span_processor(batch_processor)
+    telemetry = Telemetry(provider, batch_processors, shutdown)
+    if set_global:
+        telemetry.is_global = _set_global(provider)
+    return telemetry
+
+
+def build_resource(service: ServiceOptions) -> Resource:
+    """SDK defaults, then `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME`, then `service`."""
+    attributes: dict[str, AttributeValue] = dict(service.attributes)
+    for key, value in (
+        ("service.name", service.name),
+        ("service.version", service.version),
+        ("deployment.environment.name", service.environment),
+    ):
+        if value is not None:
+            attributes[key] = value
+    return Resource.create(attributes)
+
+
+def build_sampler(options: SamplingOptions) -> Sampler | None:
+    """The sampler for `options`; None lets the SDK read `OTEL_TRACES_SAMPLER` (or default)."""
+    if options.ratio is None:
+        # The SDK's default when OTEL_TRACES_SAMPLER is unset is parent-based always-on.
+        return None
+    root: Sampler = TraceIdRatioBased(options.ratio)
+    return ParentBased(root) if options.parent_based else root
+
+
+def _set_global(provider: TracerProvider) -> bool:
+    current = trace.get_tracer_provider()
+    if not isinstance(current, trace.ProxyTracerProvider):
+        logger.warning(
+            "A global tracer provider (%s) is already set and OpenTelemetry allows only one; "
+            "spanflow_otel.configure() did not replace it. Pass set_global=False and give "
+            "Telemetry.provider to spanflow explicitly, or configure once per process.",
+            type(current).__name__,
+        )
+        return False
+    trace.set_tracer_provider(provider)
+    return True
