@@ -1,0 +1,401 @@
+"""`RunDisplay`: renders a run's stream events for a person, one line per event as it arrives.
+
+A coloured line when a step starts and when it ends (with its duration), the notes steps write
+with ``ctx.writer`` indented under them, a line per foreach iteration plus a live progress bar,
+a panel when a step suspends for input, and a summary of the result. Given the workflow, it also
+says which steps run in parallel, which branch was taken and how wide a foreach is.
+
+On a terminal it uses colour and a live progress bar; when stdout is not a terminal (a pipe, a
+file, a test's captured output) rich's `Console` emits plain text with no control codes and the
+progress bar is left out, so every line still reads well. Glyphs fall back to ASCII when the
+output encoding cannot show them.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import astuple, dataclass
+from typing import Any
+
+from pydantic_core import to_jsonable_python
+from rich import box
+from rich.console import Console, Group, OverflowMethod, RenderableType
+from rich.panel import Panel
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn
+from rich.table import Table
+from rich.text import Text
+
+from spanflow.events import (
+    StepOutputPayload,
+    StepProgressPayload,
+    StepResultPayload,
+    StepStartPayload,
+    StepSuspendedPayload,
+    StepWaitingPayload,
+    WorkflowEvent,
+    WorkflowFinishPayload,
+)
+from spanflow.results import StoredError, WorkflowResult
+from spanflow.workflow import BranchEntry, ForeachEntry, ParallelEntry, Workflow
+
+__all__ = ["Glyphs", "RunDisplay", "format_duration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Glyphs:
+    """The symbols a display draws with."""
+
+    run: str
+    resume: str
+    start: str
+    success: str
+    failed: str
+    suspended: str
+    waiting: str
+    note: str
+    parallel: str
+    branch: str
+    more: str
+    """Marks a shortened value."""
+
+
+UNICODE_GLYPHS = Glyphs("▶", "↻", "▸", "✓", "✗", "‖", "…", "│", "∥", "⑂", "…")
+ASCII_GLYPHS = Glyphs(">", "~", ">", "+", "x", "||", "...", "|", "||", "?", "...")
+
+_STATUS_STYLE = {
+    "success": "green",
+    "failed": "red",
+    "suspended": "yellow",
+    "waiting": "yellow",
+    "canceled": "magenta",
+}
+
+
+def format_duration(milliseconds: float) -> str:
+    """``42 ms`` below a second, ``1.23 s`` above."""
+    if milliseconds < 1000:
+        return f"{milliseconds:.0f} ms"
+    return f"{milliseconds / 1000:.2f} s"
+
+
+class RunDisplay:
+    """Prints a run's events as they arrive. Feed it every event of every stream of the run."""
+
+    def __init__(self, console: Console, workflow: Workflow | None = None) -> None:
+        """Show events on `console`.
+
+        Args:
+            console: Where to print. Its terminal detection decides colour and progress bar.
+            workflow: The workflow being run, to annotate parallel, branch and foreach steps.
+        """
+        self.console = console
+        self.glyphs = UNICODE_GLYPHS if _can_encode(console, UNICODE_GLYPHS) else ASCII_GLYPHS
+        self._workflow_id = workflow.id if workflow is not None else "workflow"
+        self._hints: dict[str, str] = _topology_hints(workflow, self.glyphs) if workflow else {}
+        names = [s.id for s in workflow.iter_steps()] if workflow is not None else []
+        self._width = max([18, *map(len, names)]) + 2
+        self._started_ms: dict[str, int] = {}
+        self._suspended: list[str] = []
+        self._stream_started = 0.0
+        self._streams = 0
+        self._progress: Progress | None = None
+        self._progress_task: TaskID | None = None
+        self._progress_step: str | None = None
+
+    # -- events ---------------------------------------------------------------------------
+
+    def show(self, event: WorkflowEvent) -> None:
+        """Render one event."""
+        payload = event.payload
+        if event.type == "workflow-start":
+            self._on_workflow_start(event.run_id)
+        elif isinstance(payload, StepStartPayload):
+            self._on_step_start(payload)
+        elif isinstance(payload, StepOutputPayload):
+            self._print(self._note(self._compact(payload.output, 6)))
+        elif isinstance(payload, StepProgressPayload):
+            self._on_progress(payload)
+        elif isinstance(payload, StepResultPayload):
+            self._on_step_result(payload)
+        elif isinstance(payload, StepSuspendedPayload):
+            self._on_step_suspended(payload)
+        elif isinstance(payload, StepWaitingPayload):
+            line = Text.assemble("  ", (self.glyphs.waiting, "yellow"), " ", (payload.id, "bold"))
+            self._print(line.append(" sleeping", style="dim"))
+        elif event.type == "workflow-canceled":
+            self._print(Text.assemble((f"{self.glyphs.failed} run canceled", "magenta")))
+        elif isinstance(payload, WorkflowFinishPayload):
+            self._on_finish(payload)
+        else:  # a user's data-* chunk, shown like a note
+            data = {k: v for k, v in event.payload.to_dict().items() if k != "type"}
+            indent = 8 + len(event.type)
+            self._print(self._note(f"{event.type}: {self._compact(data, indent)}"))
+
+    def _on_workflow_start(self, run_id: str) -> None:
+        self._streams += 1
+        self._stream_started = time.monotonic()
+        self._suspended.clear()
+        glyph, verb = (
+            (self.glyphs.run, "started") if self._streams == 1 else (self.glyphs.resume, "resumed")
+        )
+        self._print(
+            Text.assemble(
+                (f"{glyph} ", "bold cyan"),
+                (self._workflow_id, "bold"),
+                f" {verb} ",
+                (f"(run {run_id})", "dim"),
+            )
+        )
+
+    def _on_step_start(self, p: StepStartPayload) -> None:
+        self._started_ms[p.id] = p.resumed_at or p.started_at
+        line = Text.assemble(
+            "  ", (self.glyphs.start, "cyan"), " ", (p.id.ljust(self._width), "bold")
+        )
+        foreach = p.step_call_id is None and isinstance(p.payload, list)
+        if p.resume_payload is not None:
+            line.append("resumed", style="dim")
+        elif foreach:
+            line.append(f"foreach over {len(p.payload)} items", style="dim")
+            hint = self._hints.get(p.id)
+            if hint:
+                line.append(f", {hint}", style="dim")
+        elif p.id in self._hints:
+            line.append(self._hints[p.id], style="dim")
+        self._print(line)
+        if p.resume_payload is not None:
+            self._print(self._note(f"resume data: {self._compact(p.resume_payload, 20)}"))
+        if foreach and p.resume_payload is None:
+            self._start_progress(p.id, len(p.payload))
+
+    def _on_progress(self, p: StepProgressPayload) -> None:
+        style = _STATUS_STYLE.get(p.iteration_status, "")
+        glyph = {"success": self.glyphs.success, "failed": self.glyphs.failed}.get(
+            p.iteration_status, self.glyphs.suspended
+        )
+        line = Text.assemble(
+            "    ",
+            (glyph, style),
+            (f" {p.completed_count}/{p.total_count}", "bold"),
+            (f"  item {p.current_index}  ", "dim"),
+            self._compact(p.iteration_output, 24)
+            if p.iteration_output is not None
+            else p.iteration_status,
+        )
+        self._print(line)
+        if self._progress is not None and self._progress_task is not None:
+            self._progress.update(self._progress_task, completed=p.completed_count, refresh=True)
+
+    def _on_step_result(self, p: StepResultPayload) -> None:
+        if p.id == self._progress_step:
+            self._stop_progress()
+        style = _STATUS_STYLE.get(p.status, "")
+        glyph = self.glyphs.success if p.status == "success" else self.glyphs.failed
+        line = Text.assemble("  ", (glyph, style), " ", (p.id.ljust(self._width), "bold"))
+        started = self._started_ms.pop(p.id, None)
+        if started is not None:
+            line.append(format_duration(p.ended_at - started), style="dim")
+        if p.status == "failed" and p.error is not None:
+            line.append("  " + _describe_error(p.error), style="red")
+        elif p.status != "success":
+            line.append(f"  {p.status}", style=style)
+        self._print(line)
+
+    def _on_step_suspended(self, p: StepSuspendedPayload) -> None:
+        if p.id == self._progress_step:
+            self._stop_progress()
+        self._suspended.append(p.id)
+        line = Text.assemble(
+            "  ", (self.glyphs.suspended, "yellow"), " ", (p.id.ljust(self._width), "bold")
+        )
+        self._print(line.append("suspended: waiting for input", style="yellow"))
+        title = Text.assemble(
+            (f"{self.glyphs.suspended} ", "yellow"), (p.id, "bold"), " needs input"
+        )
+        self._print(_panel(_fields_table(p.suspend_payload), title, "yellow"))
+
+    def _on_finish(self, p: WorkflowFinishPayload) -> None:
+        self._stop_progress()
+        elapsed = format_duration((time.monotonic() - self._stream_started) * 1000)
+        status = p.workflow_status
+        style = _STATUS_STYLE.get(status, "")
+        glyph = {
+            "success": self.glyphs.success,
+            "suspended": self.glyphs.suspended,
+            "waiting": self.glyphs.waiting,
+        }.get(status, self.glyphs.failed)
+        line = Text.assemble((f"{glyph} ", style), (self._workflow_id, "bold"), " ")
+        if status == "success":
+            line.append(f"succeeded in {elapsed}", style=style)
+        elif status == "suspended":
+            waiting = ", ".join(self._suspended) or "a step"
+            line.append(f"suspended after {elapsed}: waiting for {waiting}", style=style)
+        else:
+            line.append(f"{status} after {elapsed}", style=style)
+            if p.error is not None:
+                line.append(": " + _describe_error(p.error), style=style)
+        self._print(line)
+
+    # -- narration and summary ------------------------------------------------------------
+
+    def intro(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
+        """A framed heading: a title and labelled lines (what is about to run, and where)."""
+        self._print(_panel(_labelled(rows), Text(title, style="bold"), "cyan"))
+
+    def say(self, text: str, *, style: str = "", glyph: str | None = None) -> None:
+        """A narrator's line between runs (``glyph``: a `Glyphs` field name, e.g. "success")."""
+        symbol = getattr(self.glyphs, glyph) + " " if glyph else ""
+        self._print(Text(symbol + text, style=style))
+
+    def summary(self, result: WorkflowResult, rows: Sequence[tuple[str, str]] = ()) -> None:
+        """A panel with the run's final status, extra labelled `rows`, and its result or error."""
+        style = _STATUS_STYLE.get(result.status, "")
+        parts: list[RenderableType] = [_labelled([("run id", result.run_id), *rows])]
+        if result.status == "success":
+            parts += [Text("\nresult", style="bold"), _fields_table(result.result)]
+        elif result.error is not None:
+            parts += [
+                Text("\nerror", style="bold"),
+                Text(_describe_error(result.error), style="red"),
+            ]
+        elif result.status == "suspended":
+            waiting = ", ".join(".".join(path) for path in result.suspended)
+            parts.append(Text(f"\nwaiting for {waiting}", style=style))
+        title = Text(f"{self._workflow_id}: {result.status}", style="bold")
+        self._print(_panel(Group(*parts), title, style or "white"))
+
+    def close(self) -> None:
+        """Stop the live progress bar if one is showing (safe to call at any time)."""
+        self._stop_progress()
+
+    # -- internals ------------------------------------------------------------------------
+
+    def _print(self, renderable: RenderableType) -> None:
+        if isinstance(renderable, Text):  # one event, one line: cut rather than wrap
+            renderable.rstrip()
+            overflow: OverflowMethod = "ellipsis" if self.glyphs is UNICODE_GLYPHS else "crop"
+            self.console.print(renderable, no_wrap=True, overflow=overflow)
+        else:
+            self.console.print(renderable)
+
+    def _note(self, text: str) -> Text:
+        return Text.assemble("    ", (self.glyphs.note, "blue"), " ", text)
+
+    def _compact(self, value: Any, indent: int = 20) -> str:
+        """`value` on one line that fits the console after `indent` columns."""
+        return _compact(value, self.glyphs.more, max(self.console.width - indent, 24))
+
+    def _start_progress(self, step_id: str, total: int) -> None:
+        self._stop_progress()
+        if not self.console.is_terminal or total == 0:
+            return  # plain output: the per-iteration lines say it all
+        progress = Progress(
+            TextColumn("    [cyan]{task.description}"),
+            BarColumn(bar_width=32),
+            MofNCompleteColumn(),
+            console=self.console,
+            transient=True,
+        )
+        self._progress_task = progress.add_task(step_id, total=total)
+        self._progress = progress
+        self._progress_step = step_id
+        progress.start()
+
+    def _stop_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+        self._progress = None
+        self._progress_task = None
+        self._progress_step = None
+
+
+def _topology_hints(workflow: Workflow, glyphs: Glyphs) -> dict[str, str]:
+    """What the events cannot say: which steps run side by side, branch, or fan out."""
+    hints: dict[str, str] = {}
+    for entry in workflow.entries:
+        if isinstance(entry, ParallelEntry):
+            ids = [s.id for s in entry.steps]
+            for step_id in ids:
+                others = ", ".join(i for i in ids if i != step_id)
+                hints[step_id] = f"{glyphs.parallel} in parallel with {others}"
+        elif isinstance(entry, BranchEntry):
+            ids = [s.id for _, s in entry.branches]
+            for step_id in ids:
+                hints[step_id] = f"{glyphs.branch} chosen from " + " | ".join(ids)
+        elif isinstance(entry, ForeachEntry):
+            hints[entry.step.id] = f"{entry.concurrency} at a time"
+    return hints
+
+
+def _can_encode(console: Console, glyphs: Glyphs) -> bool:
+    try:
+        "".join(astuple(glyphs)).encode(console.encoding or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def _wire(value: Any) -> Any:
+    return to_jsonable_python(value, fallback=repr)
+
+
+def _scalar(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    return str(value)
+
+
+def _compact(value: Any, more: str, limit: int) -> str:
+    """A value on one short line: ``key=value, key=value`` for objects, shortened with `more`."""
+    data = _wire(value)
+    if isinstance(data, dict):
+        text = ", ".join(f"{k}={_scalar(v)}" for k, v in data.items())
+    elif isinstance(data, list):
+        text = f"{len(data)} items"
+    else:
+        text = _scalar(data)
+    return text if len(text) <= limit else text[: limit - len(more)] + more
+
+
+def _panel(body: RenderableType, title: Text, border: str) -> Panel:
+    return Panel(
+        body,
+        title=title,
+        title_align="left",
+        border_style=border,
+        box=box.ROUNDED,
+        expand=False,
+        padding=(0, 1),
+    )
+
+
+def _labelled(rows: Sequence[tuple[str, str]]) -> Table:
+    """Aligned ``label  value`` rows, labels dimmed."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim", no_wrap=True)
+    table.add_column()
+    for label, value in rows:
+        table.add_row(label, value)
+    return table
+
+
+def _fields_table(value: Any) -> RenderableType:
+    """An object's fields as `_labelled` rows (anything else as one line)."""
+    data = _wire(value)
+    if not isinstance(data, dict):
+        return Text(_scalar(data))
+    return _labelled([(str(key), _scalar(item)) for key, item in data.items()])
+
+
+def _describe_error(error: BaseException) -> str:
+    name = error.name if isinstance(error, StoredError) else type(error).__name__
+    return f"{name}: {error}"

@@ -1,0 +1,94 @@
+"""The ``spanflow`` command: argument parsing and the error contract every subcommand shares.
+
+``main(argv)`` returns the exit code instead of exiting, so tests call it directly. Any error a
+user can cause (an unknown command, a bad option, a store that cannot be opened) is reported as
+one line on stderr, ``spanflow: error: ...``, with a non-zero exit code; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+from typing import NoReturn
+
+from spanflow.cli import demo
+from spanflow.errors import SpanflowError
+
+__all__ = ["UsageError", "build_parser", "main"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+"""The command ran and what it ran did not succeed, or it could not run."""
+EXIT_USAGE = 2
+"""The command line was wrong."""
+EXIT_INTERRUPTED = 130
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+class UsageError(Exception):
+    """The command line could not be parsed; the message is the whole explanation."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """An `ArgumentParser` that raises `UsageError` rather than printing usage and exiting."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see '{self.prog} --help')")
+
+
+def _version() -> str:
+    try:
+        return version("spanflow")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser for ``spanflow`` and all its subcommands."""
+    parser = _Parser(
+        prog="spanflow",
+        description="Typed AI workflows with OpenTelemetry tracing built in.",
+    )
+    parser.add_argument("--version", action="version", version=f"spanflow {_version()}")
+    commands = parser.add_subparsers(
+        title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
+    )
+    demo.add_command(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``spanflow`` with `argv` (default: ``sys.argv[1:]``) and return the exit code."""
+    parser = build_parser()
+    try:
+        options = parser.parse_args(argv)
+    except UsageError as exc:
+        return _fail(str(exc), EXIT_USAGE)
+    except SystemExit as exc:  # --help and --version print, then "exit" 0
+        return exc.code if isinstance(exc.code, int) else EXIT_OK
+    handler: Handler | None = getattr(options, "handler", None)
+    if handler is None:
+        return _fail("no command given; try 'spanflow demo' (see 'spanflow --help')", EXIT_USAGE)
+    try:
+        return handler(options)
+    except KeyboardInterrupt:
+        return _fail("interrupted", EXIT_INTERRUPTED)
+    except (SpanflowError, OSError) as exc:
+        return _fail(f"{options.command}: {_one_line(exc)}", EXIT_FAILED)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"spanflow: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

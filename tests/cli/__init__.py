@@ -1,0 +1,1 @@
+"""Tests of the ``spanflow`` command, its live display, and the example workflow it runs."""
