@@ -24,6 +24,8 @@ class Schema:
 
     type_: Any
     adapter: TypeAdapter[Any]
+    model: type[BaseModel] | None = None
+    """`type_` when it is a pydantic model class: its instances are valid as they are."""
 
     def validate(self, value: Any, *, what: str) -> Any:
         """Validate `value` (dicts, or objects with matching attributes, e.g. another model).
@@ -31,8 +33,9 @@ class Schema:
         Raises:
             InvalidInputError: naming `what` (e.g. "input of step 'charge'") and the field.
         """
-        type_ = self.type_
-        if isinstance(type_, type) and isinstance(value, type_):
+        # Only a model class may be used with isinstance: TypedDicts (which are classes too)
+        # and generic aliases raise TypeError there.
+        if self.model is not None and isinstance(value, self.model):
             return value  # already valid: the common case of step-to-step hand-over
         try:
             return self.adapter.validate_python(value, from_attributes=True)
@@ -46,9 +49,14 @@ class Schema:
         return self.adapter.json_schema()
 
 
+def _new_schema(type_: Any) -> Schema:
+    model = type_ if isinstance(type_, type) and issubclass(type_, BaseModel) else None
+    return Schema(type_, TypeAdapter(type_), model)
+
+
 @lru_cache(maxsize=1024)
 def _compile(type_: Any) -> Schema:
-    return Schema(type_, TypeAdapter(type_))
+    return _new_schema(type_)
 
 
 def schema_of(type_: Any) -> Schema | None:
@@ -58,7 +66,7 @@ def schema_of(type_: Any) -> Schema | None:
     try:
         return _compile(type_)
     except TypeError:  # unhashable annotation objects: compile without the cache
-        return Schema(type_, TypeAdapter(type_))
+        return _new_schema(type_)
 
 
 def describe_validation_error(exc: ValidationError, what: str) -> str:

@@ -74,7 +74,7 @@ class NonRetryableError(SpanflowError):
     """Raise from a step to fail it at once, skipping any remaining retry attempts."""
 
 
-class ControlFlowSignal(BaseException):  # noqa: N818 - signals, not errors
+class ControlFlowSignal(BaseException):
     """Base of the signals a step raises to steer its run; never recorded as a failure."""
 
 

@@ -223,7 +223,10 @@ class WorkflowFinishPayload:
 
 @dataclass(slots=True)
 class CustomPayload:
-    """A user's ``data-*`` chunk forwarded by ``ctx.writer.custom(...)``, kept as given."""
+    """A user's ``data-*`` chunk forwarded by ``ctx.writer.custom(...)``, kept as given.
+
+    Its event's `WorkflowEvent.to_dict` is the chunk itself, as in Mastra's stream.
+    """
 
     data: dict[str, Any]
 
@@ -255,7 +258,13 @@ class WorkflowEvent:
     from_: EventSource = "WORKFLOW"
 
     def to_dict(self) -> dict[str, Any]:
-        """Mastra's wire form: ``{"type", "runId", "from", "payload"}``."""
+        """Mastra's wire form: ``{"type", "runId", "from", "payload"}``.
+
+        A user's ``data-*`` chunk is the exception: Mastra's ``writer.custom`` puts the chunk
+        into the stream as it is, so its wire form is the chunk itself.
+        """
+        if isinstance(self.payload, CustomPayload):
+            return self.payload.to_dict()
         return {
             "type": self.type,
             "runId": self.run_id,

@@ -13,7 +13,8 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -24,7 +25,6 @@ from spanflow.errors import BailSignal, InvalidInputError, NonRetryableError, Su
 from spanflow.events import (
     CustomPayload,
     StepOutputPayload,
-    StepProgressPayload,
     StepResultPayload,
     StepStartPayload,
     StepSuspendedPayload,
@@ -34,7 +34,7 @@ from spanflow.events import (
     WorkflowStartPayload,
 )
 from spanflow.results import StepResult
-from spanflow.step import Step, StepContext, StepWriter
+from spanflow.step import NO_STATE_CHANGE, Step, StepContext, StepWriter
 from spanflow.tracing.instrumentation import Scope
 from spanflow.usage import Usage
 from spanflow.workflow import (
@@ -169,7 +169,9 @@ class Frame:
 
     def publish_custom(self, chunk: dict[str, Any], scope: Scope) -> None:
         """``ctx.writer.custom``: a user's ``data-*`` chunk."""
-        self.emit(scope, WorkflowEvent(chunk["type"], self.run.run_id, CustomPayload(chunk), "USER"))
+        self.emit(
+            scope, WorkflowEvent(chunk["type"], self.run.run_id, CustomPayload(chunk), "USER")
+        )
 
 
 # -- driving a frame -----------------------------------------------------------------------
@@ -256,10 +258,7 @@ async def _run_children(
 ) -> Outcome:
     """Run steps concurrently (parallel / branch); combine their results."""
     slots: dict[str, Any] = dict((frame.entry_state or {}).get("slots", {}))
-    if resume is None:
-        to_run = steps
-    else:
-        to_run = [s for s in steps if s.id == resume.path[0]]
+    to_run = steps if resume is None else [s for s in steps if s.id == resume.path[0]]
 
     async def one(step: Step[Any, Any] | Workflow) -> _StepRun:
         prior = frame.steps.get(step.id) if resume is not None else None
@@ -320,7 +319,8 @@ async def _parallel(
         f"parallel {len(steps)} branches",
         {"spanflow.parallel.steps": [s.id for s in steps], "spanflow.entry.id": entry.id},
     )
-    outcome = await _run_children(frame, steps, value, scope, resume)
+    with ends_if_canceled(scope):
+        outcome = await _run_children(frame, steps, value, scope, resume)
     scope.end(_end_status(outcome), error=outcome.error)
     return outcome
 
@@ -330,22 +330,26 @@ async def _branch(frame: Frame, entry: BranchEntry, value: Any, resume: Resume |
     scope = frame.scope.block(
         "conditional", f"conditional {n} conditions", {"spanflow.entry.id": entry.id}
     )
-    if resume is not None:
-        selected_ids = set((frame.entry_state or {}).get("selected", []))
-        selected = [s for _, s in entry.branches if s.id in selected_ids]
-    else:
-        ctx = _condition_context(frame, value)
-        verdicts = await asyncio.gather(
-            *(_evaluate_condition(cond, ctx, scope, i) for i, (cond, _) in enumerate(entry.branches))
+    with ends_if_canceled(scope):
+        if resume is not None:
+            selected_ids = set((frame.entry_state or {}).get("selected", []))
+            selected = [s for _, s in entry.branches if s.id in selected_ids]
+        else:
+            ctx = _condition_context(frame, value)
+            verdicts = await asyncio.gather(
+                *(
+                    _evaluate_condition(cond, ctx, scope, i)
+                    for i, (cond, _) in enumerate(entry.branches)
+                )
+            )
+            selected = [s for (_, s), ok in zip(entry.branches, verdicts, strict=True) if ok]
+            frame.entry_state = {"selected": [s.id for s in selected]}
+        scope.set_attribute("spanflow.branch.selected_steps", [s.id for s in selected])
+        outcome = (
+            await _run_children(frame, selected, value, scope, resume)
+            if selected
+            else Outcome("success", output={})
         )
-        selected = [s for (_, s), ok in zip(entry.branches, verdicts, strict=True) if ok]
-        frame.entry_state = {"selected": [s.id for s in selected]}
-    scope.set_attribute("spanflow.branch.selected_steps", [s.id for s in selected])
-    outcome = (
-        await _run_children(frame, selected, value, scope, resume)
-        if selected
-        else Outcome("success", output={})
-    )
     scope.end(_end_status(outcome), error=outcome.error)
     return outcome
 
@@ -355,10 +359,11 @@ async def _evaluate_condition(
 ) -> bool:
     scope = parent.block("condition", f"condition {index}", {"spanflow.condition.index": index})
     try:
-        verdict = cond(ctx)
-        if inspect.isawaitable(verdict):
-            verdict = await verdict
-        result = bool(verdict)
+        with ends_if_canceled(scope):
+            verdict = cond(ctx)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+            result = bool(verdict)
     except Exception as exc:
         logger.warning("branch condition %d raised %r; counted as false", index, exc)
         scope.set_attribute("spanflow.condition.result", False)
@@ -400,30 +405,31 @@ async def _loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | Non
     else:
         frame.path.append(step.id)
     outcome: Outcome
-    while True:
-        if run.cancel_requested:
-            outcome = Outcome("canceled")
-            break
-        step_run = await run_step(
-            frame, step, current, scope, resume=resume, prior=prior, slot=state.get("slot")
-        )
-        resume, prior = None, None
-        iteration += 1
-        if step_run.result.status != "success" or step_run.bailed:
-            frame.entry_state = {"iteration": iteration - 1, "slot": step_run.slot}
-            outcome = _outcome_of(step_run)
-            break
-        current = step_run.result.output
-        try:
-            verdict = entry.condition(_condition_context(frame, current, iteration))
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
-        except Exception as exc:
-            outcome = Outcome("failed", error=exc)
-            break
-        if bool(verdict) != (entry.kind == "dowhile"):
-            outcome = Outcome("success", output=current)
-            break
+    with ends_if_canceled(scope):
+        while True:
+            if run.cancel_requested:
+                outcome = Outcome("canceled")
+                break
+            step_run = await run_step(
+                frame, step, current, scope, resume=resume, prior=prior, slot=state.get("slot")
+            )
+            resume, prior = None, None
+            iteration += 1
+            if step_run.result.status != "success" or step_run.bailed:
+                frame.entry_state = {"iteration": iteration - 1, "slot": step_run.slot}
+                outcome = _outcome_of(step_run)
+                break
+            current = step_run.result.output
+            try:
+                verdict = entry.condition(_condition_context(frame, current, iteration))
+                if inspect.isawaitable(verdict):
+                    verdict = await verdict
+            except Exception as exc:
+                outcome = Outcome("failed", error=exc)
+                break
+            if bool(verdict) != (entry.kind == "dowhile"):
+                outcome = Outcome("success", output=current)
+                break
     scope.set_attribute("spanflow.loop.iterations", iteration)
     scope.end(_end_status(outcome), error=outcome.error)
     return outcome
@@ -435,11 +441,14 @@ async def _sleep(frame: Frame, entry: SleepEntry, value: Any) -> Outcome:
         seconds = await _sleep_seconds(frame, entry, value)
     except Exception as exc:
         return Outcome("failed", error=exc)
-    scope = frame.scope.block(
-        "sleep", f"sleep {seconds:g}s", {"spanflow.sleep.seconds": seconds}
-    )
+    scope = frame.scope.block("sleep", f"sleep {seconds:g}s", {"spanflow.sleep.seconds": seconds})
     event_id = frame.prefix + entry.id
     started_at = now_ms()
+    # Status and snapshot first: whoever sees the waiting event finds the run waiting.
+    frame.steps[entry.id] = StepResult("waiting", payload=value, started_at=started_at)
+    run.status = "waiting"
+    if run.on_waiting is not None:
+        await run.on_waiting()
     if frame.observed or scope.recording:
         frame.emit(
             scope,
@@ -449,12 +458,14 @@ async def _sleep(frame: Frame, entry: SleepEntry, value: Any) -> Outcome:
                 StepWaitingPayload(event_id, entry.id, value, started_at),
             ),
         )
-    frame.steps[entry.id] = StepResult("waiting", payload=value, started_at=started_at)
-    run.status = "waiting"
-    if run.on_waiting is not None:
-        await run.on_waiting()
     try:
         await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        frame.steps[entry.id] = StepResult(
+            "canceled", payload=value, started_at=started_at, ended_at=now_ms()
+        )
+        scope.end("canceled")
+        raise
     finally:
         run.status = "running"
     ended_at = now_ms()
@@ -487,12 +498,27 @@ async def _sleep_seconds(frame: Frame, entry: SleepEntry, value: Any) -> float:
         if when.tzinfo is None:
             when = when.replace(tzinfo=UTC)
         return max(0.0, (when - datetime.now(UTC)).total_seconds())
-    seconds = entry.seconds(ctx) if callable(entry.seconds) else entry.seconds
+    seconds: Any = entry.seconds(ctx) if callable(entry.seconds) else entry.seconds
     if inspect.isawaitable(seconds):
         seconds = await seconds
     if not isinstance(seconds, int | float) or seconds < 0:
         raise ValueError(f"sleep {entry.id!r}: expected seconds >= 0, got {seconds!r}")
     return float(seconds)
+
+
+@contextmanager
+def ends_if_canceled(scope: Scope) -> Iterator[None]:
+    """End a block's scope as ``canceled`` when the run is canceled inside it.
+
+    `run.cancel()` cancels the run's task, so a `CancelledError` unwinds through every open
+    block; each must end its scope on the way out (and let the error go on) or its span stays
+    open forever.
+    """
+    try:
+        yield
+    except asyncio.CancelledError:
+        scope.end("canceled")
+        raise
 
 
 def _end_status(outcome: Outcome) -> Literal["success", "failed", "suspended", "canceled"]:
@@ -504,9 +530,7 @@ def _end_status(outcome: Outcome) -> Literal["success", "failed", "suspended", "
 # -- foreach -------------------------------------------------------------------------------
 
 
-async def _foreach(
-    frame: Frame, entry: ForeachEntry, value: Any, resume: Resume | None
-) -> Outcome:
+async def _foreach(frame: Frame, entry: ForeachEntry, value: Any, resume: Resume | None) -> Outcome:
     from spanflow.foreach import run_foreach
 
     return await run_foreach(frame, entry, value, resume)
@@ -616,7 +640,7 @@ async def run_step(
             return finish(result, scope, bailed=True)
         except asyncio.CancelledError:
             scope.exit(token)
-            finish(StepResult("canceled", input_value, started_at=started_at), scope)
+            finish(_canceled(input_value, started_at), scope)
             raise
         except Exception as exc:
             scope.exit(token)
@@ -624,8 +648,15 @@ async def run_step(
                 scope.end("failed", error=exc)
                 attempt += 1
                 delay = frame.workflow.retry_config.delay
-                if delay:
-                    await asyncio.sleep(delay)
+                try:
+                    if delay:
+                        await asyncio.sleep(delay)
+                except asyncio.CancelledError:  # canceled between attempts: record it all
+                    scope = parent.step(
+                        step.id, input=value, attempt=attempt + 1, foreach_index=foreach_index
+                    )
+                    finish(_canceled(input_value, started_at), scope)
+                    raise
                 scope = parent.step(
                     step.id, input=value, attempt=attempt + 1, foreach_index=foreach_index
                 )
@@ -637,7 +668,7 @@ async def run_step(
     try:
         if step._output is not None:
             output = step._output.validate(output, what=f"output of step '{step.id}'")
-        if ctx._new_state is not _UNSET:
+        if ctx._new_state is not NO_STATE_CHANGE:
             state_schema = step._state or frame.workflow._state
             new_state = ctx._new_state
             if state_schema is not None:
@@ -651,10 +682,12 @@ async def run_step(
     )
 
 
+def _canceled(payload: Any, started_at: int) -> StepResult:
+    return StepResult("canceled", payload, started_at=started_at, ended_at=now_ms())
+
+
 def _failed(payload: Any, started_at: int, error: BaseException) -> StepResult:
-    return StepResult(
-        "failed", payload, error=error, started_at=started_at, ended_at=now_ms()
-    )
+    return StepResult("failed", payload, error=error, started_at=started_at, ended_at=now_ms())
 
 
 def _suspended(
@@ -682,7 +715,8 @@ def _emit_step_end(
 ) -> None:
     run_id = frame.run.run_id
     if result.status == "suspended":
-        assert result.started_at is not None and result.suspended_at is not None
+        assert result.started_at is not None
+        assert result.suspended_at is not None
         payload: Any = StepSuspendedPayload(
             event_id,
             name,

@@ -66,9 +66,7 @@ async def run_foreach(
         slots = state["slots"]
         started_at = state["startedAt"]
         to_run = (
-            [resume.foreach_index]
-            if resume.foreach_index is not None
-            else sorted(suspend_payloads)
+            [resume.foreach_index] if resume.foreach_index is not None else sorted(suspend_payloads)
         )
     total = len(items)
     observed = frame.observed or scope.recording
@@ -152,27 +150,40 @@ async def run_foreach(
                             completed,
                             total,
                             index,
-                            result.status,  # type: ignore[arg-type]
+                            result.status,
                             result.output if result.status == "success" else None,
                         ),
                     ),
                 )
 
+    def keep_progress() -> None:
+        frame.entry_state = {
+            "items": items,
+            "outputs": outputs,
+            "statuses": statuses,
+            "suspend": suspend_payloads,
+            "slots": slots,
+            "startedAt": started_at,
+        }
+
     workers = min(entry.concurrency, len(to_run))
-    if workers == 1:
-        await worker()
-    elif workers > 1:
-        await asyncio.gather(*(worker() for _ in range(workers)))
+    try:
+        if workers == 1:
+            await worker()
+        elif workers > 1:
+            await asyncio.gather(*(worker() for _ in range(workers)))
+    except asyncio.CancelledError:
+        # run.cancel(): the iterations in flight recorded themselves; close the foreach too.
+        keep_progress()
+        result = StepResult("canceled", items, started_at=started_at, ended_at=now_ms())
+        frame.steps[step.id] = result
+        if observed:
+            _emit_end(frame, scope, event_id, step.id, result)
+        scope.end("canceled")
+        raise
 
     scope.set_attribute("spanflow.loop.iterations", completed)
-    frame.entry_state = {
-        "items": items,
-        "outputs": outputs,
-        "statuses": statuses,
-        "suspend": suspend_payloads,
-        "slots": slots,
-        "startedAt": started_at,
-    }
+    keep_progress()
     if bailed is not None:
         scope.end("success")
         return Outcome("bailed", output=bailed[0])
@@ -181,7 +192,9 @@ async def run_foreach(
         return Outcome("canceled")
     ended_at = now_ms()
     if failure is not None:
-        result = StepResult("failed", items, error=failure, started_at=started_at, ended_at=ended_at)
+        result = StepResult(
+            "failed", items, error=failure, started_at=started_at, ended_at=ended_at
+        )
     elif suspend_payloads:
         first = min(suspend_payloads)
         result = StepResult(
@@ -192,7 +205,9 @@ async def run_foreach(
             suspended_at=ended_at,
         )
     else:
-        result = StepResult("success", items, list(outputs), started_at=started_at, ended_at=ended_at)
+        result = StepResult(
+            "success", items, list(outputs), started_at=started_at, ended_at=ended_at
+        )
     if resume is not None:
         result.resume_payload = resume.data
         result.resumed_at = resumed_at
@@ -210,7 +225,8 @@ async def run_foreach(
 def _emit_end(frame: Frame, scope: Any, event_id: str, name: str, result: StepResult) -> None:
     run_id = frame.run.run_id
     if result.status == "suspended":
-        assert result.started_at is not None and result.suspended_at is not None
+        assert result.started_at is not None
+        assert result.suspended_at is not None
         frame.emit(
             scope,
             WorkflowEvent(

@@ -9,6 +9,7 @@ straight back to it.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from spanflow.errors import InvalidInputError
@@ -95,20 +96,28 @@ async def run_nested(
             )
         except InvalidInputError as exc:
             inner_scope.end("failed", error=exc)
-            failed = StepResult("failed", value, error=exc, started_at=started_at, ended_at=now_ms())
+            failed = StepResult(
+                "failed", value, error=exc, started_at=started_at, ended_at=now_ms()
+            )
             return finish(failed, _StepRun(failed))
-        child = Frame(
-            workflow, run, inner_scope, inner_input, inner_state, prefix=event_id + "."
-        )
+        child = Frame(workflow, run, inner_scope, inner_input, inner_state, prefix=event_id + ".")
     inner_scope.record(start_event(child))
-    outcome = await drive(child, child_resume)
+    try:
+        outcome = await drive(child, child_resume)
+    except asyncio.CancelledError:  # run.cancel() while a step inside was running
+        inner_scope.end("canceled")
+        canceled = StepResult("canceled", value, started_at=started_at, ended_at=now_ms())
+        finish(canceled, _StepRun(canceled))
+        raise
     status = "success" if outcome.status == "bailed" else outcome.status
     inner_scope.record(finish_event(child, outcome, status))
-    inner_scope.end(status, output=outcome.output, error=outcome.error)  # type: ignore[arg-type]
+    inner_scope.end(status, output=outcome.output, error=outcome.error)
 
     ended_at = now_ms()
     if status == "success":
-        result = StepResult("success", value, outcome.output, started_at=started_at, ended_at=ended_at)
+        result = StepResult(
+            "success", value, outcome.output, started_at=started_at, ended_at=ended_at
+        )
         return finish(result, _StepRun(result))
     if status == "suspended":
         first = outcome.suspended[0][0] if outcome.suspended else None
@@ -125,5 +134,7 @@ async def run_nested(
     if status == "canceled":
         result = StepResult("canceled", value, started_at=started_at, ended_at=ended_at)
         return finish(result, _StepRun(result))
-    result = StepResult("failed", value, error=outcome.error, started_at=started_at, ended_at=ended_at)
+    result = StepResult(
+        "failed", value, error=outcome.error, started_at=started_at, ended_at=ended_at
+    )
     return finish(result, _StepRun(result))

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generic, NoReturn, TypeVar, overload
 from spanflow._schema import Schema, schema_of
 from spanflow.context import RequestContext
 from spanflow.errors import BailSignal, SuspendSignal, WorkflowDefinitionError
+from spanflow.usage import Usage
 
 if TYPE_CHECKING:
     from spanflow.executor import Frame
@@ -30,7 +31,8 @@ OutT = TypeVar("OutT")
 StepFunction = Callable[["StepContext[Any]"], Awaitable[Any] | Any]
 """What a step runs: ``async def execute(ctx) -> output`` (or a sync function)."""
 
-_UNSET: Any = object()
+NO_STATE_CHANGE: Any = object()
+"""`StepContext._new_state` until the step calls `set_state` (the executor tests for it)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -80,7 +82,7 @@ class Step(Generic[InT, OutT]):
     async def call(self, ctx: StepContext[Any]) -> Any:
         """Run `execute` once: awaited if async, in a worker thread if sync."""
         if self._is_async:
-            return await self.execute(ctx)  # type: ignore[misc]
+            return await self.execute(ctx)
         result = await asyncio.to_thread(self.execute, ctx)
         if inspect.isawaitable(result):  # a sync function that returned a coroutine
             return await result
@@ -215,7 +217,7 @@ class StepContext(Generic[InT]):
     """The payload this step suspended with, when it runs again after a resume."""
     _frame: Frame | None = field(default=None, repr=False)
     _step: Step[Any, Any] | None = field(default=None, repr=False)
-    _new_state: Any = field(default=_UNSET, repr=False)
+    _new_state: Any = field(default=NO_STATE_CHANGE, repr=False)
 
     def set_state(self, new_state: Any) -> None:
         """Replace the run state; applied (and validated) after the step returns."""
@@ -242,6 +244,11 @@ class StepContext(Generic[InT]):
     def bail(self, value: Any = None) -> NoReturn:
         """End the whole run now, with status ``success`` and ``result = value``."""
         raise BailSignal(value)
+
+    def record_usage(self, usage: Usage) -> None:
+        """Add model token usage to the run (an agent step does this; it sums into ``usage``)."""
+        assert self._frame is not None
+        self._frame.run.usage.add(usage)
 
     def abort(self) -> None:
         """Cancel the run from inside: no further entry is scheduled after this step."""

@@ -1,0 +1,78 @@
+"""Small helpers shared by the engine tests: collecting streams and naming events."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from spanflow import Step, StepContext, WorkflowEvent, WorkflowStream, create_step
+
+__all__ = ["InFlight", "collect", "const", "event_ids", "event_types", "fn_step", "step_events"]
+
+
+async def collect(out: WorkflowStream) -> list[WorkflowEvent]:
+    """Iterate the stream to its end and return its events."""
+    return [event async for event in out]
+
+
+def event_types(events: list[WorkflowEvent]) -> list[str]:
+    """The `type` of each event, in order."""
+    return [event.type for event in events]
+
+
+def event_ids(events: list[WorkflowEvent]) -> list[str]:
+    """The wire ``payload.id`` of each step event (events without one are left out)."""
+    ids = []
+    for event in events:
+        step_id = event.to_dict()["payload"].get("id")
+        if isinstance(step_id, str):
+            ids.append(step_id)
+    return ids
+
+
+def step_events(events: list[WorkflowEvent]) -> list[tuple[str, str]]:
+    """``(type, payload.id)`` of each event that carries a step id."""
+    out = []
+    for event in events:
+        payload = event.to_dict().get("payload") or {}
+        step_id = payload.get("id")
+        if isinstance(step_id, str):
+            out.append((event.type, step_id))
+    return out
+
+
+def fn_step(step_id: str, fn: Callable[[Any], Any], **kwargs: Any) -> Step[Any, Any]:
+    """A step whose execute applies `fn` to the input (for tests about plumbing, not logic)."""
+
+    async def execute(ctx: StepContext[Any]) -> Any:
+        return fn(ctx.input_data)
+
+    return create_step(id=step_id, execute=execute, **kwargs)
+
+
+def const(step_id: str, value: Any) -> Step[Any, Any]:
+    """A step that always returns `value`."""
+    return fn_step(step_id, lambda _: value)
+
+
+class InFlight:
+    """Measures concurrency: how many calls are inside `track` at once, and the maximum."""
+
+    def __init__(self) -> None:
+        self.current = 0
+        self.max = 0
+        self.entered = 0
+
+    async def track(self, work: Awaitable[Any]) -> Any:
+        self.current += 1
+        self.entered += 1
+        self.max = max(self.max, self.current)
+        try:
+            return await work
+        finally:
+            self.current -= 1
+
+    async def pause(self, seconds: float = 0.01) -> None:
+        """Stay in flight for a short while (long enough for siblings to start)."""
+        await self.track(asyncio.sleep(seconds))
