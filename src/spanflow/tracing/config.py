@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.trace import TracerProvider
 
 from spanflow.tracing.redaction import DEFAULT_MAX_ATTRIBUTE_LENGTH, DEFAULT_REDACTOR, Redactor
@@ -41,5 +42,7 @@ class TracingConfig:
     """Copy tags and metadata to every span of a run (False: the run span only)."""
     events: EventMode = "span_events"
     """Record stream events as span events, as log records correlated to the span, or not."""
+    logger_provider: LoggerProvider | None = None
+    """Where log records go with ``events="logs"``; ``None`` means the global logger provider."""
     event_payloads: bool = True
     """Add the redacted, truncated payload JSON (``spanflow.event.payload``) to each event."""

@@ -111,11 +111,18 @@ class Scope(Protocol):
 class StepTracing:
     """``ctx.tracing``: the step's span, and a way to open child spans under it."""
 
-    __slots__ = ("_span", "_tracer")
+    __slots__ = ("_attributes", "_span", "_tracer")
 
-    def __init__(self, span: trace.Span, tracer: trace.Tracer) -> None:
+    def __init__(
+        self,
+        span: trace.Span,
+        tracer: trace.Tracer,
+        attributes: Mapping[str, Any] | None = None,
+    ) -> None:
         self._span = span
         self._tracer = tracer
+        self._attributes = dict(attributes or {})
+        """What every span of the run carries (run and workflow ids, tags, metadata)."""
 
     @property
     def current_span(self) -> trace.Span:
@@ -126,11 +133,14 @@ class StepTracing:
     def span(
         self, name: str, *, attributes: Mapping[str, Any] | None = None
     ) -> Iterator[trace.Span]:
-        """Open a child span of the step span with your own name; it is current inside."""
+        """Open a child span of the step span with your own name; it is current inside.
+
+        The span carries the run's ids, tags and metadata like every span of the run; your
+        `attributes` are added to them (and win on a clash).
+        """
         context = trace.set_span_in_context(self._span)
-        with self._tracer.start_as_current_span(
-            name, context=context, attributes=dict(attributes or {})
-        ) as span:
+        merged = {**self._attributes, **(attributes or {})}
+        with self._tracer.start_as_current_span(name, context=context, attributes=merged) as span:
             yield span
 
 

@@ -10,6 +10,7 @@ no-op scope and tracing costs next to nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Mapping
@@ -32,6 +33,7 @@ from opentelemetry.trace import (
 from spanflow.events import WorkflowEvent
 from spanflow.results import StoredError
 from spanflow.tracing._requested import REQUESTED_TRACE_ID
+from spanflow.tracing.attributes import TAGS_ATTRIBUTE
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.instrumentation import (
@@ -49,6 +51,8 @@ __all__ = ["OtelInstrumentation", "OtelScope"]
 
 logger = logging.getLogger("spanflow.tracing")
 _SCOPE_NAME = "spanflow"
+_NOT_RECORDED = "[not recorded: tracing error, see the spanflow.tracing log]"
+"""Put where an input, output or payload could not be redacted: never the raw value."""
 _EVENT_SCALARS = frozenset(
     {
         "id",
@@ -103,6 +107,10 @@ class _RunTrace:
     """Attributes on every span of the run (run/workflow ids, tags and metadata)."""
     capture_input: bool
     capture_output: bool
+    hide_input: bool = False
+    """The run hides its input (kept across a resume, like tags and metadata)."""
+    hide_output: bool = False
+    """The run hides its output (kept across a resume)."""
     log_events: bool = False
     logger_provider: Any = None
     carried: dict[str, Any] = field(default_factory=dict)
@@ -137,10 +145,12 @@ class OtelInstrumentation:
             redactor=config.redactor,
             max_attribute_length=config.max_attribute_length,
         )
-        # A resumed run keeps the tags and metadata of the run it continues (stored with the
-        # trace context), so a search by metadata finds both halves; new options add to them.
-        carried = _stored_attributes(start.stored_trace)
-        carried.update(resolved.attributes)
+        # A resumed run keeps the tags, metadata and hide flags of the run it continues
+        # (stored with the trace context), so a search by metadata finds both halves and what
+        # was hidden stays hidden; new options add to them.
+        carried = _carried_attributes(_stored_attributes(start.stored_trace), resolved.attributes)
+        hide_input = resolved.hide_input or _stored_flag(start.stored_trace, "hideInput")
+        hide_output = resolved.hide_output or _stored_flag(start.stored_trace, "hideOutput")
         common: dict[str, Any] = {
             "spanflow.workflow.id": start.workflow_id,
             "spanflow.run.id": start.run_id,
@@ -154,8 +164,8 @@ class OtelInstrumentation:
             attributes["spanflow.resource.id"] = start.resource_id
         if start.resumed:
             attributes["spanflow.run.resumed"] = True
-        capture_input = config.capture_input and not resolved.hide_input
-        capture_output = config.capture_output and not resolved.hide_output
+        capture_input = config.capture_input and not hide_input
+        capture_output = config.capture_output and not hide_output
         if capture_input and start.input is not None:
             key = "spanflow.resume_data" if start.resumed else "spanflow.input"
             attributes[key] = self._json(start.input)
@@ -181,6 +191,7 @@ class OtelInstrumentation:
         if not span.is_recording():
             span.end()
             return NOOP_SCOPE
+        log_events = config.events == "logs"
         run = _RunTrace(
             tracer,
             config,
@@ -188,10 +199,14 @@ class OtelInstrumentation:
             common,
             capture_input,
             capture_output,
-            log_events=config.events == "logs",
-            logger_provider=get_logger_provider() if config.events == "logs" else None,
+            hide_input=hide_input,
+            hide_output=hide_output,
+            log_events=log_events,
+            logger_provider=(config.logger_provider or get_logger_provider())
+            if log_events
+            else None,
+            carried=carried,
         )
-        run.carried = carried
         return OtelScope(run, span, "spanflow.run.status")
 
     def _parent(
@@ -218,9 +233,29 @@ class OtelInstrumentation:
         return None, [], None  # the ambient span, if any, or a new trace
 
     def _json(self, value: Any) -> str:
-        return to_attribute_json(
-            value, redactor=self.config.redactor, limit=self.config.max_attribute_length
-        )
+        return _attribute_json(value, self.config)
+
+
+def _attribute_json(value: Any, config: TracingConfig) -> str:
+    """`to_attribute_json` that never raises (a user's redactor function may)."""
+    try:
+        return to_attribute_json(value, redactor=config.redactor, limit=config.max_attribute_length)
+    except Exception:
+        logger.exception("spanflow: could not redact a value for a span; it is not recorded")
+        return _NOT_RECORDED
+
+
+def _carried_attributes(stored: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored tags and metadata of a resumed run with this resume's added over them."""
+    carried = {**stored, **new}
+    old_tags, new_tags = stored.get(TAGS_ATTRIBUTE), new.get(TAGS_ATTRIBUTE)
+    if isinstance(old_tags, tuple) and isinstance(new_tags, tuple):
+        carried[TAGS_ATTRIBUTE] = tuple(dict.fromkeys((*old_tags, *new_tags)))
+    return carried
+
+
+def _stored_flag(stored: Mapping[str, Any] | None, key: str) -> bool:
+    return stored is not None and stored.get(key) is True
 
 
 def _stored_attributes(stored: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -264,15 +299,29 @@ class OtelScope:
 
     @property
     def trace_id(self) -> str | None:
-        return format_trace_id(self._span.get_span_context().trace_id)
+        try:
+            return format_trace_id(self._span.get_span_context().trace_id)
+        except Exception:
+            logger.exception("spanflow: could not read the trace id of a span")
+            return None
 
     @property
     def span_id(self) -> str | None:
-        return format_span_id(self._span.get_span_context().span_id)
-
-    def _child(self, name: str, attributes: dict[str, Any], status_key: str) -> Scope:
         try:
-            run = self._run
+            return format_span_id(self._span.get_span_context().span_id)
+        except Exception:
+            logger.exception("spanflow: could not read the id of a span")
+            return None
+
+    def _child(
+        self,
+        name: str,
+        attributes: dict[str, Any],
+        status_key: str,
+        run: _RunTrace | None = None,
+    ) -> Scope:
+        run = run or self._run
+        try:
             ctx = trace.set_span_in_context(self._span)
             span = run.tracer.start_span(name, ctx, SpanKind.INTERNAL, attributes)
             return OtelScope(run, span, status_key)
@@ -299,14 +348,18 @@ class OtelScope:
         return self._child(name, merged, f"spanflow.{kind}.status")
 
     def nested_run(self, workflow_id: str, run_id: str, input: Any) -> Scope:
-        run = self._run
-        attributes = dict(run.common)
-        attributes["spanflow.workflow.id"] = workflow_id
-        attributes["spanflow.run.id"] = run_id
+        # The inner workflow's spans say which workflow they belong to, like its run span.
+        common = {
+            **self._run.common,
+            "spanflow.workflow.id": workflow_id,
+            "spanflow.run.id": run_id,
+        }
+        run = dataclasses.replace(self._run, common=common)
+        attributes = dict(common)
         attributes["spanflow.workflow.nested"] = True
         if run.capture_input and input is not None:
             attributes["spanflow.input"] = self._json(input)
-        return self._child(f"invoke_workflow {workflow_id}", attributes, "spanflow.run.status")
+        return self._child(f"invoke_workflow {workflow_id}", attributes, "spanflow.run.status", run)
 
     def record(self, event: WorkflowEvent) -> None:
         run = self._run
@@ -356,9 +409,15 @@ class OtelScope:
             logger.exception("spanflow: could not set attribute %s", key)
 
     def enter(self) -> object:
-        return otel_context.attach(trace.set_span_in_context(self._span))
+        try:
+            return otel_context.attach(trace.set_span_in_context(self._span))
+        except Exception:
+            logger.exception("spanflow: could not make a span current")
+            return None
 
     def exit(self, token: object) -> None:
+        if token is None:
+            return
         try:
             otel_context.detach(token)  # type: ignore[arg-type]
         except Exception:
@@ -380,13 +439,14 @@ class OtelScope:
                     span.set_attribute("error.type", error_type(error))
                     if self._status_key in _RECORDS_EXCEPTIONS:
                         self._record_exception(error)
-            elif shown == "success":
-                if output is not None and self._run.capture_output:
-                    span.set_attribute("spanflow.output", self._json(output))
+            elif shown == "success" and output is not None and self._run.capture_output:
+                span.set_attribute("spanflow.output", self._json(output))
         except Exception:
             logger.exception("spanflow: could not finish a span")
-        finally:
+        try:
             span.end()
+        except Exception:
+            logger.exception("spanflow: could not end a span")
 
     def _record_exception(self, error: BaseException) -> None:
         if isinstance(error, StoredError):
@@ -400,19 +460,25 @@ class OtelScope:
         self._span.record_exception(error)
 
     def persisted_context(self) -> dict[str, Any] | None:
-        ctx = self._span.get_span_context()
-        return {
-            "traceId": format_trace_id(ctx.trace_id),
-            "spanId": format_span_id(ctx.span_id),
-            "traceFlags": int(ctx.trace_flags),
-            "attributes": {
-                k: list(v) if isinstance(v, tuple) else v for k, v in self._run.carried.items()
-            },
-        }
+        run = self._run
+        try:
+            ctx = self._span.get_span_context()
+            return {
+                "traceId": format_trace_id(ctx.trace_id),
+                "spanId": format_span_id(ctx.span_id),
+                "traceFlags": int(ctx.trace_flags),
+                "attributes": {
+                    k: list(v) if isinstance(v, tuple) else v for k, v in run.carried.items()
+                },
+                "hideInput": run.hide_input,
+                "hideOutput": run.hide_output,
+            }
+        except Exception:
+            logger.exception("spanflow: could not read the span context to store")
+            return None
 
     def user_tracing(self) -> StepTracing:
-        return StepTracing(self._span, self._run.tracer)
+        return StepTracing(self._span, self._run.tracer, self._run.common)
 
     def _json(self, value: Any) -> str:
-        config = self._run.config
-        return to_attribute_json(value, redactor=config.redactor, limit=config.max_attribute_length)
+        return _attribute_json(value, self._run.config)
