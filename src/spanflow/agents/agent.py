@@ -1,0 +1,396 @@
+"""`Agent`: a model with instructions and tools; `generate` for a result, `stream` for chunks.
+
+``await agent.generate("...")`` runs the loop (``spanflow.agents._loop``) in the caller's task
+and returns an `AgentResult`. ``agent.stream("...")`` starts it in its own task and returns an
+`AgentStream` at once: an async iterator of `AgentChunk`s plus awaitable ``text``, ``usage``,
+``finish_reason`` and ``result``. Every chunk is kept, so a consumer that starts late (even
+after the call ended) gets all of them, and awaiting ``result`` without iterating never
+deadlocks. Neither call raises for a failing model or tool: the result says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from spanflow._buffer import ReplayBuffer
+from spanflow._sync import run_sync
+from spanflow.agents._loop import AgentCall
+from spanflow.agents.chunks import AgentChunk, TextDeltaPayload
+from spanflow.agents.errors import AgentDefinitionError
+from spanflow.agents.messages import MessagesInput, coerce_messages
+from spanflow.agents.models.base import Model, ModelSettings, ToolDefinition
+from spanflow.agents.results import AgentResult
+from spanflow.agents.tools import TOOL_NAME_PATTERN, Tool
+from spanflow.context import RequestContext
+from spanflow.errors import InvalidInputError
+from spanflow.tracing.genai import GenAITracing
+from spanflow.tracing.options import TracingOptions
+from spanflow.usage import Usage
+
+if TYPE_CHECKING:
+    from spanflow.step import Step
+
+__all__ = ["Agent", "AgentStream", "Instructions"]
+
+Instructions = str | Callable[[RequestContext], str | Awaitable[str]]
+"""Fixed instructions, or a function of the request context that returns them."""
+
+
+class Agent:
+    """An LLM with instructions and tools (Mastra's ``Agent``).
+
+    Args:
+        id: Unique id (``gen_ai.agent.id``; the registry's key; the default step id).
+        name: Display name (``gen_ai.agent.name``, the span name suffix); default: the id.
+        instructions: The system prompt, or a function of the request context returning it.
+        model: Any `Model`: `OpenAIChatModel`, `ScriptedModel`, your own.
+        tools: Tools the model may call, as a list (named by their ids) or a mapping from the
+            name the model sees to the tool.
+        max_steps: Most model calls per ``generate``/``stream`` (each tool round is a step).
+        description: What the agent does (``gen_ai.agent.description``, step description).
+        model_settings: Default `ModelSettings` of every call.
+        instrumentation: Tracing: a `GenAITracing`, a `TracingConfig`, or a workflow
+            instrumentation; default: OpenTelemetry's global tracer provider. The `Spanflow`
+            registry sets it to its own on registration.
+
+    Raises:
+        AgentDefinitionError: A bad id, model, tool list or ``max_steps``.
+    """
+
+    def __init__(
+        self,
+        *,
+        id: str,
+        model: Model,
+        name: str | None = None,
+        instructions: Instructions | None = None,
+        tools: Sequence[Tool] | Mapping[str, Tool] = (),
+        max_steps: int = 5,
+        description: str | None = None,
+        model_settings: ModelSettings | None = None,
+        instrumentation: object = None,
+    ) -> None:
+        if not isinstance(id, str) or not id:
+            raise AgentDefinitionError(f"an agent needs a non-empty string id, got {id!r}")
+        if not isinstance(model, Model):
+            raise AgentDefinitionError(
+                f"agent {id!r}: model must implement the Model protocol (provider, model_id, "
+                f"stream), got {type(model).__name__}"
+            )
+        if instructions is not None and not (
+            isinstance(instructions, str) or callable(instructions)
+        ):
+            raise AgentDefinitionError(
+                f"agent {id!r}: instructions must be a string or a function, "
+                f"got {type(instructions).__name__}"
+            )
+        self.id = id
+        self.name = name or id
+        self.instructions = instructions
+        self.model = model
+        self.description = description
+        self.max_steps = _check_max_steps(id, max_steps)
+        self.model_settings = model_settings or ModelSettings()
+        self.tools: dict[str, Tool] = _tool_table(id, tools)
+        self.tool_definitions: tuple[ToolDefinition, ...] = tuple(
+            ToolDefinition(name, tool.description, tool.parameters)
+            for name, tool in self.tools.items()
+        )
+        self._instrumentation = GenAITracing.coerce(instrumentation)
+
+    @property
+    def instrumentation(self) -> GenAITracing:
+        """How this agent's calls are traced."""
+        return self._instrumentation
+
+    @instrumentation.setter
+    def instrumentation(self, value: object) -> None:
+        self._instrumentation = GenAITracing.coerce(value)
+
+    # -- calling -----------------------------------------------------------------------------
+
+    async def generate(
+        self,
+        messages: MessagesInput,
+        *,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+        thread_id: str | None = None,
+        resource_id: str | None = None,
+        abort_signal: asyncio.Event | None = None,
+        run_id: str | None = None,
+        max_steps: int | None = None,
+        model_settings: ModelSettings | None = None,
+    ) -> AgentResult:
+        """Run the agent to its answer and return the `AgentResult`.
+
+        Args:
+            messages: A prompt, a message, or a list of messages (objects or chat dicts).
+            request_context: Values tools can read; its listed keys become span metadata.
+            tracing_options: Parent trace, tags, metadata, hiding (`TracingOptions`). Inside a
+                workflow step or a tool the call nests under that span and its trace ids are
+                ignored.
+            thread_id: The conversation id (``gen_ai.conversation.id``).
+            resource_id: The user or resource the call is for (``spanflow.resource.id``).
+            abort_signal: Set it to abort the call (``abort`` chunk, aborted result).
+            run_id: The call's id (``runId`` of its chunks); default: a new UUID.
+            max_steps: Overrides the agent's ``max_steps`` for this call.
+            model_settings: Overrides the agent's model settings for this call.
+
+        Raises:
+            InvalidInputError: `messages` or another argument is malformed.
+        """
+        call = self._call(
+            messages,
+            request_context,
+            tracing_options,
+            thread_id,
+            resource_id,
+            abort_signal,
+            run_id,
+            max_steps,
+            model_settings,
+            sink=None,
+        )
+        return await call.run()
+
+    def stream(
+        self,
+        messages: MessagesInput,
+        *,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+        thread_id: str | None = None,
+        resource_id: str | None = None,
+        abort_signal: asyncio.Event | None = None,
+        run_id: str | None = None,
+        max_steps: int | None = None,
+        model_settings: ModelSettings | None = None,
+    ) -> AgentStream:
+        """Start the agent and return its live `AgentStream` (needs a running event loop).
+
+        Takes the arguments of `generate`.
+
+        Raises:
+            InvalidInputError: `messages` or another argument is malformed.
+        """
+        call = self._call(
+            messages,
+            request_context,
+            tracing_options,
+            thread_id,
+            resource_id,
+            abort_signal,
+            run_id,
+            max_steps,
+            model_settings,
+            sink=None,
+        )
+        return AgentStream(call)
+
+    def generate_sync(self, messages: MessagesInput, **kwargs: Any) -> AgentResult:
+        """`generate` for scripts; refuses to run inside a running event loop."""
+        return run_sync(self.generate(messages, **kwargs), "generate_sync")
+
+    def as_step(self, id: str | None = None, *, description: str | None = None) -> Step[Any, Any]:
+        """This agent as a workflow step (see `spanflow.agents.step.create_agent_step`)."""
+        from spanflow.agents.step import create_agent_step
+
+        return create_agent_step(self, id=id, description=description)
+
+    def _call(
+        self,
+        messages: MessagesInput,
+        request_context: RequestContext | Mapping[str, Any] | None,
+        tracing_options: TracingOptions | None,
+        thread_id: str | None,
+        resource_id: str | None,
+        abort_signal: asyncio.Event | None,
+        run_id: str | None,
+        max_steps: int | None,
+        model_settings: ModelSettings | None,
+        *,
+        sink: Callable[[AgentChunk], None] | None,
+    ) -> AgentCall:
+        if abort_signal is not None and not isinstance(abort_signal, asyncio.Event):
+            raise InvalidInputError(
+                f"abort_signal must be an asyncio.Event, got {type(abort_signal).__name__}"
+            )
+        if model_settings is not None and not isinstance(model_settings, ModelSettings):
+            raise InvalidInputError(
+                f"model_settings must be a ModelSettings, got {type(model_settings).__name__}"
+            )
+        for name, value in (
+            ("thread_id", thread_id),
+            ("resource_id", resource_id),
+            ("run_id", run_id),
+        ):
+            if value is not None and (not isinstance(value, str) or not value):
+                raise InvalidInputError(f"{name} must be a non-empty string, got {value!r}")
+        return AgentCall(
+            agent=self,
+            run_id=run_id or str(uuid.uuid4()),
+            messages=coerce_messages(messages),
+            request_context=RequestContext.coerce(request_context),
+            settings=model_settings or self.model_settings,
+            max_steps=self.max_steps if max_steps is None else _check_max_steps(self.id, max_steps),
+            tracing_options=tracing_options,
+            thread_id=thread_id,
+            resource_id=resource_id,
+            abort_signal=abort_signal,
+            sink=sink,
+        )
+
+    def __repr__(self) -> str:
+        return f"<Agent {self.id!r} model={self.model.model_id!r} tools={list(self.tools)}>"
+
+
+class AgentStream:
+    """The live output of `Agent.stream`: chunks, and the call's outcome.
+
+    Iterate it (or `full_stream`) for `AgentChunk`s, or `text_stream` for the text alone;
+    await `text`, `usage`, `finish_reason` or `result`. `abort()` stops the call.
+    """
+
+    run_id: str
+    """The call's id (the ``runId`` of its chunks)."""
+    trace_id: str | None
+    """The ``invoke_agent`` span's trace id (32 hex), ``None`` when not traced."""
+    span_id: str | None
+    """The ``invoke_agent`` span's id (16 hex), ``None`` when not traced."""
+
+    def __init__(self, call: AgentCall) -> None:
+        loop = asyncio.get_running_loop()
+        self._buffer: ReplayBuffer[AgentChunk] = ReplayBuffer()
+        self._call = call
+        self._result: asyncio.Future[AgentResult] = loop.create_future()
+        self._text: asyncio.Future[str] = loop.create_future()
+        self._usage: asyncio.Future[Usage] = loop.create_future()
+        self._finish_reason: asyncio.Future[str] = loop.create_future()
+        call.sink = self._buffer.push
+        scope = call.open()  # in the caller's context: nests under the caller's span
+        self.run_id = call.run_id
+        self.trace_id = scope.trace_id
+        self.span_id = scope.span_id
+        self._task = loop.create_task(call.run(), name=f"spanflow agent {call.agent.id}")
+        self._task.add_done_callback(self._done)
+
+    # -- what consumers use --------------------------------------------------------------------
+
+    def __aiter__(self) -> AsyncIterator[AgentChunk]:
+        return self._buffer.iterate()
+
+    @property
+    def full_stream(self) -> AsyncIterator[AgentChunk]:
+        """Every chunk (Mastra's ``fullStream``); same as iterating the stream itself."""
+        return self._buffer.iterate()
+
+    @property
+    def text_stream(self) -> AsyncIterator[str]:
+        """The text deltas alone (Mastra's ``textStream``)."""
+        return self._texts()
+
+    @property
+    def chunks(self) -> list[AgentChunk]:
+        """Every chunk received so far (a copy)."""
+        return self._buffer.items
+
+    @property
+    def result(self) -> asyncio.Future[AgentResult]:
+        """Awaitable `AgentResult`."""
+        return self._result
+
+    @property
+    def text(self) -> asyncio.Future[str]:
+        """Awaitable final text."""
+        return self._text
+
+    @property
+    def usage(self) -> asyncio.Future[Usage]:
+        """Awaitable usage summed over the call's model calls."""
+        return self._usage
+
+    @property
+    def finish_reason(self) -> asyncio.Future[str]:
+        """Awaitable finish reason (``stop``, ``tool-calls``, ``error``, ``abort``...)."""
+        return self._finish_reason
+
+    def abort(self) -> None:
+        """Abort the call: the stream ends with ``abort`` and the result is ``aborted``."""
+        self._call.abort()
+
+    async def _texts(self) -> AsyncIterator[str]:
+        async for chunk in self._buffer.iterate():
+            if isinstance(chunk.payload, TextDeltaPayload):
+                yield chunk.payload.text
+
+    # -- completion ----------------------------------------------------------------------------
+
+    def _done(self, task: asyncio.Task[AgentResult]) -> None:
+        futures: tuple[asyncio.Future[Any], ...] = (
+            self._result,
+            self._text,
+            self._usage,
+            self._finish_reason,
+        )
+        if task.cancelled():
+            error: BaseException = asyncio.CancelledError()
+            self._buffer.close(error)
+            for future in futures:
+                if not future.done():
+                    future.cancel()
+            return
+        failure = task.exception()
+        if failure is not None:  # a bug in the loop itself: surface it everywhere
+            self._buffer.close(failure)
+            for future in futures:
+                if not future.done():
+                    future.set_exception(failure)
+                    future.exception()  # retrieved: iteration and awaiting re-raise it
+            return
+        result = task.result()
+        for future, value in zip(
+            futures, (result, result.text, result.usage, result.finish_reason), strict=True
+        ):
+            if not future.done():
+                future.set_result(value)
+        self._buffer.close()
+
+
+def _check_max_steps(agent_id: str, max_steps: object) -> int:
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int) or max_steps < 1:
+        raise AgentDefinitionError(
+            f"agent {agent_id!r}: max_steps must be an int >= 1, got {max_steps!r}"
+        )
+    return max_steps
+
+
+def _tool_table(agent_id: str, tools: Sequence[Tool] | Mapping[str, Tool]) -> dict[str, Tool]:
+    pairs: list[tuple[Any, Any]]
+    given: object = tools  # untyped callers pass anything
+    if isinstance(given, Mapping):
+        pairs = list(given.items())
+    elif isinstance(given, Sequence) and not isinstance(given, str):
+        pairs = [(getattr(t, "id", None), t) for t in given]
+    else:
+        raise AgentDefinitionError(
+            f"agent {agent_id!r}: tools must be a list of tools or a mapping of names to tools, "
+            f"got {type(tools).__name__}"
+        )
+    table: dict[str, Tool] = {}
+    for name, tool in pairs:
+        if not isinstance(tool, Tool):
+            raise AgentDefinitionError(
+                f"agent {agent_id!r}: {tool!r} is not a Tool (make one with create_tool or @tool)"
+            )
+        if not isinstance(name, str) or not TOOL_NAME_PATTERN.match(name):
+            raise AgentDefinitionError(
+                f"agent {agent_id!r}: tool name {name!r} must be 1-64 letters, digits, '_' or '-'"
+            )
+        if name in table:
+            raise AgentDefinitionError(f"agent {agent_id!r}: two tools are named {name!r}")
+        table[name] = tool
+    return table
