@@ -208,6 +208,14 @@ async def test_a_traceparent_header_value_gives_the_trace_and_the_parent(
             id="tags as one string",
         ),
         pytest.param(
+            {"request_context_keys": "user.id"},
+            [
+                "request_context_keys: 'user.id' must be a list of strings, not a single string: "
+                "write request_context_keys=['user.id']"
+            ],
+            id="request-context keys as one string",
+        ),
+        pytest.param(
             {"metadata": "user=ada"},
             [
                 "metadata: 'user=ada' must be a mapping such as {'user_id': 'u-1'}, got str",
@@ -362,3 +370,33 @@ def ids_of(span: ReadableSpan) -> tuple[str, str]:
     context = span.get_span_context()
     assert context is not None
     return f"{context.trace_id:032x}", f"{context.span_id:016x}"
+
+
+async def test_a_run_started_by_a_step_is_nested_in_it_whatever_ids_it_is_given(
+    span_capture: SpanCapture, caplog: pytest.LogCaptureFixture
+) -> None:
+    child = create_workflow(id="child").then(greet).commit()
+
+    @step
+    async def delegate(ctx: StepContext[str]) -> str:
+        options = TracingOptions(
+            trace_id=TRACE_ID, parent_span_id=SPAN_ID, tags=["child"], metadata={"part": "b"}
+        )
+        started = await child.create_run(run_id="run-2")
+        return str((await started.start(ctx.input_data, tracing_options=options)).result)
+
+    parent = create_workflow(id="parent").then(delegate).commit()
+    options = TracingOptions(tags=["parent"], metadata={"user": "u-42", "part": "a"})
+
+    result = await run(parent, "ada", options=options)
+
+    assert result.result == "hello ada"
+    shown = ("spanflow.run.id", "spanflow.tags", "spanflow.metadata.*")
+    assert tree(span_capture, *shown, events=False) == expected("""
+        invoke_workflow parent [INTERNAL] UNSET {spanflow.metadata.part='a', spanflow.metadata.user='u-42', spanflow.run.id='run-1', spanflow.tags=['parent']}
+          workflow_step delegate [INTERNAL] UNSET {spanflow.metadata.part='a', spanflow.metadata.user='u-42', spanflow.run.id='run-1', spanflow.tags=['parent']}
+            invoke_workflow child [INTERNAL] UNSET {spanflow.metadata.part='b', spanflow.metadata.user='u-42', spanflow.run.id='run-2', spanflow.tags=['parent', 'child']}
+              workflow_step greet [INTERNAL] UNSET {spanflow.metadata.part='b', spanflow.metadata.user='u-42', spanflow.run.id='run-2', spanflow.tags=['parent', 'child']}
+    """)  # noqa: E501
+    assert len(trace_ids(span_capture)) == 1
+    assert tracing_warnings(caplog) == []

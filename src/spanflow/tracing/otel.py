@@ -1,8 +1,8 @@
 """The OpenTelemetry implementation of the instrumentation seam (through the API only).
 
 `OtelInstrumentation.start_run` opens a live run span (parent chosen by `TracingOptions`, then
-the ambient span, then a new trace) and returns an `OtelScope`; the executor opens every other
-span through it. Spans are real and current while user code runs, so auto-instrumented
+the ambient span, then a new trace; a run started inside another run's span is nested in it)
+and returns an `OtelScope`; the executor opens every other span through it. Spans are real and current while user code runs, so auto-instrumented
 libraries nest under the step. Nothing here may fail a run: every method swallows and logs its
 own errors. When the provider hands out non-recording spans (no SDK configured), runs get the
 no-op scope and tracing costs next to nothing.
@@ -33,7 +33,7 @@ from opentelemetry.trace import (
 from spanflow.events import WorkflowEvent
 from spanflow.results import StoredError
 from spanflow.tracing._requested import REQUESTED_TRACE_ID
-from spanflow.tracing.attributes import TAGS_ATTRIBUTE
+from spanflow.tracing.attributes import METADATA_PREFIX, TAG_PREFIX, TAGS_ATTRIBUTE
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.instrumentation import (
@@ -44,13 +44,15 @@ from spanflow.tracing.instrumentation import (
     Scope,
     StepTracing,
 )
-from spanflow.tracing.options import ResolvedTracing, resolve_tracing_options
+from spanflow.tracing.options import ResolvedTracing, merge_nested, resolve_tracing_options
 from spanflow.tracing.redaction import to_attribute_json
 
 __all__ = ["OtelInstrumentation", "OtelScope"]
 
 logger = logging.getLogger("spanflow.tracing")
 _SCOPE_NAME = "spanflow"
+_NESTING_MARKERS = ("spanflow.run.id", "spanflow.agent.id")
+"""Attributes that mark a span as part of a spanflow run or agent call."""
 _NOT_RECORDED = "[not recorded: tracing error, see the spanflow.tracing log]"
 """Put where an input, output or payload could not be redacted: never the raw value."""
 _EVENT_SCALARS = frozenset(
@@ -138,13 +140,7 @@ class OtelInstrumentation:
         config = self.config
         provider = config.tracer_provider or trace.get_tracer_provider()
         tracer = provider.get_tracer(_SCOPE_NAME)
-        resolved = resolve_tracing_options(
-            start.options,
-            request_context=start.request_context,
-            global_request_context_keys=config.request_context_keys,
-            redactor=config.redactor,
-            max_attribute_length=config.max_attribute_length,
-        )
+        resolved = self._resolve(start)
         # A resumed run keeps the tags, metadata and hide flags of the run it continues
         # (stored with the trace context), so a search by metadata finds both halves and what
         # was hidden stays hidden; new options add to them.
@@ -209,6 +205,32 @@ class OtelInstrumentation:
         )
         return OtelScope(run, span, "spanflow.run.status")
 
+    def _resolve(self, start: RunStart) -> ResolvedTracing:
+        """The run's tracing options, merged into the enclosing run's when nested (§3).
+
+        A run started while a span of another spanflow run is current (a workflow run started
+        by a step or by an agent's tool) is nested: it stays a child of that span whatever
+        trace ids it was given, and adds its tags and metadata to the enclosing run's. A resume
+        is never nested: it continues its own trace.
+        """
+        config = self.config
+        enclosing = None if start.resumed else _enclosing_run_attributes()
+        if enclosing is not None:
+            return merge_nested(
+                _as_resolved(enclosing),
+                start.options,
+                request_context=start.request_context,
+                redactor=config.redactor,
+                max_attribute_length=config.max_attribute_length,
+            )
+        return resolve_tracing_options(
+            start.options,
+            request_context=start.request_context,
+            global_request_context_keys=config.request_context_keys,
+            redactor=config.redactor,
+            max_attribute_length=config.max_attribute_length,
+        )
+
     def _parent(
         self, start: RunStart, resolved: ResolvedTracing
     ) -> tuple[otel_context.Context | None, list[Link], int | None]:
@@ -243,6 +265,33 @@ def _attribute_json(value: Any, config: TracingConfig) -> str:
     except Exception:
         logger.exception("spanflow: could not redact a value for a span; it is not recorded")
         return _NOT_RECORDED
+
+
+def _enclosing_run_attributes() -> dict[str, Any] | None:
+    """The current span's attributes if it is a span of a spanflow run or agent, else None."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return None
+    attributes = getattr(span, "attributes", None)  # SDK spans expose them; the API does not
+    if not isinstance(attributes, Mapping):
+        return None
+    if not any(marker in attributes for marker in _NESTING_MARKERS):
+        return None
+    return dict(attributes)
+
+
+def _as_resolved(attributes: Mapping[str, Any]) -> ResolvedTracing:
+    """The enclosing run's tags and metadata, read back from its span's attributes."""
+    tags = attributes.get(TAGS_ATTRIBUTE)
+    carried = {
+        key: value
+        for key, value in attributes.items()
+        if key == TAGS_ATTRIBUTE or key.startswith((METADATA_PREFIX + ".", TAG_PREFIX + "."))
+    }
+    return ResolvedTracing(
+        tags=tuple(str(tag) for tag in tags) if isinstance(tags, tuple | list) else (),
+        attributes=carried,
+    )
 
 
 def _carried_attributes(stored: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
