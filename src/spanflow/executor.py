@@ -360,9 +360,13 @@ async def _evaluate_condition(
     scope = parent.block("condition", f"condition {index}", {"spanflow.condition.index": index})
     try:
         with ends_if_canceled(scope):
-            verdict = cond(ctx)
-            if inspect.isawaitable(verdict):
-                verdict = await verdict
+            token = scope.enter()  # spans the condition opens nest under its own
+            try:
+                verdict = cond(ctx)
+                if inspect.isawaitable(verdict):
+                    verdict = await verdict
+            finally:
+                scope.exit(token)
             result = bool(verdict)
     except Exception as exc:
         logger.warning("branch condition %d raised %r; counted as false", index, exc)
@@ -420,6 +424,7 @@ async def _loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | Non
                 outcome = _outcome_of(step_run)
                 break
             current = step_run.result.output
+            token = scope.enter()  # spans the condition opens nest under the loop's
             try:
                 verdict = entry.condition(_condition_context(frame, current, iteration))
                 if inspect.isawaitable(verdict):
@@ -427,6 +432,8 @@ async def _loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | Non
             except Exception as exc:
                 outcome = Outcome("failed", error=exc)
                 break
+            finally:
+                scope.exit(token)
             if bool(verdict) != (entry.kind == "dowhile"):
                 outcome = Outcome("success", output=current)
                 break

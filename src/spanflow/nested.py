@@ -102,6 +102,7 @@ async def run_nested(
             return finish(failed, _StepRun(failed))
         child = Frame(workflow, run, inner_scope, inner_input, inner_state, prefix=event_id + ".")
     inner_scope.record(start_event(child))
+    token = inner_scope.enter()  # user code outside inner steps (conditions, ...) nests here
     try:
         outcome = await drive(child, child_resume)
     except asyncio.CancelledError:  # run.cancel() while a step inside was running
@@ -109,6 +110,8 @@ async def run_nested(
         canceled = StepResult("canceled", value, started_at=started_at, ended_at=now_ms())
         finish(canceled, _StepRun(canceled))
         raise
+    finally:
+        inner_scope.exit(token)
     status = "success" if outcome.status == "bailed" else outcome.status
     inner_scope.record(finish_event(child, outcome, status))
     inner_scope.end(status, output=outcome.output, error=outcome.error)

@@ -9,6 +9,7 @@ it (``create_run(run_id=...)``). Input, state and request-context errors raise f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -18,6 +19,7 @@ from spanflow._sync import run_sync
 from spanflow.context import RequestContext
 from spanflow.errors import (
     InvalidInputError,
+    RunClaimError,
     RunStateError,
     StepNotFoundError,
     StorageError,
@@ -30,7 +32,6 @@ from spanflow.executor import (
     RunControl,
     drive,
     finish_event,
-    now_ms,
     start_event,
 )
 from spanflow.results import WorkflowResult, error_wire
@@ -48,6 +49,9 @@ if TYPE_CHECKING:
 __all__ = ["Run"]
 
 StepRef = Step[Any, Any] | Workflow | str | Sequence[str]
+
+_RESUMABLE: tuple[RunStatus, ...] = ("suspended",)
+_RESTARTABLE: tuple[RunStatus, ...] = ("running", "waiting")
 
 
 class Run:
@@ -177,10 +181,13 @@ class Run:
         control.sink = out.push if out is not None else None
         self._control = control
         frame = Frame(wf, control, NOOP_SCOPE, input_value, state)
-        start = RunStart(wf.id, self.run_id, self.resource_id, input_value, context, tracing_options)
+        start = RunStart(
+            wf.id, self.run_id, self.resource_id, input_value, context, tracing_options
+        )
         task = asyncio.get_running_loop().create_task(
             self._execute(frame, None, start, out, new=True), name=f"spanflow-run-{self.run_id}"
         )
+        _hand_errors_to_stream(task, out)
         self._task = task
         return task
 
@@ -200,8 +207,24 @@ class Run:
         `step` (a step, an id, or a path ``"outer.inner"``) picks which suspended step; omitted,
         the single suspended step is used. Raises `RunStateError` if the run is not suspended
         and `StepNotFoundError` for a step that is not (or not uniquely) suspended.
+
+        If this run object is still executing (typically: a stream consumer resumes as soon as
+        it sees ``workflow-step-suspended``, while the run is still storing its snapshot), the
+        execution is awaited first.
         """
+        task = self._task
+        if task is not None and not task.done() and task is not asyncio.current_task():
+            await asyncio.wait([task])
+        was_suspended = self._stored is not None and self._stored.status == "suspended"
         await self._refresh()
+        stored = self._stored
+        if was_suspended and stored is not None and stored.status != "suspended":
+            # Suspended when this object last looked, not any more: another resumer (another
+            # Run object, maybe another process) claimed it in between.
+            raise RunClaimError(
+                f"run {self.run_id!r} was resumed by another caller first "
+                f"(it is {stored.status} now)"
+            )
         task = self._launch_resume(
             resume_data, step, foreach_index, request_context, tracing_options, None
         )
@@ -259,6 +282,10 @@ class Run:
         stored = self._stored
         if stored is None:
             raise RunStateError(f"run {self.run_id!r} was never started, so it cannot be resumed")
+        if stored.status in ("running", "waiting"):
+            raise RunClaimError(
+                f"run {self.run_id!r} is {stored.status}: another caller is executing it"
+            )
         if stored.status != "suspended":
             raise RunStateError(
                 f"run {self.run_id!r} is {stored.status}, not suspended: nothing to resume"
@@ -268,12 +295,12 @@ class Run:
         target = _find_step(self.workflow, path)
         schema = getattr(target, "_resume", None)
         if schema is not None:
-            resume_data = schema.validate(resume_data, what=f"resume data of step '{'.'.join(path)}'")
+            resume_data = schema.validate(
+                resume_data, what=f"resume data of step '{'.'.join(path)}'"
+            )
         _check_foreach_index(self.workflow, snapshot, path, foreach_index)
         context = RequestContext.coerce(
-            request_context
-            if request_context is not None
-            else snapshot.get("requestContext") or {}
+            request_context if request_context is not None else snapshot.get("requestContext") or {}
         )
         context.to_dict()
         _check_tracing_options(tracing_options)
@@ -302,6 +329,7 @@ class Run:
             self._execute_resume(snapshot, resume, start, out, control),
             name=f"spanflow-resume-{self.run_id}",
         )
+        _hand_errors_to_stream(task, out)
         self._task = task
         return task
 
@@ -315,7 +343,7 @@ class Run:
     ) -> WorkflowResult:
         try:
             claimed = await self.workflow.storage.claim_run(
-                self.run_id, from_status=("suspended",), to_status="running"
+                self.run_id, from_status=_RESUMABLE, to_status="running"
             )
             self._stored = claimed
             snapshot = _check_snapshot(claimed)
@@ -340,10 +368,8 @@ class Run:
             assert self._control is not None
             self._control.request_cancel()
             task.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await task
-            except asyncio.CancelledError:
-                pass
             return
         await self._refresh()
         stored = self._stored
@@ -360,6 +386,76 @@ class Run:
     def cancel_sync(self) -> None:
         """`cancel` for scripts; refuses to run inside a running event loop."""
         run_sync(self.cancel(), "cancel_sync")
+
+    async def restart(
+        self,
+        *,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> WorkflowResult:
+        """Re-drive a run that a crashed process left ``running`` (or ``waiting``).
+
+        Execution continues from the last snapshot: entries whose results were stored are not
+        run again; the entry that was in progress when the process died runs again from its
+        start. Call it only for a run no live process is executing (the store cannot tell a
+        dead executor from a slow one). Raises `RunStateError` for any other run.
+        """
+        if self._task is not None and not self._task.done():
+            raise RunStateError(f"run {self.run_id!r} is executing here; nothing to restart")
+        await self._refresh()
+        stored = self._stored
+        if stored is None:
+            raise RunStateError(f"run {self.run_id!r} was never started, so it cannot be restarted")
+        if stored.status not in _RESTARTABLE:
+            raise RunStateError(
+                f"run {self.run_id!r} is {stored.status}, not running: only a run left running "
+                f"by a crashed process can be restarted"
+                + (" (resume a suspended run instead)" if stored.status == "suspended" else "")
+            )
+        snapshot = _check_snapshot(stored)
+        context = RequestContext.coerce(
+            request_context if request_context is not None else snapshot.get("requestContext") or {}
+        )
+        context.to_dict()
+        _check_tracing_options(tracing_options)
+        control = RunControl(self.run_id, self.workflow.id, self.resource_id, context)
+        if snapshot.get("usage"):
+            control.usage = Usage.from_dict(snapshot["usage"])
+        claimed = await self.workflow.storage.claim_run(
+            self.run_id, from_status=_RESTARTABLE, to_status="running"
+        )
+        self._stored = claimed
+        self._control = control
+        snapshot = _check_snapshot(claimed)
+        frame = load_frame(self.workflow, snapshot["frame"], control, NOOP_SCOPE)
+        start = RunStart(
+            self.workflow.id,
+            self.run_id,
+            self.resource_id,
+            frame.input,
+            context,
+            tracing_options,
+            resumed=True,
+            stored_trace=snapshot.get("trace"),
+        )
+        task = asyncio.get_running_loop().create_task(
+            self._execute(frame, None, start, None, new=False),
+            name=f"spanflow-restart-{self.run_id}",
+        )
+        self._task = task
+        return await task
+
+    def restart_sync(
+        self,
+        *,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> WorkflowResult:
+        """`restart` for scripts; refuses to run inside a running event loop."""
+        return run_sync(
+            self.restart(request_context=request_context, tracing_options=tracing_options),
+            "restart_sync",
+        )
 
     async def _refresh(self) -> None:
         if self._task is not None and not self._task.done():
@@ -415,6 +511,7 @@ class Run:
             if new:
                 await storage.insert_run(stored_run("running"))
             frame.emit(scope, start_event(frame))
+            token = scope.enter()  # user code outside steps (conditions, sleeps) nests here
             try:
                 outcome = await drive(frame, resume)
             except asyncio.CancelledError:
@@ -424,12 +521,23 @@ class Run:
                 if current is not None:
                     current.uncancel()
                 outcome = Outcome("canceled")
+            finally:
+                scope.exit(token)
             return await self._finish(frame, outcome, out, stored_run)
         except BaseException as exc:
             control.status = "failed"
             scope.end("failed", error=exc)
-            if out is not None:
-                out.fail(exc)
+            if isinstance(exc, Exception):
+                # The engine or the store failed, not a step. Record the run as failed if the
+                # store still takes writes, rather than leave it "running" forever. (A bare
+                # CancelledError is a dying loop or process: the run stays "running" for a
+                # later restart.)
+                with contextlib.suppress(Exception):
+                    await storage.save_run(stored_run("failed", {"error": error_wire(exc)}))
+            for stream in (out, self._open_stream):
+                if stream is not None:
+                    stream.fail(exc)
+            self._open_stream = None
             raise
 
     async def _finish(
@@ -492,6 +600,14 @@ class Run:
         return result
 
 
+def _hand_errors_to_stream(task: asyncio.Task[Any], out: WorkflowStream | None) -> None:
+    """A streamed run reports a crash through its stream (iteration and ``await result``
+    raise it), so nobody awaits the task itself: mark its exception as retrieved, or asyncio
+    logs "Task exception was never retrieved" when the task is collected."""
+    if out is not None:
+        task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
+
+
 def _storable_context(context: RequestContext) -> dict[str, Any]:
     from spanflow.tracing.redaction import strip_credentials
 
@@ -507,6 +623,10 @@ def _check_tracing_options(options: Any) -> None:
         raise InvalidInputError(
             f"tracing_options must be a TracingOptions, got {type(options).__name__}"
         )
+    if options.strict:  # strict mode raises here, before the run starts; lenient mode logs
+        from spanflow.tracing.options import resolve_tracing_options
+
+        resolve_tracing_options(options)
 
 
 def _check_snapshot(stored: StoredRun) -> dict[str, Any]:
