@@ -153,7 +153,6 @@ class Agent:
             run_id,
             max_steps,
             model_settings,
-            sink=None,
         )
         return await call.run()
 
@@ -187,7 +186,6 @@ class Agent:
             run_id,
             max_steps,
             model_settings,
-            sink=None,
         )
         return AgentStream(call)
 
@@ -195,11 +193,19 @@ class Agent:
         """`generate` for scripts; refuses to run inside a running event loop."""
         return run_sync(self.generate(messages, **kwargs), "generate_sync")
 
-    def as_step(self, id: str | None = None, *, description: str | None = None) -> Step[Any, Any]:
+    def as_step(
+        self,
+        id: str | None = None,
+        *,
+        description: str | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> Step[Any, Any]:
         """This agent as a workflow step (see `spanflow.agents.step.create_agent_step`)."""
         from spanflow.agents.step import create_agent_step
 
-        return create_agent_step(self, id=id, description=description)
+        return create_agent_step(
+            self, id=id, description=description, tracing_options=tracing_options
+        )
 
     def _call(
         self,
@@ -212,8 +218,6 @@ class Agent:
         run_id: str | None,
         max_steps: int | None,
         model_settings: ModelSettings | None,
-        *,
-        sink: Callable[[AgentChunk], None] | None,
     ) -> AgentCall:
         if abort_signal is not None and not isinstance(abort_signal, asyncio.Event):
             raise InvalidInputError(
@@ -241,7 +245,6 @@ class Agent:
             thread_id=thread_id,
             resource_id=resource_id,
             abort_signal=abort_signal,
-            sink=sink,
         )
 
     def __repr__(self) -> str:

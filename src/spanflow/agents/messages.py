@@ -175,6 +175,7 @@ class _ToolIn(_Wire):
 _MessageIn = Annotated[
     _SystemIn | _UserIn | _AssistantIn | _ToolIn, pydantic.Field(discriminator="role")
 ]
+_ROLES = ("system", "user", "assistant", "tool")
 _MESSAGE_ADAPTER: pydantic.TypeAdapter[_SystemIn | _UserIn | _AssistantIn | _ToolIn] = (
     pydantic.TypeAdapter(_MessageIn)
 )
@@ -186,6 +187,12 @@ def message_from_dict(data: Mapping[str, Any], *, what: str = "message") -> Mess
     Raises:
         InvalidInputError: naming `what` and the field that is wrong.
     """
+    role = data.get("role")
+    if role not in _ROLES:
+        raise InvalidInputError(
+            f"invalid {what}: field 'role' must be 'system', 'user', 'assistant' or 'tool', "
+            f"got {role!r}"
+        )
     try:
         parsed = _MESSAGE_ADAPTER.validate_python(dict(data))
     except pydantic.ValidationError as exc:

@@ -22,6 +22,7 @@ import pydantic
 from spanflow.agents.errors import AgentRunError
 from spanflow.agents.messages import MessagesInput
 from spanflow.step import Step, StepContext, create_step
+from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
 
 if TYPE_CHECKING:
@@ -56,7 +57,11 @@ class AgentStepOutput(pydantic.BaseModel):
 
 
 def create_agent_step(
-    agent: Agent, *, id: str | None = None, description: str | None = None
+    agent: Agent,
+    *,
+    id: str | None = None,
+    description: str | None = None,
+    tracing_options: TracingOptions | None = None,
 ) -> Step[AgentStepInput, AgentStepOutput]:
     """Make a workflow step that runs `agent` (see the module docstring).
 
@@ -64,13 +69,18 @@ def create_agent_step(
         agent: The agent.
         id: The step id; default: the agent's id.
         description: Default: the agent's description.
+        tracing_options: Tags and metadata for the agent's spans, merged over the run's
+            (trace ids are ignored: the agent nests under the step span).
     """
 
     async def execute(ctx: StepContext[AgentStepInput]) -> AgentStepOutput:
         data = ctx.input_data
         messages: MessagesInput = data.prompt if data.prompt is not None else (data.messages or [])
         out = agent.stream(
-            messages, request_context=ctx.request_context, resource_id=ctx.resource_id
+            messages,
+            request_context=ctx.request_context,
+            resource_id=ctx.resource_id,
+            tracing_options=tracing_options,
         )
         try:
             async for chunk in out:
