@@ -2,10 +2,11 @@
 
 `OtelInstrumentation.start_run` opens a live run span (parent chosen by `TracingOptions`, then
 the ambient span, then a new trace; a run started inside another run's span is nested in it)
-and returns an `OtelScope`; the executor opens every other span through it. Spans are real and current while user code runs, so auto-instrumented
-libraries nest under the step. Nothing here may fail a run: every method swallows and logs its
-own errors. When the provider hands out non-recording spans (no SDK configured), runs get the
-no-op scope and tracing costs next to nothing.
+and returns an `OtelScope`; the executor opens every other span through it. Spans are real and
+current while user code runs, so auto-instrumented libraries nest under the step. Nothing here
+may fail a run: every method swallows and logs its own errors. When the provider hands out
+non-recording spans (no SDK configured), runs get the no-op scope and tracing costs next to
+nothing.
 """
 
 from __future__ import annotations
