@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
 from pydantic import BaseModel
 from spanflow_otel.testing import SpanCapture
 
@@ -252,3 +253,26 @@ async def test_a_run_aborted_from_inside_a_step_is_canceled_not_failed(
         invoke_workflow stoppable [INTERNAL] UNSET {spanflow.run.status='canceled'}
           workflow_step stop_here [INTERNAL] UNSET {spanflow.step.status='success'}
     """)
+
+
+@pytest.mark.span_capture(fake_clock=False)  # real timestamps: when things happened matters
+async def test_the_run_spans_exception_is_stamped_when_the_step_failed_not_when_the_run_ended(
+    span_capture: SpanCapture,
+) -> None:
+    @step
+    async def slow_sibling(ctx: StepContext[int]) -> int:
+        await asyncio.sleep(0.05)
+        return ctx.input_data
+
+    workflow = create_workflow(id="fan_out").parallel([charge, slow_sibling]).commit()
+
+    await run(workflow, 5)
+
+    def exception_time(name: str) -> int:
+        (event,) = [e for e in span_named(span_capture, name).events if e.name == "exception"]
+        return event.timestamp or 0
+
+    failed_at = exception_time("workflow_step charge")
+    run_span = span_named(span_capture, "invoke_workflow fan_out")
+    assert exception_time("invoke_workflow fan_out") == failed_at
+    assert (run_span.end_time or 0) - failed_at >= 40_000_000  # the run ended 50 ms later

@@ -118,6 +118,9 @@ class _RunTrace:
     logger_provider: Any = None
     carried: dict[str, Any] = field(default_factory=dict)
     """Tags and metadata attributes of the run, stored with its trace context."""
+    failures: dict[int, tuple[BaseException, int]] = field(default_factory=dict)
+    """When each exception was first recorded (by ``id``), so that every span it fails
+    stamps its ``exception`` event with the moment it happened, not the moment it ended."""
 
 
 class OtelInstrumentation:
@@ -499,15 +502,22 @@ class OtelScope:
             logger.exception("spanflow: could not end a span")
 
     def _record_exception(self, error: BaseException) -> None:
+        failures = self._run.failures
+        first = failures.get(id(error))
+        if first is not None and first[0] is error:
+            timestamp = first[1]
+        else:
+            timestamp = time.time_ns()
+            failures[id(error)] = (error, timestamp)  # keeps `error` alive: ids stay unique
         if isinstance(error, StoredError):
             attributes = {
                 "exception.type": error.name,
                 "exception.message": str(error),
                 "exception.stacktrace": error.stack or "",
             }
-            self._span.add_event("exception", attributes)
+            self._span.add_event("exception", attributes, timestamp)
             return
-        self._span.record_exception(error)
+        self._span.record_exception(error, timestamp=timestamp)
 
     def persisted_context(self) -> dict[str, Any] | None:
         run = self._run
