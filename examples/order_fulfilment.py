@@ -22,6 +22,9 @@ deterministic and tests can run it at full speed::
     assert result.status == "suspended"                 # the total is over $1,000
     result = await run.resume(ManagerDecision(approved=True, approver="Grace Hopper"))
     assert result.status == "success"                   # result.result: OrderConfirmation
+
+`sample_tracing()` is how the demo traces the run: with metadata and a tag, so its spans can be
+found in Jaeger by ``spanflow.metadata.user.id=u-42`` or ``spanflow.tag.vip=true``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from spanflow import ConditionContext, StepContext, Workflow, create_workflow, step
+from spanflow import (
+    ConditionContext,
+    StepContext,
+    TracingOptions,
+    Workflow,
+    create_workflow,
+    step,
+)
 
 __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # The workflow
@@ -43,6 +53,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "build_order_workflow",
     "order_workflow",
     "sample_order",
+    "sample_tracing",
     # Steps and branch conditions
     "build_invoice",
     "charge_payment",
@@ -513,3 +524,15 @@ def sample_order() -> dict[str, Any]:
         "shipping": "express",
         "destination": "Hampton, VA, US",
     }
+
+
+def sample_tracing() -> TracingOptions:
+    """The demo run's tracing options: the shop user who placed the order, the order, a tag.
+
+    Each metadata leaf becomes one span attribute (``spanflow.metadata.user.id = "u-42"``,
+    ``spanflow.metadata.order.id = "ORD-20417"``) and the tag ``spanflow.tag.vip = true``, on
+    every span of the run and of its resumed half.
+    """
+    return TracingOptions(
+        metadata={"user": {"id": "u-42"}, "order": {"id": "ORD-20417"}}, tags=["vip"]
+    )

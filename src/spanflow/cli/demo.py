@@ -6,11 +6,18 @@ it arrives (see `RunDisplay`). The order is over the approval limit, so the run 
 demo then does what a second process would do, opening the database afresh, loading the run by
 id, and resuming it with the manager's decision, and streams the rest of the run.
 
+Both halves of the run are traced with the tracing plugin (`spanflow_otel.configure`): its
+console exporter collects each half's span tree as the run span ends, and the demo prints
+them after the summary. The run carries the example's tracing options (metadata ``user.id`` and
+``order.id``, tag ``vip``), which the resumed half keeps.
+
 Options:
     ``--db PATH``: the SQLite file (default ``spanflow-demo.db`` in the system temp directory,
     so the demo leaves nothing in your checkout; each demo adds one run to it).
     ``--speed FACTOR``: divide every simulated delay by FACTOR (default 1: about two seconds in
     all; the tests use a large factor to run in milliseconds).
+    ``--otlp URL`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT``): also export the spans over OTLP, and
+    print the trace's page in Jaeger (``--jaeger-ui``, default http://localhost:16686).
 
 The example lives in the source checkout, not in the installed package: the demo imports
 ``examples.order_fulfilment`` and, when that is not importable, looks for the checkout this
@@ -25,25 +32,21 @@ import importlib
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.console import Console
 
-from spanflow.cli.display import RunDisplay
+from spanflow.cli.display import RunDisplay, watch
+from spanflow.cli.tracing import DEMO_SERVICE, CommandTracing, add_export_arguments
 from spanflow.errors import SpanflowError
 from spanflow.results import WorkflowResult
 from spanflow.storage import SqliteStorage
-
-if TYPE_CHECKING:
-    from spanflow.run import Run
-    from spanflow.stream import WorkflowStream
 
 __all__ = [
     "DEFAULT_DB",
     "DemoUnavailableError",
     "add_command",
     "load_order_example",
-    "print_span_tree",
     "run_demo",
 ]
 
@@ -68,7 +71,10 @@ def add_command(commands: Any) -> None:
         description=(
             "Run the order-fulfilment example workflow on SQLite, streaming its events live: "
             "parallel checks, a shipping branch, a foreach with a progress bar, a suspension "
-            "for a manager's approval, and the resume of the stored run."
+            "for a manager's approval, and the resume of the stored run. Then print the span "
+            "tree of both halves of the run's trace; with --otlp (or "
+            "OTEL_EXPORTER_OTLP_ENDPOINT) the spans are exported too, and the trace's Jaeger "
+            "link is printed."
         ),
     )
     parser.add_argument(
@@ -85,6 +91,7 @@ def add_command(commands: Any) -> None:
         metavar="FACTOR",
         help="divide every simulated delay by FACTOR (default: 1)",
     )
+    add_export_arguments(parser, default_service=DEMO_SERVICE, span_tree_option=False)
     parser.set_defaults(handler=_run_command)
 
 
@@ -101,7 +108,11 @@ def _positive_float(text: str) -> float:
 def _run_command(options: argparse.Namespace) -> int:
     console = Console(highlight=False, emoji=False)
     db = options.db.expanduser().resolve()
-    result = asyncio.run(run_demo(console, db=db, speed=options.speed))
+    tracing = CommandTracing.from_options(
+        options, span_tree=True, install_global=options.as_program
+    )
+    with tracing:
+        result = asyncio.run(run_demo(console, db=db, speed=options.speed, tracing=tracing))
     return 0 if result.status == "success" else 1
 
 
@@ -132,8 +143,21 @@ def load_order_example() -> None:
     )
 
 
-async def run_demo(console: Console, *, db: Path, speed: float = 1.0) -> WorkflowResult:
+async def run_demo(
+    console: Console,
+    *,
+    db: Path,
+    speed: float = 1.0,
+    tracing: CommandTracing | None = None,
+) -> WorkflowResult:
     """Run the demo, printing to `console`; returns the run's final result.
+
+    Args:
+        console: Where the demo prints.
+        db: The SQLite file runs are stored in.
+        speed: Divides every simulated delay.
+        tracing: Where spans go; None: a provider of the demo's own that only collects the
+            span tree (closed before returning).
 
     Raises:
         DemoUnavailableError: The example workflow cannot be imported.
@@ -145,10 +169,14 @@ async def run_demo(console: Console, *, db: Path, speed: float = 1.0) -> Workflo
         ManagerDecision,
         build_order_workflow,
         sample_order,
+        sample_tracing,
     )
 
+    owned = tracing is None
+    tracing = tracing or CommandTracing.start(service=DEMO_SERVICE, span_tree=True)
     order = sample_order()
     workflow = build_order_workflow()
+    tracing.instrument(workflow)
     display = RunDisplay(console, workflow)
     try:
         async with SqliteStorage(db) as storage:  # opened now: a bad path fails before output
@@ -163,11 +191,16 @@ async def run_demo(console: Console, *, db: Path, speed: float = 1.0) -> Workflo
                         f"{len(order['items'])} line items, {order['shipping']} shipping",
                     ),
                     ("storage", f"SQLite, {db}"),
+                    *_describe_tracing(tracing),
                 ],
             )
             run = await workflow.create_run()
-            stream = run.stream(order, request_context={SIMULATED_LATENCY: 1 / speed})
-            result = await _watch(display, run, stream)
+            stream = run.stream(
+                order,
+                request_context={SIMULATED_LATENCY: 1 / speed},
+                tracing_options=sample_tracing(),
+            )
+            result = await watch(display, run, stream)
 
         if result.status == "suspended":
             display.say(
@@ -188,39 +221,30 @@ async def run_demo(console: Console, *, db: Path, speed: float = 1.0) -> Workflo
                 glyph="resume",
             )
             # A fresh workflow object and store: nothing from the first part stays in memory.
+            # The resume passes no tracing options: the stored trace context makes the resumed
+            # run span a child of the first one, with the same tags and metadata.
             async with SqliteStorage(db) as storage:
                 resumed_workflow = build_order_workflow()
                 resumed_workflow.storage = storage
+                tracing.instrument(resumed_workflow)
                 stored_run = await resumed_workflow.create_run(run_id=run.run_id)
-                result = await _watch(display, stored_run, stored_run.resume_stream(decision))
+                result = await watch(display, stored_run, stored_run.resume_stream(decision))
     finally:
         display.close()
+        if owned:
+            tracing.close()
 
-    rows = [("storage", f"SQLite, {db}")]
-    if result.trace_id is not None:
-        rows.append(("trace id", result.trace_id))
-    display.summary(result, rows)
-    print_span_tree(console, result)
+    display.summary(result, [("storage", f"SQLite, {db}"), *tracing.rows(result.trace_id)])
+    display.span_tree(
+        tracing.span_tree(), "span tree (the run, then its resumed half, in one trace)"
+    )
     return result
 
 
-async def _watch(display: RunDisplay, run: Run, stream: WorkflowStream) -> WorkflowResult:
-    """Show the stream's events; if showing fails (say, stdout was closed), cancel the run."""
-    try:
-        async for event in stream:
-            display.show(event)
-    except BaseException:
-        # The run executes in its own task: stop it before the caller closes its store.
-        await run.cancel()
-        raise
-    return await stream.result
-
-
-def print_span_tree(console: Console, result: WorkflowResult) -> None:
-    """Hook: print the run's span tree after the demo. Deliberately empty for now.
-
-    A later issue fills this in with the tracing plugin's console exporter (``spanflow_otel``):
-    configure it before the run, then render the spans of ``result.trace_id`` here. Until then
-    the demo prints no spans rather than a made-up tree.
-    """
-    del console, result
+def _describe_tracing(tracing: CommandTracing) -> list[tuple[str, str]]:
+    if tracing.telemetry is None:
+        return [("tracing", "off (install spanflow[otel] to see the span tree)")]
+    rows = [("tracing", "the span tree is printed at the end")]
+    if tracing.export_endpoint is not None:
+        rows.append(("exporting to", tracing.export_endpoint))
+    return rows

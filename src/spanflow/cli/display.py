@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import to_jsonable_python
 from rich import box
@@ -39,7 +39,20 @@ from spanflow.events import (
 from spanflow.results import StoredError, WorkflowResult
 from spanflow.workflow import BranchEntry, ForeachEntry, ParallelEntry, Workflow
 
-__all__ = ["Glyphs", "RunDisplay", "format_duration"]
+if TYPE_CHECKING:
+    from spanflow.run import Run
+    from spanflow.stream import WorkflowStream
+
+__all__ = [
+    "Glyphs",
+    "RunDisplay",
+    "describe_error",
+    "fields_table",
+    "format_duration",
+    "glyphs_for",
+    "labelled",
+    "watch",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +76,8 @@ class Glyphs:
 UNICODE_GLYPHS = Glyphs("▶", "↻", "▸", "✓", "✗", "‖", "…", "│", "∥", "⑂", "…")
 ASCII_GLYPHS = Glyphs(">", "~", ">", "+", "x", "||", "...", "|", "||", "?", "...")
 
+_ASCII_TREE = str.maketrans({"├": "|", "└": "`", "│": "|", "─": "-", "µ": "u", "…": "~"})
+
 _STATUS_STYLE = {
     "success": "green",
     "failed": "red",
@@ -82,15 +97,19 @@ def format_duration(milliseconds: float) -> str:
 class RunDisplay:
     """Prints a run's events as they arrive. Feed it every event of every stream of the run."""
 
-    def __init__(self, console: Console, workflow: Workflow | None = None) -> None:
+    def __init__(
+        self, console: Console, workflow: Workflow | None = None, *, resuming: bool = False
+    ) -> None:
         """Show events on `console`.
 
         Args:
             console: Where to print. Its terminal detection decides colour and progress bar.
             workflow: The workflow being run, to annotate parallel, branch and foreach steps.
+            resuming: The first stream shown continues a stored run (``runs resume``), so its
+                start reads "resumed"; otherwise only the streams after the first do.
         """
         self.console = console
-        self.glyphs = UNICODE_GLYPHS if _can_encode(console, UNICODE_GLYPHS) else ASCII_GLYPHS
+        self.glyphs = glyphs_for(console)
         self._workflow_id = workflow.id if workflow is not None else "workflow"
         self._hints: dict[str, str] = _topology_hints(workflow, self.glyphs) if workflow else {}
         names = [s.id for s in workflow.iter_steps()] if workflow is not None else []
@@ -98,7 +117,7 @@ class RunDisplay:
         self._started_ms: dict[str, int] = {}
         self._suspended: list[str] = []
         self._stream_started = 0.0
-        self._streams = 0
+        self._streams = 1 if resuming else 0
         self._progress: Progress | None = None
         self._progress_task: TaskID | None = None
         self._progress_step: str | None = None
@@ -197,7 +216,7 @@ class RunDisplay:
         if started is not None:
             line.append(format_duration(p.ended_at - started), style="dim")
         if p.status == "failed" and p.error is not None:
-            line.append("  " + _describe_error(p.error), style="red")
+            line.append("  " + describe_error(p.error), style="red")
         elif p.status != "success":
             line.append(f"  {p.status}", style=style)
         self._print(line)
@@ -213,7 +232,7 @@ class RunDisplay:
         title = Text.assemble(
             (f"{self.glyphs.suspended} ", "yellow"), (p.id, "bold"), " needs input"
         )
-        self._print(_panel(_fields_table(p.suspend_payload), title, "yellow"))
+        self._print(_panel(fields_table(p.suspend_payload), title, "yellow"))
 
     def _on_finish(self, p: WorkflowFinishPayload) -> None:
         self._stop_progress()
@@ -234,14 +253,14 @@ class RunDisplay:
         else:
             line.append(f"{status} after {elapsed}", style=style)
             if p.error is not None:
-                line.append(": " + _describe_error(p.error), style=style)
+                line.append(": " + describe_error(p.error), style=style)
         self._print(line)
 
     # -- narration and summary ------------------------------------------------------------
 
     def intro(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
         """A framed heading: a title and labelled lines (what is about to run, and where)."""
-        self._print(_panel(_labelled(rows), Text(title, style="bold"), "cyan"))
+        self._print(_panel(labelled(rows), Text(title, style="bold"), "cyan"))
 
     def say(self, text: str, *, style: str = "", glyph: str | None = None) -> None:
         """A narrator's line between runs (``glyph``: a `Glyphs` field name, e.g. "success")."""
@@ -251,19 +270,33 @@ class RunDisplay:
     def summary(self, result: WorkflowResult, rows: Sequence[tuple[str, str]] = ()) -> None:
         """A panel with the run's final status, extra labelled `rows`, and its result or error."""
         style = _STATUS_STYLE.get(result.status, "")
-        parts: list[RenderableType] = [_labelled([("run id", result.run_id), *rows])]
+        parts: list[RenderableType] = [labelled([("run id", result.run_id), *rows])]
         if result.status == "success":
-            parts += [Text("\nresult", style="bold"), _fields_table(result.result)]
+            parts += [Text("\nresult", style="bold"), fields_table(result.result)]
         elif result.error is not None:
             parts += [
                 Text("\nerror", style="bold"),
-                Text(_describe_error(result.error), style="red"),
+                Text(describe_error(result.error), style="red"),
             ]
         elif result.status == "suspended":
             waiting = ", ".join(".".join(path) for path in result.suspended)
             parts.append(Text(f"\nwaiting for {waiting}", style=style))
         title = Text(f"{self._workflow_id}: {result.status}", style="bold")
         self._print(_panel(Group(*parts), title, style or "white"))
+
+    def span_tree(self, text: str, title: str = "span tree") -> None:
+        """The tracing plugin's span tree (`spanflow_otel.format_run_tree` text), as printed.
+
+        Long lines are neither wrapped nor cut: the tree keeps its shape in a narrow terminal
+        and stays whole in a file. Box-drawing characters fall back to ASCII with the glyphs.
+        """
+        if not text.strip():
+            return
+        self._print(Text(title, style="bold"))
+        if self.glyphs is ASCII_GLYPHS:
+            text = text.translate(_ASCII_TREE)
+        for line in text.rstrip("\n").splitlines():
+            self.console.out(line, highlight=False)
 
     def close(self) -> None:
         """Stop the live progress bar if one is showing (safe to call at any time)."""
@@ -310,6 +343,18 @@ class RunDisplay:
         self._progress_step = None
 
 
+async def watch(display: RunDisplay, run: Run, stream: WorkflowStream) -> WorkflowResult:
+    """Show the stream's events; if showing fails (say, stdout was closed), cancel the run."""
+    try:
+        async for event in stream:
+            display.show(event)
+    except BaseException:
+        # The run executes in its own task: stop it before the caller closes its store.
+        await run.cancel()
+        raise
+    return await stream.result
+
+
 def _topology_hints(workflow: Workflow, glyphs: Glyphs) -> dict[str, str]:
     """What the events cannot say: which steps run side by side, branch, or fan out."""
     hints: dict[str, str] = {}
@@ -326,6 +371,11 @@ def _topology_hints(workflow: Workflow, glyphs: Glyphs) -> dict[str, str]:
         elif isinstance(entry, ForeachEntry):
             hints[entry.step.id] = f"{entry.concurrency} at a time"
     return hints
+
+
+def glyphs_for(console: Console) -> Glyphs:
+    """Unicode glyphs when the console's encoding can show them, else ASCII."""
+    return UNICODE_GLYPHS if _can_encode(console, UNICODE_GLYPHS) else ASCII_GLYPHS
 
 
 def _can_encode(console: Console, glyphs: Glyphs) -> bool:
@@ -378,7 +428,7 @@ def _panel(body: RenderableType, title: Text, border: str) -> Panel:
     )
 
 
-def _labelled(rows: Sequence[tuple[str, str]]) -> Table:
+def labelled(rows: Sequence[tuple[str, str]]) -> Table:
     """Aligned ``label  value`` rows, labels dimmed."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="dim", no_wrap=True)
@@ -388,14 +438,14 @@ def _labelled(rows: Sequence[tuple[str, str]]) -> Table:
     return table
 
 
-def _fields_table(value: Any) -> RenderableType:
+def fields_table(value: Any) -> RenderableType:
     """An object's fields as `_labelled` rows (anything else as one line)."""
     data = _wire(value)
     if not isinstance(data, dict):
         return Text(_scalar(data))
-    return _labelled([(str(key), _scalar(item)) for key, item in data.items()])
+    return labelled([(str(key), _scalar(item)) for key, item in data.items()])
 
 
-def _describe_error(error: BaseException) -> str:
+def describe_error(error: BaseException) -> str:
     name = error.name if isinstance(error, StoredError) else type(error).__name__
     return f"{name}: {error}"

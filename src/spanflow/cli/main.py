@@ -1,8 +1,18 @@
 """The ``spanflow`` command: argument parsing and the error contract every subcommand shares.
 
+Commands: ``demo`` (the order-fulfilment example, streamed live, then its span tree), ``run``
+(any workflow, as ``module:attribute``), and ``runs list | show | resume`` (stored runs).
+
 ``main(argv)`` returns the exit code instead of exiting, so tests call it directly. Any error a
-user can cause (an unknown command, a bad option, a store that cannot be opened) is reported as
-one line on stderr, ``spanflow: error: ...``, with a non-zero exit code; no traceback.
+user can cause (an unknown command, a bad option, bad JSON, a module that does not import, an
+unknown run, a store that cannot be opened) is reported as one line on stderr,
+``spanflow: error: ...``, with a non-zero exit code (2 for a wrong command line, 1 otherwise);
+no traceback. Warnings logged while a command runs are single lines too.
+
+Run as the program (``argv`` taken from the command line), the command also installs its tracer
+provider as OpenTelemetry's global one, so libraries instrumented inside steps nest their spans
+under the step's; called with an explicit ``argv`` (tests, embedding) it leaves the global
+provider alone.
 """
 
 from __future__ import annotations
@@ -13,7 +23,9 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from spanflow.cli import demo
+from spanflow.cli import demo, run, runs
+from spanflow.cli.errors import UsageError
+from spanflow.cli.logs import command_logging
 from spanflow.errors import SpanflowError
 
 __all__ = ["UsageError", "build_parser", "main"]
@@ -26,10 +38,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-class UsageError(Exception):
-    """The command line could not be parsed; the message is the whole explanation."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         title="commands", dest="command", metavar="COMMAND", parser_class=_Parser
     )
     demo.add_command(commands)
+    run.add_command(commands)
+    runs.add_command(commands)
     return parser
 
 
@@ -72,12 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler: Handler | None = getattr(options, "handler", None)
     if handler is None:
         return _fail("no command given; try 'spanflow demo' (see 'spanflow --help')", EXIT_USAGE)
+    options.as_program = argv is None
+    name = getattr(options, "command_name", options.command)
     try:
-        return handler(options)
+        with command_logging():
+            return handler(options)
     except KeyboardInterrupt:
         return _fail("interrupted", EXIT_INTERRUPTED)
+    except UsageError as exc:
+        return _fail(f"{exc} (see 'spanflow {name} --help')", EXIT_USAGE)
     except (SpanflowError, OSError) as exc:
-        return _fail(f"{options.command}: {_one_line(exc)}", EXIT_FAILED)
+        return _fail(f"{name}: {_one_line(exc)}", EXIT_FAILED)
 
 
 def _one_line(exc: BaseException) -> str:

@@ -1,0 +1,136 @@
+"""Stored runs for a person: the ``runs list`` table and the ``runs show`` report.
+
+Both read only what the store keeps (`StoredRun` and its snapshot), so they need no workflow
+code. Times are shown in the local time zone, to the second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from rich.console import Console, Group, RenderableType
+from rich.text import Text
+
+from spanflow.cli.display import fields_table, format_duration, glyphs_for, labelled
+from spanflow.storage import RunPage, StoredRun
+
+__all__ = ["format_time", "print_run", "print_runs", "runs_table"]
+
+_COLUMNS = ("RUN ID", "WORKFLOW", "STATUS", "RESOURCE", "CREATED", "UPDATED")
+_STATUS_STYLE = {
+    "success": "green",
+    "failed": "red",
+    "suspended": "yellow",
+    "waiting": "yellow",
+    "canceled": "magenta",
+}
+
+
+def format_time(epoch_seconds: float) -> str:
+    """``2025-06-01 14:03:27`` in local time; ``-`` for no time."""
+    if not epoch_seconds:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(epoch_seconds))
+
+
+def runs_table(runs: Sequence[StoredRun]) -> list[str]:
+    """The rows of ``runs list``, header first, columns aligned with two spaces between."""
+    rows = [_COLUMNS] + [
+        (
+            run.run_id,
+            run.workflow_id,
+            run.status,
+            run.resource_id or "-",
+            format_time(run.created_at),
+            format_time(run.updated_at),
+        )
+        for run in runs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(_COLUMNS))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+
+
+def print_runs(page: RunPage, where: str) -> None:
+    """``runs list``: the table and a line saying which runs of how many it shows."""
+    if not page.runs:
+        matching = "no runs match" if page.total else "no runs"
+        more = f" (there are {page.total}; lower --offset)" if page.total else ""
+        print(f"{matching} in {where}{more}")
+        return
+    for line in runs_table(page.runs):
+        print(line)
+    first, last = page.offset + 1, page.offset + len(page.runs)
+    shown = (
+        f"{page.total} run{'s' if page.total != 1 else ''}"
+        if (first, last) == (1, page.total)
+        else (f"runs {first}-{last} of {page.total}")
+    )
+    more = f"; --offset {last} for more" if last < page.total else ""
+    print(f"{shown}, newest first, in {where}{more}")
+
+
+def print_run(console: Console, stored: StoredRun, where: str) -> None:
+    """``runs show``: status, ids and times, steps, then result, error or what it waits for."""
+    snapshot = stored.snapshot
+    trace = snapshot.get("trace") or {}
+    rows = [
+        ("run id", stored.run_id),
+        ("workflow", stored.workflow_id),
+        ("status", stored.status),
+        ("resource", stored.resource_id or "-"),
+        ("created", format_time(stored.created_at)),
+        ("updated", format_time(stored.updated_at)),
+        ("trace id", str(trace.get("traceId") or "-")),
+        ("run span", str(trace.get("spanId") or "-")),
+        ("storage", where),
+    ]
+    parts: list[RenderableType] = [labelled(rows)]
+    steps = (snapshot.get("frame") or {}).get("steps") or {}
+    if steps:
+        parts += [Text("\nsteps", style="bold"), _steps_table(console, steps)]
+    if stored.status == "success" and "result" in snapshot:
+        parts += [Text("\nresult", style="bold"), fields_table(snapshot["result"])]
+    error = snapshot.get("error")
+    if isinstance(error, dict):
+        name, message = error.get("name", "Error"), error.get("message", "")
+        parts += [Text("\nerror", style="bold"), Text(f"{name}: {message}", style="red")]
+    if stored.status == "suspended":
+        payloads = snapshot.get("suspendPayload") or {}
+        for path in snapshot.get("suspended") or []:
+            step_path = ".".join(path)
+            parts.append(Text(f"\nwaiting for {step_path}", style="bold yellow"))
+            payload = payloads.get(path[0]) if path else None
+            if payload is not None:
+                parts.append(fields_table(payload))
+    for part in parts:
+        console.print(part)
+
+
+def _steps_table(console: Console, steps: dict[str, Any]) -> RenderableType:
+    glyphs = glyphs_for(console)
+    symbol = {"success": glyphs.success, "failed": glyphs.failed, "suspended": glyphs.suspended}
+    lines: list[RenderableType] = []
+    width = max(len(step_id) for step_id in steps) + 2
+    for step_id, step in steps.items():
+        status = str(step.get("status", "?"))
+        style = _STATUS_STYLE.get(status, "")
+        line = Text.assemble(
+            "  ",
+            (symbol.get(status, glyphs.start), style),
+            " ",
+            (step_id.ljust(width), "bold"),
+            (status.ljust(10), style),
+        )
+        started, ended = step.get("startedAt"), step.get("endedAt")
+        if isinstance(started, int) and isinstance(ended, int):
+            line.append(format_duration(ended - started), style="dim")
+        error = step.get("error")
+        if isinstance(error, dict):
+            line.append(f"  {error.get('name', 'Error')}: {error.get('message', '')}", style="red")
+        lines.append(line)
+    return Group(*lines)
