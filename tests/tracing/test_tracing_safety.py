@@ -19,7 +19,7 @@ from opentelemetry.util.types import Attributes
 from spanflow_otel.testing import SpanCapture
 
 from spanflow import StepContext, TracingConfig, Workflow, create_workflow, step
-from spanflow.tracing import Redactor
+from spanflow.tracing import Redactor, StepTracing
 
 from .span_helpers import attribute, expected, run, traced, tree
 
@@ -152,6 +152,54 @@ async def test_a_span_processor_that_raises_never_fails_the_run(span_capture: Sp
     result = await run(customers(), {"customer": "c-1"})
 
     assert (result.status, result.result) == ("success", "customer c-1")
+
+
+class FailsOnEnd(SpanProcessor):
+    """A span processor whose ``on_end`` raises (an exporter bug, say)."""
+
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("on_end is broken")
+
+
+async def test_a_failure_ending_a_user_span_never_fails_the_step(
+    span_capture: SpanCapture, caplog: pytest.LogCaptureFixture
+) -> None:
+    span_capture.provider.add_span_processor(FailsOnEnd())
+
+    @step
+    async def fetch(ctx: StepContext[None]) -> str:
+        with ctx.tracing.span("fetch prices"):
+            return "prices"
+
+    result = await run(create_workflow(id="pricing").then(fetch).commit())
+
+    assert (result.status, result.result) == ("success", "prices")
+    assert tree(span_capture, events=False) == expected("""
+        invoke_workflow pricing [INTERNAL] UNSET
+          workflow_step fetch [INTERNAL] UNSET
+            fetch prices [INTERNAL] UNSET
+    """)
+    assert "spanflow: could not end span 'fetch prices'" in tracing_errors(caplog)
+
+
+class BrokenTracer(trace.NoOpTracer):
+    """A tracer that cannot start spans."""
+
+    def start_span(self, *args: Any, **kwargs: Any) -> trace.Span:
+        raise RuntimeError("no spans today")
+
+
+def test_a_user_span_that_cannot_be_opened_still_runs_the_block(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    tracing = StepTracing(trace.INVALID_SPAN, BrokenTracer())
+    ran: list[trace.Span] = []
+
+    with tracing.span("fetch prices") as span:
+        ran.append(span)
+
+    assert ran == [trace.INVALID_SPAN]
+    assert tracing_errors(caplog) == ["spanflow: could not open span 'fetch prices'"]
 
 
 class BrokenTracerProvider(trace.TracerProvider):

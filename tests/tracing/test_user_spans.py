@@ -282,3 +282,24 @@ async def test_a_span_opened_in_a_sleep_callable_belongs_to_the_run(
           SELECT delay [INTERNAL] UNSET
           sleep 0s [INTERNAL] UNSET
     """)
+
+
+async def test_suspending_inside_a_user_span_is_not_an_error(span_capture: SpanCapture) -> None:
+    @step
+    async def ask(ctx: StepContext[None]) -> str:
+        with ctx.tracing.span("prepare question"):
+            if ctx.resume_data is None:
+                ctx.suspend("which market?")
+        return str(ctx.resume_data)
+
+    workflow = create_workflow(id="questions").then(ask).commit()
+
+    result = await run(workflow)
+
+    assert result.status == "suspended"
+    assert tree(span_capture, "spanflow.step.status", events=False) == expected("""
+        invoke_workflow questions [INTERNAL] UNSET
+          workflow_step ask [INTERNAL] UNSET {spanflow.step.status='suspended'}
+            prepare question [INTERNAL] UNSET
+    """)
+    assert span_named(span_capture, "prepare question").events == ()

@@ -8,12 +8,17 @@ is a span in the OpenTelemetry implementation (`spanflow.tracing.otel`); with tr
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
+
+from spanflow.errors import ControlFlowSignal
 
 if TYPE_CHECKING:
     from spanflow.context import RequestContext
@@ -31,6 +36,8 @@ __all__ = [
     "StepTracing",
     "default_instrumentation",
 ]
+
+logger = logging.getLogger("spanflow.tracing")
 
 BlockKind = Literal["parallel", "conditional", "condition", "loop", "sleep"]
 EndStatus = Literal["success", "failed", "suspended", "canceled", "waiting", "skipped", "bailed"]
@@ -136,12 +143,44 @@ class StepTracing:
         """Open a child span of the step span with your own name; it is current inside.
 
         The span carries the run's ids, tags and metadata like every span of the run; your
-        `attributes` are added to them (and win on a clash).
+        `attributes` are added to them (and win on a clash). An exception leaving the block is
+        recorded on the span as an error, except suspend, bail and cancellation (not errors).
+        Tracing never fails your step: if the span cannot be opened or ended, that is logged
+        and the block runs all the same.
         """
-        context = trace.set_span_in_context(self._span)
         merged = {**self._attributes, **(attributes or {})}
-        with self._tracer.start_as_current_span(name, context=context, attributes=merged) as span:
+        try:
+            span = self._tracer.start_span(
+                name, context=trace.set_span_in_context(self._span), attributes=merged
+            )
+            token = otel_context.attach(trace.set_span_in_context(span))
+        except Exception:
+            logger.exception("spanflow: could not open span %r", name)
+            yield trace.INVALID_SPAN
+            return
+        try:
             yield span
+        except BaseException as error:
+            if not isinstance(error, ControlFlowSignal | asyncio.CancelledError):
+                _mark_failed(span, error)
+            raise
+        finally:
+            try:
+                otel_context.detach(token)
+            except Exception:
+                logger.exception("spanflow: could not restore the context after span %r", name)
+            try:
+                span.end()
+            except Exception:
+                logger.exception("spanflow: could not end span %r", name)
+
+
+def _mark_failed(span: trace.Span, error: BaseException) -> None:
+    try:
+        span.record_exception(error)
+        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+    except Exception:
+        logger.exception("spanflow: could not record an error on a span")
 
 
 class _NoopScope:
