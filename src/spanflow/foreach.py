@@ -4,8 +4,10 @@ At most `concurrency` iterations run at once; outputs keep the input order. The 
 stops scheduling new iterations (those in flight finish). Suspended iterations do not stop the
 others; the foreach then suspends and each suspended iteration can be resumed by index
 (`Run.resume(..., foreach_index=i)`; without an index every suspended iteration is resumed with
-the same data). One ``workflow-step-start`` and one ``workflow-step-result`` cover the whole
-foreach, with a ``workflow-step-progress`` event after each iteration (Mastra's shape).
+the same data). An iteration that suspends inside a nested workflow is reported at its inner
+path (``["each", "approve"]``). One ``workflow-step-start`` and one ``workflow-step-result``
+cover the whole foreach, with a ``workflow-step-progress`` event after each iteration (Mastra's
+shape).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ async def run_foreach(
         statuses: list[str | None] = [None] * len(items)
         suspend_payloads: dict[int, Any] = {}
         slots: dict[int, Any] = {}
+        paths: dict[int, list[list[str]]] = {}
         started_at = now_ms()
         to_run = list(range(len(items)))
     else:
@@ -64,9 +67,12 @@ async def run_foreach(
         statuses = state["statuses"]
         suspend_payloads = state["suspend"]
         slots = state["slots"]
+        paths = state.get("paths") or {}
         started_at = state["startedAt"]
         to_run = (
-            [resume.foreach_index] if resume.foreach_index is not None else sorted(suspend_payloads)
+            [resume.foreach_index]
+            if resume.foreach_index is not None
+            else [i for i in sorted(suspend_payloads) if _resumes(resume, paths.get(i))]
         )
     total = len(items)
     observed = frame.observed or scope.recording
@@ -101,6 +107,7 @@ async def run_foreach(
             if failure is not None or bailed is not None or canceled or run.cancel_requested:
                 return
             prior = None
+            iteration_resume = _iteration_resume(resume, paths.get(index))
             if resume is not None:
                 prior = StepResult(
                     "suspended",
@@ -113,7 +120,7 @@ async def run_foreach(
                 step,
                 items[index],
                 scope,
-                resume=resume,
+                resume=iteration_resume,
                 prior=prior,
                 slot=slots.get(index),
                 foreach_index=index,
@@ -130,8 +137,10 @@ async def run_foreach(
             elif result.status == "success":
                 outputs[index] = result.output
                 suspend_payloads.pop(index, None)
+                paths.pop(index, None)
             elif result.status == "suspended":
                 suspend_payloads[index] = result.suspend_payload
+                paths[index] = step_run.suspended or [[step.id]]
             elif result.status == "canceled":
                 canceled = True
             elif failure is None:
@@ -163,6 +172,7 @@ async def run_foreach(
             "statuses": statuses,
             "suspend": suspend_payloads,
             "slots": slots,
+            "paths": paths,
             "startedAt": started_at,
         }
 
@@ -218,8 +228,30 @@ async def run_foreach(
     if result.status == "failed":
         return Outcome("failed", error=failure)
     if result.status == "suspended":
-        return Outcome("suspended", suspended=[[step.id]])
+        # A nested workflow suspends at a path inside it ("inner.approve"): report each
+        # distinct one, so a resume can name it.
+        suspended: list[list[str]] = []
+        for index in sorted(suspend_payloads):
+            for path in paths.get(index) or [[step.id]]:
+                if path not in suspended:
+                    suspended.append(path)
+        return Outcome("suspended", suspended=suspended)
     return Outcome("success", output=result.output)
+
+
+def _resumes(resume: Resume, paths: list[list[str]] | None) -> bool:
+    """Whether a resume without an index is meant for an iteration suspended at `paths`."""
+    return paths is None or len(resume.path) <= 1 or resume.path in paths
+
+
+def _iteration_resume(resume: Resume | None, paths: list[list[str]] | None) -> Resume | None:
+    """The resume to hand one iteration: when the caller named only the foreach step, the
+    iteration's own path (inside a nested workflow) is the one to follow."""
+    if resume is None or paths is None or len(paths) != 1 or resume.path in paths:
+        return resume
+    if len(resume.path) <= 1:
+        return Resume(paths[0], resume.data, resume.foreach_index)
+    return resume
 
 
 def _emit_end(frame: Frame, scope: Any, event_id: str, name: str, result: StepResult) -> None:

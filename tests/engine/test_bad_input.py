@@ -318,3 +318,23 @@ async def test_a_run_that_crashes_is_recorded_as_failed_not_left_running() -> No
     assert stored.status == "failed"
     assert stored.snapshot["error"]["message"] == "write timed out"
     assert run.status == "failed"
+
+
+class Order(BaseModel):
+    customer: Customer
+    items: list[int]
+
+
+async def test_the_message_gives_the_full_path_of_a_nested_field() -> None:
+    workflow = create_workflow(id="orders", input_schema=Order).then(fn_step("s", str)).commit()
+    run = await workflow.create_run()
+
+    with pytest.raises(InvalidInputError) as caught:
+        await run.start({"customer": {"name": "x", "age": "?"}, "items": [1, "two"]})
+
+    assert str(caught.value) == (
+        "invalid input of workflow 'orders': "
+        "field 'customer.age': Input should be a valid integer, unable to parse string as an "
+        "integer; field 'items.1': Input should be a valid integer, unable to parse string as "
+        "an integer"
+    )

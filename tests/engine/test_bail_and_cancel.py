@@ -14,6 +14,7 @@ from spanflow import (
     create_step,
     create_workflow,
 )
+from spanflow.storage import MemoryStorage, StoredRun
 
 from .support import collect, event_types, fn_step
 
@@ -230,3 +231,35 @@ async def test_canceling_a_finished_run_changes_nothing() -> None:
     stored = await workflow.storage.get_run(run.run_id)
     assert stored is not None
     assert stored.status == "success"
+
+
+class SlowStorage(MemoryStorage):
+    """A store whose writes take a moment, like any store doing real I/O."""
+
+    async def save_run(self, run: StoredRun) -> None:
+        await asyncio.sleep(0.01)
+        await super().save_run(run)
+
+
+async def test_cancel_between_entries_stops_before_the_next_one() -> None:
+    workflow = (
+        create_workflow(id="cancel-between", storage=SlowStorage())
+        .then(fn_step("first", lambda v: v + 1))
+        .then(fn_step("second", lambda v: v + 1))
+        .commit()
+    )
+    run = await workflow.create_run()
+    out = run.stream(1)
+
+    async for event in out:
+        if event.type == "workflow-step-result":  # first is done; its checkpoint is saving
+            await run.cancel()
+    result = await out.result
+
+    assert result.status == "canceled"
+    assert result.steps["first"].status == "success"
+    assert "second" not in result.steps
+    assert "workflow-step-start" not in event_types(out.events)[2:]
+    stored = await workflow.storage.get_run(run.run_id)
+    assert stored is not None
+    assert stored.status == "canceled"

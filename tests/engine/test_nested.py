@@ -191,3 +191,55 @@ async def test_a_nested_suspension_survives_a_new_run_object() -> None:
     result = await again.resume("boss", step="approval.approve")
 
     assert result.result == "300 by boss"
+
+
+def approving(workflow_id: str) -> Workflow:
+    async def approve(ctx: StepContext[Any]) -> dict[str, Any]:
+        if ctx.resume_data is None:
+            ctx.suspend({"amount": ctx.input_data})
+        return {"amount": ctx.input_data, "by": ctx.resume_data}
+
+    return create_workflow(id=workflow_id).then(create_step(id="approve", execute=approve)).commit()
+
+
+async def test_nested_workflows_suspended_in_parallel_resume_by_path_one_at_a_time() -> None:
+    workflow = create_workflow(id="outer").parallel([approving("x"), approving("y")]).commit()
+    run = await workflow.create_run()
+
+    first = await run.start(1)
+    second = await run.resume("ann", step="x.approve")
+    third = await run.resume("bob", step=["y", "approve"])  # a path as a sequence of ids
+
+    assert first.suspended == [["x", "approve"], ["y", "approve"]]
+    assert first.suspend_payload == {"x": {"amount": 1}, "y": {"amount": 1}}
+    assert second.suspended == [["y", "approve"]]
+    assert third.result == {"x": {"amount": 1, "by": "ann"}, "y": {"amount": 1, "by": "bob"}}
+
+
+async def test_nested_workflows_suspended_in_a_foreach_report_their_inner_path() -> None:
+    workflow = create_workflow(id="outer").foreach(approving("each"), concurrency=2).commit()
+    run = await workflow.create_run()
+
+    first = await run.start([1, 2])
+    second = await run.resume("ann", step="each.approve", foreach_index=1)
+    third = await run.resume("bob", step="each")  # the foreach's name is enough
+
+    assert first.suspended == [["each", "approve"]]
+    assert second.status == "suspended"
+    assert third.result == [{"amount": 1, "by": "bob"}, {"amount": 2, "by": "ann"}]
+
+
+async def test_a_suspension_inside_a_parallel_inside_a_nested_foreach_resumes_by_name() -> None:
+    inner = (
+        create_workflow(id="inner")
+        .parallel([approving("left"), fn_step("right", lambda v: v * 2)])
+        .commit()
+    )
+    workflow = create_workflow(id="outer").foreach(inner).commit()
+    run = await workflow.create_run()
+
+    first = await run.start([5])
+    done = await run.resume("cy", step="inner")
+
+    assert first.suspended == [["inner", "left", "approve"]]
+    assert done.result == [{"left": {"amount": 5, "by": "cy"}, "right": 10}]

@@ -284,3 +284,24 @@ async def test_suspend_data_is_none_on_the_first_run_of_a_step() -> None:
     await (await workflow.create_run()).start(None)
 
     assert seen == [(None, None)]
+
+
+async def test_a_step_may_suspend_again_after_a_resume() -> None:
+    async def two_stage(ctx: StepContext[int]) -> dict[str, Any]:
+        if ctx.resume_data is None:
+            ctx.suspend({"stage": 1})
+        if ctx.resume_data == "legal ok":
+            ctx.suspend({"stage": 2})
+        return {"final": ctx.resume_data, "last_question": ctx.suspend_data}
+
+    workflow = create_workflow(id="two-stage").then(create_step(id="sign", execute=two_stage))
+    run = await workflow.commit().create_run()
+
+    first = await run.start(1)
+    second = await run.resume("legal ok")
+    third = await run.resume("finance ok")
+
+    assert first.suspend_payload == {"sign": {"stage": 1}}
+    assert second.suspend_payload == {"sign": {"stage": 2}}
+    assert third.result == {"final": "finance ok", "last_question": {"stage": 2}}
+    assert first.steps["sign"].started_at == third.steps["sign"].started_at

@@ -10,6 +10,7 @@ again. ``SNAPSHOT_VERSION`` is bumped on incompatible changes and checked on loa
 
 from __future__ import annotations
 
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from spanflow._schema import to_wire
@@ -89,7 +90,7 @@ def load_frame(
 ) -> Frame:
     """Rebuild a `Frame` from `dump_frame` output, for `workflow` as it is defined now."""
     from spanflow.executor import Frame
-    from spanflow.workflow import ForeachEntry, Workflow
+    from spanflow.workflow import ForeachEntry
 
     if data.get("workflowId") != workflow.id:
         raise StorageError(
@@ -105,24 +106,16 @@ def load_frame(
     steps: dict[str, StepResult] = {}
     for step_id, raw in (data.get("steps") or {}).items():
         step = workflow.find_step(step_id)
-        schema = None
-        if isinstance(step, Workflow):
-            schema = step._output
-        elif step is not None:
-            schema = step._output
+        schema = step._output if step is not None else None
         steps[step_id] = load_step_result(raw, schema, many=step_id in foreach_ids)
     input_value = data.get("input")
     if workflow._input is not None:
-        try:
+        with contextlib.suppress(InvalidInputError):
             input_value = workflow._input.validate(input_value, what="stored input")
-        except InvalidInputError:
-            pass
     state = data.get("state")
     if workflow._state is not None:
-        try:
+        with contextlib.suppress(InvalidInputError):
             state = workflow._state.validate(state, what="stored state")
-        except InvalidInputError:
-            pass
     entry = data.get("entry")
     if entry is not None and position < len(workflow._entries):
         current = workflow._entries[position]
@@ -151,15 +144,14 @@ def _load_foreach_state(entry: dict[str, Any], step: Any) -> dict[str, Any]:
     if schema is not None:
         for i, (status, out) in enumerate(zip(statuses, outputs, strict=False)):
             if status == "success":
-                try:
+                with contextlib.suppress(InvalidInputError):
                     outputs[i] = schema.validate(out, what="stored output")
-                except InvalidInputError:
-                    pass
     return {
         "items": list(entry.get("items") or []),
         "outputs": outputs,
         "statuses": statuses,
         "suspend": {int(k): v for k, v in (entry.get("suspend") or {}).items()},
         "slots": {int(k): v for k, v in (entry.get("slots") or {}).items()},
+        "paths": {int(k): v for k, v in (entry.get("paths") or {}).items()},
         "startedAt": entry.get("startedAt"),
     }
