@@ -241,18 +241,34 @@ async def test_an_invalid_option_never_fails_the_run_and_is_shown_on_the_run_spa
     assert attribute(step_span, "spanflow.tracing.rejected") is None
 
 
+@pytest.mark.parametrize(
+    ("parent_span_id", "rejected"),
+    [
+        pytest.param("b7ad-6b71", "is not hex: use 1–16 hex characters (0-9, a-f)", id="non-hex"),
+        pytest.param(
+            "1" * 17, "is 17 characters long: use 1–16 hex characters (0-9, a-f)", id="too long"
+        ),
+        pytest.param("0" * 16, "is all zeros, which OpenTelemetry treats as no id", id="all zeros"),
+        pytest.param(
+            0xB7AD,
+            "must be a string, got int: use 1–16 hex characters (0-9, a-f)",
+            id="wrong type",
+        ),
+    ],
+)
 async def test_an_invalid_parent_span_id_leaves_the_run_a_root_of_the_given_trace(
-    span_capture: SpanCapture,
+    span_capture: SpanCapture, parent_span_id: Any, rejected: str
 ) -> None:
-    options = TracingOptions(trace_id=TRACE_ID, parent_span_id="0" * 16)
+    options = TracingOptions(trace_id=TRACE_ID, parent_span_id=parent_span_id)
 
-    await run(greeting(), "ada", options=options)
+    result = await run(greeting(), "ada", options=options)
 
+    assert result.status == "success"
     span = run_span(span_capture)
     assert span.parent is None
     assert trace_ids(span_capture) == {TRACE_ID}
     assert attribute(span, "spanflow.tracing.rejected") == [
-        "parent_span_id: '0000000000000000' is all zeros, which OpenTelemetry treats as no id"
+        f"parent_span_id: {parent_span_id!r} {rejected}"
     ]
 
 
