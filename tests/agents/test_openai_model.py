@@ -310,3 +310,27 @@ def test_bad_settings_fail_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
         "http://localhost:11434/v1",
         11434,
     )
+
+
+def test_deltas_without_an_index_or_with_repeated_names_are_assembled() -> None:
+    from types import SimpleNamespace
+
+    from spanflow.agents.models.openai import _ToolCallAssembler
+
+    def delta(index: int | None, call_id: str | None, name: str | None, args: str) -> Any:
+        return SimpleNamespace(
+            index=index, id=call_id, function=SimpleNamespace(name=name, arguments=args)
+        )
+
+    assembler = _ToolCallAssembler()
+    for part in [
+        delta(None, "a", "f", '{"x":'),
+        delta(None, "a", "f", " 1}"),
+        delta(None, "b", "g", "{"),
+        delta(None, None, None, "}"),
+    ]:
+        assembler.add(part)
+    assert assembler.complete() == [
+        ModelToolCall("a", "f", '{"x": 1}'),
+        ModelToolCall("b", "g", "{}"),
+    ]

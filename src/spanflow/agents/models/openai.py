@@ -269,18 +269,27 @@ class _ToolCallAssembler:
         self.emitted = 0
 
     def add(self, part: Any) -> None:
-        index = part.index
-        if index is None:  # some servers omit the index: a new id starts a new call
-            index = len(self._calls) if part.id or not self._calls else max(self._calls)
+        index = part.index if part.index is not None else self._index_without(part.id)
         call = self._calls.setdefault(index, _PartialCall())
         if part.id:
             call.id = part.id
         function = part.function
         if function is not None:
-            if function.name:
+            # OpenAI sends the name once; some compatible servers repeat it in every delta.
+            if function.name and function.name != call.name:
                 call.name += function.name
             if function.arguments:
                 call.arguments += function.arguments
+
+    def _index_without(self, call_id: str | None) -> int:
+        """Where a delta without an index belongs: the call with its id, a new call for a new
+        id, else the latest call."""
+        for index, call in self._calls.items():
+            if call_id and call.id == call_id:
+                return index
+        if call_id or not self._calls:
+            return max(self._calls, default=-1) + 1
+        return max(self._calls)
 
     def complete(self) -> list[ModelToolCall]:
         calls = [
