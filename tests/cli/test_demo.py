@@ -14,6 +14,7 @@ from rich.console import Console
 from spanflow.cli.demo import run_demo
 from spanflow.cli.main import main
 from spanflow.storage import RunPage, SqliteStorage
+from tests.support.otlp_receiver import otlp_receiver
 
 FAST = ["--speed", "1000"]
 """Every simulated delay a thousand times shorter: the demo takes milliseconds."""
@@ -149,3 +150,58 @@ async def test_when_output_fails_mid_run_the_run_is_canceled_not_left_running(
     async with SqliteStorage(db) as storage:
         page = await storage.list_runs(workflow_id="order-fulfilment")
     assert [run.status for run in page.runs] == ["canceled"]
+
+
+def test_the_demo_prints_the_span_tree_of_both_halves_of_its_trace(
+    db: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = run_cli(db, capsys)
+
+    tree = out.split("span tree (the run, then its resumed half, in one trace)\n", 1)[1]
+    headers = [line for line in tree.splitlines() if line.startswith("── trace ")]
+    assert len(headers) == 2
+    first, second = (header.split()[2] for header in headers)
+    assert first == second
+    assert f"trace id  {first}" in out
+    assert headers[1].startswith(f"── trace {second} (parent span ")
+    roots = [line for line in tree.splitlines() if line.startswith("invoke_workflow ")]
+    assert len(roots) == 2
+    assert "run.status=suspended" in roots[0]
+    assert "run.resumed=true" in roots[1]
+    assert "run.status=success" in roots[1]
+    for root in roots:
+        assert "metadata.user.id=u-42" in root
+        assert "tag.vip=true" in root
+    for line in (
+        "├─ parallel 2 branches",
+        "│  ├─ workflow_step reserve-inventory",
+        "├─ loop foreach",
+        "│  └─ workflow_step pack-item",
+        "└─ workflow_step manager-approval",
+        "└─ workflow_step send-confirmation",
+    ):
+        assert any(row.startswith(line) for row in tree.splitlines()), line
+
+
+def test_with_otlp_the_demo_exports_both_halves_and_prints_the_jaeger_link(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+    with otlp_receiver() as receiver:
+        code = main(["demo", "--db", str(db), *FAST, "--otlp", receiver.http_base])
+        captured = capsys.readouterr()
+        spans = receiver.wait_for_spans(24)  # 20 + 4 in the two trees
+
+    assert code == 0, captured.err
+    runs = [s for s in spans if s.name == "invoke_workflow order-fulfilment"]
+    assert len(runs) == 2
+    first, resumed = sorted(runs, key=lambda s: s.start_time_unix_nano)
+    assert resumed.trace_id == first.trace_id
+    assert resumed.parent_span_id == first.span_id
+    trace_id = first.trace_id.hex()
+    assert f"http://localhost:16686/trace/{trace_id}" in " ".join(captured.out.split())
+    assert {s.trace_id for s in spans} == {first.trace_id}
+    assert {s.resource["service.name"] for s in spans} == {"spanflow-demo"}
+    for span in spans:
+        assert span.attributes["spanflow.metadata.user.id"] == "u-42"
+        assert span.attributes["spanflow.tag.vip"] is True

@@ -139,7 +139,8 @@ def _list_command(options: argparse.Namespace) -> int:
         finally:
             await selected.storage.close()
 
-    print_runs(asyncio.run(read()), selected.where)
+    filtered = any(f is not None for f in (options.workflow, options.status, options.resource))
+    print_runs(asyncio.run(read()), selected.where, filtered=filtered)
     return 0
 
 

@@ -55,12 +55,13 @@ def runs_table(runs: Sequence[StoredRun]) -> list[str]:
     ]
 
 
-def print_runs(page: RunPage, where: str) -> None:
+def print_runs(page: RunPage, where: str, *, filtered: bool = False) -> None:
     """``runs list``: the table and a line saying which runs of how many it shows."""
     if not page.runs:
-        matching = "no runs match" if page.total else "no runs"
-        more = f" (there are {page.total}; lower --offset)" if page.total else ""
-        print(f"{matching} in {where}{more}")
+        if page.total:
+            print(f"no runs past --offset {page.offset}: {page.total} in {where}")
+        else:
+            print(f"no runs {'match ' if filtered else ''}in {where}")
         return
     for line in runs_table(page.runs):
         print(line)
