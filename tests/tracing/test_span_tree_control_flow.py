@@ -6,6 +6,7 @@ spec; stream events have their own tests (``test_span_events.py``), so they are 
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 from spanflow_otel.testing import SpanCapture
@@ -15,6 +16,7 @@ from spanflow import (
     NonRetryableError,
     RetryConfig,
     StepContext,
+    TracingOptions,
     create_step,
     create_workflow,
     step,
@@ -287,3 +289,33 @@ async def test_a_non_retryable_error_ends_the_attempts_at_once(span_capture: Spa
         invoke_workflow charge [INTERNAL] ERROR: card declined {error.type='spanflow.errors.NonRetryableError', spanflow.run.status='failed'}
           workflow_step charge [INTERNAL] ERROR: card declined {error.type='spanflow.errors.NonRetryableError', spanflow.step.attempt=1, spanflow.step.status='failed'}
     """)  # noqa: E501
+
+
+async def test_concurrent_runs_keep_their_spans_apart(span_capture: SpanCapture) -> None:
+    # Run "a" waits inside its step until run "b" has run its step: the runs interleave.
+    b_done = asyncio.Event()
+
+    @step
+    async def hand_over(ctx: StepContext[str]) -> str:
+        if ctx.input_data == "a":
+            await b_done.wait()
+        else:
+            b_done.set()
+        with ctx.tracing.span(f"work for {ctx.input_data}"):
+            return ctx.input_data
+
+    workflow = create_workflow(id="interleaved").then(hand_over).commit()
+
+    await asyncio.gather(
+        run(workflow, "a", run_id="run-a", options=TracingOptions(tags=["a"])),
+        run(workflow, "b", run_id="run-b", options=TracingOptions(tags=["b"])),
+    )
+
+    assert tree(span_capture, "spanflow.run.id", "spanflow.tags", events=False) == expected("""
+        invoke_workflow interleaved [INTERNAL] UNSET {spanflow.run.id='run-a', spanflow.tags=['a']}
+          workflow_step hand_over [INTERNAL] UNSET {spanflow.run.id='run-a', spanflow.tags=['a']}
+            work for a [INTERNAL] UNSET {spanflow.run.id='run-a', spanflow.tags=['a']}
+        invoke_workflow interleaved [INTERNAL] UNSET {spanflow.run.id='run-b', spanflow.tags=['b']}
+          workflow_step hand_over [INTERNAL] UNSET {spanflow.run.id='run-b', spanflow.tags=['b']}
+            work for b [INTERNAL] UNSET {spanflow.run.id='run-b', spanflow.tags=['b']}
+    """)
