@@ -44,6 +44,7 @@ async def slow(ctx: StepContext[Order]) -> Order:
     _log("slow")
     hang = os.environ.get("SPANFLOW_TEST_HANG")
     # Another process removes the file: polling is the only way to see it.
+    # Another process removes the file: polling is the only way to see it.
     while hang and Path(hang).exists():  # noqa: ASYNC110, ASYNC240
         await asyncio.sleep(0.02)
     return ctx.input_data

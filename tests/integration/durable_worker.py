@@ -24,8 +24,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from spanflow import SpanflowError
 from spanflow.storage import PostgresStorage, SqliteStorage, Storage
 
-sys.path.insert(0, str(Path(__file__).parent))
-from durable_app import build_workflow
+sys.path.insert(0, str(Path(__file__).parents[2]))  # the repository root, for `tests.*`
+from tests.integration.durable_app import build_workflow
 
 
 def open_store(spec: dict[str, Any]) -> Storage:
@@ -38,6 +38,7 @@ async def act(spec: dict[str, Any], command: str, run_id: str) -> dict[str, Any]
     workflow = build_workflow()
     workflow.storage = open_store(spec)
     go = os.environ.get("SPANFLOW_TEST_GO")
+    # The test creates the file from another process: polling is the only way to see it.
     # The test creates the file from another process: polling is the only way to see it.
     while go and not Path(go).exists():  # noqa: ASYNC110, ASYNC240
         await asyncio.sleep(0.005)

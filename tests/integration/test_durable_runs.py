@@ -57,7 +57,8 @@ def steps_log(tmp_path: Path) -> list[tuple[str, int]]:
 def run_span(outcome: dict[str, Any]) -> dict[str, Any]:
     spans = [s for s in outcome["spans"] if s["name"] == "invoke_workflow durable-order"]
     assert len(spans) == 1, outcome["spans"]
-    return spans[0]
+    span: dict[str, Any] = spans[0]
+    return span
 
 
 def test_a_run_suspended_in_one_process_resumes_in_another(
