@@ -1,0 +1,320 @@
+"""The one table: every scenario's medians, per-unit times, ratios and targets.
+
+Rows are built per scenario from the collected measurements (`Results`); a row whose
+measurement is missing (a peer that could not run, a scenario that failed) shows ``n/a``.
+Targets are the issue's, each checked on ratios from this one run and marked met or missed.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from dataclasses import astuple, dataclass
+
+from bench.measure import Measurement
+from bench.peers.runner import PeerOutcome
+
+__all__ = ["Results", "Row", "build_rows", "format_table", "format_time"]
+
+OFF = "tracing off (no SDK)"
+DISABLED = "TracingConfig(enabled=False)"
+MEMORY = "tracing → in-memory"
+OTLP = "tracing → OTLP, all delivered"
+
+
+class Results:
+    """Measurements by key, plus the peers' outcomes."""
+
+    def __init__(self, measurements: Iterable[Measurement], peers: Iterable[PeerOutcome]) -> None:
+        self.by_key = {m.key: m for m in measurements}
+        self.peers = {p.name: p for p in peers}
+
+    def get(self, key: str) -> Measurement | None:
+        m = self.by_key.get(key)
+        return m if m is not None and m.samples else None
+
+    def per_unit(self, key: str) -> float | None:
+        m = self.get(key)
+        return None if m is None else m.per_unit_s
+
+    def median(self, key: str) -> float | None:
+        m = self.get(key)
+        return None if m is None else m.median_s
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    scenario: str
+    variant: str
+    median: str = ""
+    per_unit: str = ""
+    ratio: str = ""
+    target: str = ""
+    verdict: str = ""
+    """``met``, ``missed``, ``n/a`` (a target this run could not measure) or empty."""
+
+
+def format_time(seconds: float | None) -> str:
+    if seconds is None or math.isnan(seconds):
+        return "n/a"
+    if abs(seconds) >= 1:
+        return f"{seconds:.2f} s"
+    if abs(seconds) >= 1e-3:
+        return f"{seconds * 1e3:.1f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def ratio_of(value: float | None, reference: float | None) -> float | None:
+    if value is None or reference is None or reference == 0:
+        return None
+    return value / reference
+
+
+def verdict(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "missed")
+
+
+class _Table:
+    """Collects rows; `timed` makes the common row from a measurement key."""
+
+    def __init__(self, results: Results) -> None:
+        self.r = results
+        self.rows: list[Row] = []
+
+    def timed(
+        self,
+        scenario: str,
+        variant: str,
+        key: str,
+        reference: tuple[str, str] | None = None,
+        at_most: float | None = None,
+        text: str | None = None,
+    ) -> None:
+        """A row for `key`; `reference` is (key, label) for the ratio of per-unit times."""
+        m = self.r.get(key)
+        ratio = None
+        ratio_text = text or ""
+        if reference is not None:
+            ratio = ratio_of(self.r.per_unit(key), self.r.per_unit(reference[0]))
+            ratio_text = "n/a" if ratio is None else f"{ratio:.2f}× {reference[1]}"
+        self.rows.append(
+            Row(
+                scenario,
+                variant,
+                format_time(None if m is None else m.median_s),
+                "n/a" if m is None else f"{format_time(m.per_unit_s)}/{m.unit}",
+                ratio_text,
+                "" if at_most is None else f"≤ {at_most:g}×",
+                "" if at_most is None else verdict(None if ratio is None else ratio <= at_most),
+            )
+        )
+
+    def add(self, row: Row) -> None:
+        self.rows.append(row)
+
+
+def _scenario_1(t: _Table) -> None:
+    t.timed("1", f"spanflow start(), {OFF}", "s1.start.nosdk", ("lg.s1.invoke", "LangGraph"), 0.1)
+    t.timed("1", f"spanflow start(), {DISABLED}", "s1.start.disabled", ("s1.start.nosdk", "off"))
+    t.timed("1", f"spanflow start(), {MEMORY}", "s1.start.memory", ("s1.start.nosdk", "off"))
+    t.timed(
+        "1", f"spanflow start(), {OTLP}", "s1.start.otlp", ("mastra.s1.start.otel", "Mastra"), 0.3
+    )
+    for sink, label, target in (("otlp", "OTLP", 1.5), ("memory", "in-memory", None)):
+        _added_cost(t, sink, label, target)
+    _peers(t, "s1")
+
+
+def _added_cost(t: _Table, sink: str, label: str, at_most: float | None) -> None:
+    """Tracing's added cost in scenario 1 (on − off), against the raw SDK making those spans."""
+    on, off, raw = (t.r.get(k) for k in (f"s1.start.{sink}", "s1.start.nosdk", f"s8.{sink}"))
+    added = None if on is None or off is None else on.median_s - off.median_s
+    ratio = ratio_of(added, None if raw is None else raw.median_s)
+    t.add(
+        Row(
+            "1",
+            f"added cost of tracing → {label} (on − off)",
+            format_time(added),
+            "n/a" if added is None or on is None else f"{format_time(added / on.units)}/step",
+            "n/a" if ratio is None else f"{ratio:.2f}× raw SDK (scn 8)",
+            "" if at_most is None else f"≤ {at_most:g}×",
+            "" if at_most is None else verdict(None if ratio is None else ratio <= at_most),
+        )
+    )
+
+
+def _peers(t: _Table, s: str) -> None:
+    """LangGraph and Mastra rows for scenario 1 (``s1``) or 3 (``s3``)."""
+    scenario = s[1:]
+    off = (f"{s}.start.nosdk", "spanflow off")
+    t.timed(scenario, "LangGraph ainvoke(), no checkpointer", f"lg.{s}.invoke", off)
+    t.timed(scenario, "LangGraph ainvoke(), InMemorySaver", f"lg.{s}.invoke+saver", off)
+    t.timed(scenario, "Mastra start(), no observability", f"mastra.{s}.start.off", off)
+    otlp = (f"{s}.start.otlp", "spanflow OTLP")
+    t.timed(scenario, "Mastra start(), OTel exporter", f"mastra.{s}.start.otel", otlp)
+    for name, peer in t.r.peers.items():
+        if peer.unavailable is not None:
+            t.add(Row(scenario, name, ratio=f"not available: {peer.unavailable}"))
+
+
+def _stream_rows(t: _Table, scenario: str, s: str, tracings: Iterable[tuple[str, str]]) -> None:
+    for tracing, label in tracings:
+        start = (f"{s}.start.{tracing}", "start()")
+        t.timed(scenario, f"spanflow stream(), {label}", f"{s}.stream.{tracing}", start, 1.2)
+    t.timed(scenario, "LangGraph astream()", f"lg.{s}.stream", (f"lg.{s}.invoke", "ainvoke()"))
+    for tracing, label in (("off", "no observability"), ("otel", "OTel exporter")):
+        start = (f"mastra.{s}.start.{tracing}", "start()")
+        t.timed(scenario, f"Mastra stream(), {label}", f"mastra.{s}.stream.{tracing}", start)
+
+
+def _scenario_2(t: _Table) -> None:
+    tracings = (("nosdk", OFF), ("disabled", DISABLED), ("memory", MEMORY), ("otlp", OTLP))
+    _stream_rows(t, "2", "s1", tracings)
+
+
+def _scenario_3(t: _Table) -> None:
+    off = ("s3.start.nosdk", "off")
+    t.timed("3", f"spanflow start(), {OFF}", "s3.start.nosdk")
+    t.timed("3", f"spanflow start(), {MEMORY}", "s3.start.memory", off)
+    t.timed("3", f"spanflow start(), {OTLP}", "s3.start.otlp", off)
+    _peers(t, "s3")
+    _stream_rows(t, "3", "s3", (("nosdk", OFF), ("memory", MEMORY), ("otlp", OTLP)))
+
+
+def _scenario_4(t: _Table) -> None:
+    for variant, label in (("defaults", "default queue (2048)"), ("sized", "queue sized")):
+        m = t.r.get(f"s4.{variant}")
+        if m is None:
+            t.add(Row("4", f"spanflow OTLP, {label}", ratio="n/a", verdict="n/a"))
+            continue
+        e = m.extra
+        created, delivered, dropped = e["created_spans"], e["delivered_spans"], e["dropped_spans"]
+        t.add(
+            Row(
+                "4",
+                f"spanflow OTLP, {e['runs']:,} runs, {label}",
+                format_time(m.median_s) + "/1k runs",
+                f"{format_time(m.per_unit_s)}/run",
+                f"{delivered:,}/{created:,} delivered ({100 * delivered / created:.1f}%), "
+                f"{dropped:,} dropped, counted",
+                "100% or drops counted",
+                verdict(delivered == created or delivered + dropped == created),
+            )
+        )
+    mastra = t.r.peers.get("Mastra")
+    if mastra is not None and mastra.unavailable is None and mastra.notes:
+        expected, delivered = mastra.notes["expected_spans"], mastra.notes["delivered_spans"]
+        t.add(
+            Row(
+                "4",
+                "Mastra OTel exporter, its scenario 1-3 runs",
+                ratio=f"{delivered:,}/{expected:,} delivered ({100 * delivered / expected:.1f}%), "
+                "drops not counted",
+            )
+        )
+
+
+def _scenario_5(t: _Table) -> None:
+    for tracing, store, label in (
+        ("nosdk", "keep", "off, store keeps runs (default)"),
+        ("nosdk", "delete", "off, each run deleted"),
+        ("otlp", "keep", "OTLP, store keeps runs (default)"),
+        ("otlp", "delete", "OTLP, each run deleted"),
+    ):
+        m = t.r.get(f"s5.{tracing}.{store}")
+        if m is None:
+            t.add(Row("5", label, ratio="n/a", verdict="n/a"))
+            continue
+        e = m.extra
+        ratio = e["last_vs_first"]
+        t.add(
+            Row(
+                "5",
+                f"{label}: last vs first 1k runs",
+                f"{format_time(e['last_us'] / 1e6)}/run",
+                f"first {format_time(e['first_us'] / 1e6)}",
+                f"{ratio:.2f}× (raw {e['last_vs_first_raw']:.2f}×)",
+                "≤ 1.1×",
+                verdict(ratio <= 1.1),
+            )
+        )
+        growth = e["rss_growth_mb"]
+        t.add(
+            Row(
+                "5",
+                f"{label}: RSS over {e['runs']:,} runs",
+                f"{growth:+.1f} MB",
+                f"{growth * 1024 * 1024 / e['runs']:,.0f} B/run",
+                f"{e['rss_start_mb']:.0f} → {e['rss_end_mb']:.0f} MB",
+                "< 20 MB",
+                verdict(growth < 20),
+            )
+        )
+
+
+def _scenario_6(t: _Table) -> None:
+    for tracing, label in (("nosdk", OFF), ("otlp", OTLP)):
+        m = t.r.get(f"s6.{tracing}")
+        text = "n/a"
+        if m is not None:
+            e = m.extra
+            text = (
+                f"{e['items_per_s']:,.0f} items/s; peak RSS {e['peak_rss_mb']:.0f} MB, "
+                f"+{e['peak_growth_mb']:.1f} MB over idle"
+            )
+        t.timed("6", f"foreach, concurrency 16, stream(), {label}", f"s6.{tracing}", text=text)
+
+
+def _scenario_7(t: _Table) -> None:
+    for tracing, label in (("nosdk", OFF), ("otlp", OTLP)):
+        m = t.r.get(f"s7.{tracing}")
+        judged = tracing == "nosdk"
+        t.add(
+            Row(
+                "7",
+                f"{m.units if m else 1000:,} concurrent runs, 10 ms nap, {label}",
+                format_time(None if m is None else m.median_s),
+                "n/a" if m is None else f"{format_time(m.per_unit_s)}/run",
+                "n/a" if m is None else f"{m.median_s / 0.010:.1f}× the 10 ms nap",
+                "< 0.5 s" if judged else "",
+                verdict(None if m is None else m.median_s < 0.5) if judged else "",
+            )
+        )
+
+
+def _scenario_8(t: _Table) -> None:
+    t.timed("8", "raw OTel SDK, scenario 1's spans → in-memory", "s8.memory")
+    t.timed("8", "raw OTel SDK, scenario 1's spans → OTLP", "s8.otlp", ("s8.memory", "in-memory"))
+
+
+def build_rows(results: Results) -> list[Row]:
+    """Every row of the table, scenario by scenario (peers within scenarios 1-3)."""
+    table = _Table(results)
+    for scenario in (
+        _scenario_1,
+        _scenario_2,
+        _scenario_3,
+        _scenario_4,
+        _scenario_5,
+        _scenario_6,
+        _scenario_7,
+        _scenario_8,
+    ):
+        scenario(table)
+    return table.rows
+
+
+HEADER = Row("Scn", "Variant", "Median", "Per unit", "Ratio", "Target", "Result")
+
+
+def format_table(rows: list[Row]) -> str:
+    """Aligned plain text; a rule under the header and between scenarios."""
+    cells = [astuple(row) for row in (HEADER, *rows)]
+    widths = [max(len(str(cell[i])) for cell in cells) for i in range(len(HEADER.__slots__))]
+    rule = "  ".join("-" * w for w in widths)
+    lines = []
+    for i, cell in enumerate(cells):
+        if i == 1 or (i > 1 and cell[0] != cells[i - 1][0]):
+            lines.append(rule)
+        lines.append("  ".join(str(c).ljust(w) for c, w in zip(cell, widths, strict=True)).rstrip())
+    return "\n".join(lines)
