@@ -66,8 +66,8 @@ class Run:
         self._stored = stored
         self._control: RunControl | None = None
         self._task: asyncio.Task[WorkflowResult] | None = None
-        self._open_stream: WorkflowStream | None = None
-        """A stream opened with ``close_on_suspend=False`` that waits for the resume."""
+        self._open_streams: list[WorkflowStream] = []
+        """Streams opened with ``close_on_suspend=False``, waiting for the run to end."""
 
     @classmethod
     async def open(cls, workflow: Workflow, *, run_id: str | None, resource_id: str | None) -> Run:
@@ -122,7 +122,7 @@ class Run:
         out = WorkflowStream(self)
         self._launch(input_data, initial_state, request_context, tracing_options, out)
         if not close_on_suspend:
-            self._open_stream = out
+            self._open_streams.append(out)
         return out
 
     def start_sync(
@@ -244,7 +244,7 @@ class Run:
         out = WorkflowStream(self)
         self._launch_resume(resume_data, step, foreach_index, request_context, tracing_options, out)
         if not close_on_suspend:
-            self._open_stream = out
+            self._open_streams.append(out)
         return out
 
     def resume_sync(
@@ -308,10 +308,9 @@ class Run:
         control = RunControl(self.run_id, self.workflow.id, self.resource_id, context)
         if snapshot.get("usage"):
             control.usage = Usage.from_dict(snapshot["usage"])
-        open_stream = self._open_stream
         control.sink = chain_sinks(
             out.push if out is not None else None,
-            open_stream.push if open_stream is not None and open_stream is not out else None,
+            *(s.push for s in self._open_streams if s is not out),
         )
         self._control = control
         start = RunStart(
@@ -350,9 +349,7 @@ class Run:
             frame = load_frame(self.workflow, snapshot["frame"], control, NOOP_SCOPE)
         except BaseException as exc:
             control.status = self._stored.status if self._stored else "pending"
-            for stream in (out, self._open_stream):
-                if stream is not None:
-                    stream.fail(exc)
+            self._fail_streams(out, exc)
             raise
         return await self._execute(frame, resume, start, out, new=False)
 
@@ -534,10 +531,7 @@ class Run:
                 # later restart.)
                 with contextlib.suppress(Exception):
                     await storage.save_run(stored_run("failed", {"error": error_wire(exc)}))
-            for stream in (out, self._open_stream):
-                if stream is not None:
-                    stream.fail(exc)
-            self._open_stream = None
+            self._fail_streams(out, exc)
             raise
 
     async def _finish(
@@ -586,18 +580,28 @@ class Run:
         await self.workflow.storage.save_run(stored)
         self._stored = stored
         control.status = status
-        keep_open = status == "suspended" and self._open_stream is not None
-        if not keep_open:
-            frame.emit(scope, finish_event(frame, outcome, status))
+        # Streams opened with close_on_suspend=False stay open through a suspension (they get
+        # no workflow-finish until the run really ends); every other stream closes now.
+        streams = list(dict.fromkeys([*([out] if out is not None else []), *self._open_streams]))
+        kept = self._open_streams if status == "suspended" else []
+        closing = [s for s in streams if s not in kept]
+        if closing or not kept:
+            event = finish_event(frame, outcome, status)
+            scope.record(event)
+            for stream in closing:
+                stream.push(event)
         scope.set_attribute("spanflow.run.status", status)
         scope.end(status, output=result.result, error=result.error)
-        if out is not None and not keep_open:
-            out.finish(result)
-        if self._open_stream is not None and not keep_open and self._open_stream is not out:
-            self._open_stream.finish(result)
-        if not keep_open:
-            self._open_stream = None
+        for stream in closing:
+            stream.finish(result)
+        self._open_streams = list(kept)
         return result
+
+    def _fail_streams(self, out: WorkflowStream | None, error: BaseException) -> None:
+        """End this execution's stream and every open one with `error`."""
+        for stream in dict.fromkeys([*([out] if out is not None else []), *self._open_streams]):
+            stream.fail(error)
+        self._open_streams = []
 
 
 def _hand_errors_to_stream(task: asyncio.Task[Any], out: WorkflowStream | None) -> None:

@@ -343,3 +343,57 @@ async def test_a_run_that_crashes_ends_the_stream_with_its_error() -> None:
     with pytest.raises(StorageError):
         await out.result
     assert await out.usage == Usage()
+
+
+def two_stage_workflow() -> Any:
+    async def sign(ctx: StepContext[Any]) -> str:
+        if ctx.resume_data is None:
+            ctx.suspend({"stage": 1})
+        if ctx.resume_data == "legal ok":
+            ctx.suspend({"stage": 2})
+        return f"signed after {ctx.resume_data}"
+
+    return create_workflow(id="two-stage").then(create_step(id="sign", execute=sign)).commit()
+
+
+async def until_suspended(out: Any) -> None:
+    async for event in out:
+        if event.type == "workflow-step-suspended":
+            return
+
+
+async def test_a_resume_stream_closes_at_a_new_suspension_while_an_open_stream_waits() -> None:
+    run = await two_stage_workflow().create_run()
+    whole = run.stream(None, close_on_suspend=False)
+    await until_suspended(whole)
+
+    second = await asyncio.wait_for(collect(run.resume_stream("legal ok")), timeout=5)
+    third = await asyncio.wait_for(collect(run.resume_stream("finance ok")), timeout=5)
+    everything = await asyncio.wait_for(collect(whole), timeout=5)
+
+    assert event_types(second)[-2:] == ["workflow-step-suspended", "workflow-finish"]
+    assert second[-1].to_dict()["payload"]["workflowStatus"] == "suspended"
+    assert event_types(third)[-1] == "workflow-finish"
+    assert event_types(everything).count("workflow-start") == 3
+    assert event_types(everything).count("workflow-finish") == 1  # only when the run ended
+    assert (await whole.result).result == "signed after finance ok"
+
+
+async def test_every_stream_opened_without_close_on_suspend_stays_open_to_the_end() -> None:
+    run = await two_stage_workflow().create_run()
+    first = run.stream(None, close_on_suspend=False)
+    await until_suspended(first)
+    second = run.resume_stream("legal ok", close_on_suspend=False)
+    await until_suspended(second)
+    await asyncio.sleep(0.01)
+
+    assert run.status == "suspended"
+    assert not first.result.done()
+    assert not second.result.done()
+
+    await run.resume("finance ok")
+
+    for out in (first, second):
+        events = await asyncio.wait_for(collect(out), timeout=5)
+        assert event_types(events)[-1] == "workflow-finish"
+        assert (await out.result).result == "signed after finance ok"
