@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from spanflow.errors import SpanflowError, WorkflowDefinitionError
-from spanflow.storage.base import Storage
+from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.otel import OtelInstrumentation
 from spanflow.workflow import Workflow
@@ -114,6 +114,28 @@ class Spanflow:
     def agents(self) -> dict[str, Any]:
         """Registered agents by id (a copy)."""
         return dict(self._agents)
+
+    async def list_runs(
+        self,
+        *,
+        workflow_id: str | None = None,
+        status: RunStatus | None = None,
+        resource_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> RunPage:
+        """Stored runs of every workflow in this store, newest first, filtered and paged."""
+        return await self.storage.list_runs(
+            workflow_id=workflow_id,
+            status=status,
+            resource_id=resource_id,
+            limit=limit,
+            offset=offset,
+        )
+
+    async def get_run(self, run_id: str) -> StoredRun | None:
+        """The stored run with this id, or ``None``."""
+        return await self.storage.get_run(run_id)
 
     async def close(self) -> None:
         """Close the store."""

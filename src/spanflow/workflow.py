@@ -20,7 +20,7 @@ from spanflow.step import Step, StepContext, StepFunction, create_step
 
 if TYPE_CHECKING:
     from spanflow.run import Run
-    from spanflow.storage.base import Storage
+    from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
     from spanflow.tracing.instrumentation import Instrumentation
 
 __all__ = [
@@ -225,9 +225,7 @@ class Workflow:
                 )
             self._register(pair[1])
         entry_id = id or f"branch_{next(self._counter)}"
-        return self._add(
-            BranchEntry(entry_id, description, dict(metadata or {}), tuple(branches))
-        )
+        return self._add(BranchEntry(entry_id, description, dict(metadata or {}), tuple(branches)))
 
     def foreach(
         self,
@@ -300,8 +298,7 @@ class Workflow:
         """Pause for `seconds` (or a callable computing them); the input passes through."""
         if not callable(seconds) and (not isinstance(seconds, int | float) or seconds < 0):
             raise WorkflowDefinitionError(
-                f"workflow {self.id!r}: sleep() needs seconds >= 0 or a callable, "
-                f"got {seconds!r}"
+                f"workflow {self.id!r}: sleep() needs seconds >= 0 or a callable, got {seconds!r}"
             )
         entry_id = id or f"sleep_{next(self._counter)}"
         return self._add(SleepEntry(entry_id, description, dict(metadata or {}), seconds=seconds))
@@ -317,8 +314,7 @@ class Workflow:
         """Pause until `when` (an aware datetime; naive means UTC); the input passes through."""
         if not callable(when) and not isinstance(when, datetime):
             raise WorkflowDefinitionError(
-                f"workflow {self.id!r}: sleep_until() needs a datetime or a callable, "
-                f"got {when!r}"
+                f"workflow {self.id!r}: sleep_until() needs a datetime or a callable, got {when!r}"
             )
         entry_id = id or f"sleep_until_{next(self._counter)}"
         return self._add(SleepEntry(entry_id, description, dict(metadata or {}), until=when))
@@ -382,6 +378,24 @@ class Workflow:
     @instrumentation.setter
     def instrumentation(self, instrumentation: Instrumentation) -> None:
         self._instrumentation = instrumentation
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | None = None,
+        resource_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> RunPage:
+        """Stored runs of this workflow, newest first, filtered and paged (with the total)."""
+        return await self.storage.list_runs(
+            workflow_id=self.id, status=status, resource_id=resource_id, limit=limit, offset=offset
+        )
+
+    async def get_run(self, run_id: str) -> StoredRun | None:
+        """The stored run of this workflow with this id (status and snapshot), or ``None``."""
+        stored = await self.storage.get_run(run_id)
+        return stored if stored is not None and stored.workflow_id == self.id else None
 
     def find_step(self, step_id: str) -> Step[Any, Any] | Workflow | None:
         """The step (or nested workflow) with this id directly in this workflow."""
