@@ -504,9 +504,11 @@ class Run:
         frame.checkpoint = checkpoint
         control.on_waiting = on_waiting
         control.status = "running"
+        owned = not new  # a resume or restart claimed the stored run before getting here
         try:
             if new:
                 await storage.insert_run(stored_run("running"))
+                owned = True
             frame.emit(scope, start_event(frame))
             token = scope.enter()  # user code outside steps (conditions, sleeps) nests here
             try:
@@ -524,11 +526,11 @@ class Run:
         except BaseException as exc:
             control.status = "failed"
             scope.end("failed", error=exc)
-            if isinstance(exc, Exception):
+            if owned and isinstance(exc, Exception):
                 # The engine or the store failed, not a step. Record the run as failed if the
                 # store still takes writes, rather than leave it "running" forever. (A bare
                 # CancelledError is a dying loop or process: the run stays "running" for a
-                # later restart.)
+                # later restart. And a run we could not insert is someone else's.)
                 with contextlib.suppress(Exception):
                     await storage.save_run(stored_run("failed", {"error": error_wire(exc)}))
             self._fail_streams(out, exc)

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from spanflow import (
     InvalidInputError,
+    RunClaimError,
     RunStateError,
     StepContext,
     StepNotFoundError,
@@ -338,3 +339,17 @@ async def test_the_message_gives_the_full_path_of_a_nested_field() -> None:
         "integer; field 'items.1': Input should be a valid integer, unable to parse string as "
         "an integer"
     )
+
+
+async def test_a_second_run_object_cannot_start_a_run_id_already_taken() -> None:
+    workflow = create_workflow(id="same-id").then(fn_step("s", lambda v: v)).commit()
+    first = await workflow.create_run(run_id="order-1")
+    second = await workflow.create_run(run_id="order-1")  # both created before either started
+    await first.start("first")
+
+    with pytest.raises(RunClaimError, match="already exists"):
+        await second.start("second")
+
+    stored = await workflow.storage.get_run("order-1")
+    assert stored is not None
+    assert (stored.status, stored.snapshot["result"]) == ("success", "first")  # untouched
