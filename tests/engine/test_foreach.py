@@ -6,6 +6,8 @@ import asyncio
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from spanflow import (
     InvalidInputError,
@@ -259,3 +261,27 @@ async def test_a_foreach_index_for_a_step_that_is_no_foreach_is_refused() -> Non
 
     with pytest.raises(InvalidInputError, match="is not a foreach"):
         await run.resume("x", foreach_index=0)
+
+
+@settings(max_examples=30, deadline=None)
+@given(items=st.lists(st.integers(-50, 50), max_size=12), concurrency=st.integers(1, 5))
+def test_any_list_keeps_its_order_and_the_concurrency_limit(
+    items: list[int], concurrency: int
+) -> None:
+    flight = InFlight()
+
+    async def negate(ctx: StepContext[int]) -> int:
+        await flight.track(asyncio.sleep(0.001 * (ctx.input_data % 3)))
+        return -ctx.input_data
+
+    workflow = (
+        create_workflow(id="prop")
+        .foreach(create_step(id="negate", execute=negate), concurrency=concurrency)
+        .commit()
+    )
+
+    async def scenario() -> Any:
+        return (await (await workflow.create_run()).start(items)).result
+
+    assert asyncio.run(scenario()) == [-n for n in items]
+    assert flight.max == min(concurrency, len(items))
