@@ -9,6 +9,7 @@ is a span in the OpenTelemetry implementation (`spanflow.tracing.otel`); with tr
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -149,30 +150,50 @@ class StepTracing:
         and the block runs all the same.
         """
         merged = {**self._attributes, **(attributes or {})}
-        try:
-            span = self._tracer.start_span(
-                name, context=trace.set_span_in_context(self._span), attributes=merged
-            )
-            token = otel_context.attach(trace.set_span_in_context(span))
-        except Exception:
-            logger.exception("spanflow: could not open span %r", name)
-            yield trace.INVALID_SPAN
+        opened = _open_span(self._tracer, name, self._span, merged)
+        if opened is None:
+            yield trace.INVALID_SPAN  # outside the except block: user errors stay unchained
             return
+        span, token = opened
         try:
             yield span
         except BaseException as error:
-            if not isinstance(error, ControlFlowSignal | asyncio.CancelledError):
+            if not isinstance(error, _NOT_ERRORS):
                 _mark_failed(span, error)
             raise
         finally:
             try:
-                otel_context.detach(token)
+                otel_context.detach(token)  # type: ignore[arg-type]
             except Exception:
                 logger.exception("spanflow: could not restore the context after span %r", name)
             try:
                 span.end()
             except Exception:
                 logger.exception("spanflow: could not end span %r", name)
+
+
+_NOT_ERRORS = (ControlFlowSignal, asyncio.CancelledError, GeneratorExit)
+"""What may leave a user span without making it an error: suspend, bail, cancellation."""
+
+
+def _open_span(
+    tracer: trace.Tracer, name: str, parent: trace.Span, attributes: dict[str, Any]
+) -> tuple[trace.Span, object] | None:
+    """Start a child span of `parent` and make it current, or log why it could not be."""
+    try:
+        span = tracer.start_span(
+            name, context=trace.set_span_in_context(parent), attributes=attributes
+        )
+    except Exception:
+        logger.exception("spanflow: could not open span %r", name)
+        return None
+    try:
+        return span, otel_context.attach(trace.set_span_in_context(span))
+    except Exception:
+        logger.exception("spanflow: could not make span %r current", name)
+        with contextlib.suppress(Exception):
+            span.end()
+        return None
 
 
 def _mark_failed(span: trace.Span, error: BaseException) -> None:
