@@ -200,6 +200,9 @@ def test_a_user_span_that_cannot_be_opened_still_runs_the_block(
 
     assert ran == [trace.INVALID_SPAN]
     assert tracing_errors(caplog) == ["spanflow: could not open span 'fetch prices'"]
+    with pytest.raises(KeyError) as raised, tracing.span("fetch prices"):
+        raise KeyError("the user's own error")
+    assert raised.value.__context__ is None  # not chained to the tracing error
 
 
 class BrokenTracerProvider(trace.TracerProvider):
