@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
+from spanflow._buffer import ReplayBuffer
 from spanflow.events import WorkflowEvent
 from spanflow.results import WorkflowResult
 from spanflow.usage import Usage
@@ -29,10 +30,7 @@ class WorkflowStream:
     def __init__(self, run: Run) -> None:
         loop = asyncio.get_running_loop()
         self._run = run
-        self._events: list[WorkflowEvent] = []
-        self._closed = False
-        self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._buffer: ReplayBuffer[WorkflowEvent] = ReplayBuffer()
         self._result: asyncio.Future[WorkflowResult] = loop.create_future()
         self._usage: asyncio.Future[Usage] = loop.create_future()
         self.trace_id: str | None = None
@@ -43,12 +41,12 @@ class WorkflowStream:
     # -- what consumers use ---------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[WorkflowEvent]:
-        return self._iterate()
+        return self._buffer.iterate()
 
     @property
     def full_stream(self) -> AsyncIterator[WorkflowEvent]:
         """The events (Mastra's ``fullStream``); same as iterating the stream itself."""
-        return self._iterate()
+        return self._buffer.iterate()
 
     @property
     def result(self) -> asyncio.Future[WorkflowResult]:
@@ -68,34 +66,13 @@ class WorkflowStream:
     @property
     def events(self) -> list[WorkflowEvent]:
         """Every event received so far (a copy)."""
-        return list(self._events)
-
-    async def _iterate(self) -> AsyncIterator[WorkflowEvent]:
-        index = 0
-        while True:
-            if index < len(self._events):
-                event = self._events[index]
-                index += 1
-                yield event
-                continue
-            if self._closed:
-                if self._error is not None:
-                    raise self._error
-                return
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            await asyncio.shield(self._waiter)
+        return self._buffer.items
 
     # -- what the run uses ----------------------------------------------------------------
 
     def push(self, event: WorkflowEvent) -> None:
         """Append an event and wake consumers."""
-        self._events.append(event)
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._buffer.push(event)
 
     def finish(self, result: WorkflowResult) -> None:
         """Resolve `result` and `usage` and end iteration."""
@@ -103,25 +80,16 @@ class WorkflowStream:
             self._result.set_result(result)
         if not self._usage.done():
             self._usage.set_result(result.usage)
-        self._close()
+        self._buffer.close()
 
     def fail(self, error: BaseException) -> None:
         """End the stream with an error (raised by iteration and by ``await result``)."""
-        self._error = error
         if not self._result.done():
             self._result.set_exception(error)
             self._result.exception()  # mark retrieved: iteration re-raises it anyway
         if not self._usage.done():
             self._usage.set_result(Usage())
-        self._close()
-
-    def _close(self) -> None:
-        self._closed = True
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            if not waiter.done():
-                waiter.set_result(None)
+        self._buffer.close(error)
 
 
 def chain_sinks(*sinks: Callable[[WorkflowEvent], None] | None) -> Any:
