@@ -41,7 +41,7 @@ from spanflow.tracing import TracingConfig, TracingOptions, TracingOptionsError
 from spanflow.usage import Usage
 from spanflow.workflow import ConditionContext, RetryConfig, Workflow, create_workflow
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # Building
     "ConditionContext",
     "RetryConfig",

@@ -158,6 +158,38 @@ async def test_every_streamed_event_is_recorded_with_the_same_payload(
     )
 
 
+@step
+async def answer(ctx: StepContext[str]) -> str:
+    """Writes chunks the way an agent step forwards its stream."""
+    for chunk in (
+        {"type": "text-start", "from": "AGENT", "payload": {"id": "t1"}},
+        *(
+            {"type": "text-delta", "from": "AGENT", "payload": {"id": "t1", "text": w}}
+            for w in "abc"
+        ),
+        {"type": "text-end", "from": "AGENT", "payload": {"id": "t1"}},
+    ):
+        await ctx.writer.write(chunk)
+    return "abc"
+
+
+async def test_text_deltas_are_streamed_but_not_recorded_one_by_one(
+    span_capture: SpanCapture,
+) -> None:
+    workflow = create_workflow(id="chat").then(answer).commit()
+
+    stream = (await workflow.create_run(run_id="run-1")).stream("hi")
+    streamed = [e.payload.to_dict()["output"]["type"] async for e in stream if e.from_ == "USER"]
+
+    assert streamed == ["text-start", "text-delta", "text-delta", "text-delta", "text-end"]
+    recorded = [
+        json.loads(str((event.attributes or {})["spanflow.event.payload"]))["output"]["type"]
+        for event in span_named(span_capture, "workflow_step answer").events
+        if event.name == "workflow-step-output"
+    ]
+    assert recorded == ["text-start", "text-end"]
+
+
 async def test_event_payloads_can_be_left_out(span_capture: SpanCapture) -> None:
     workflow = traced(
         create_workflow(id="labels").then(label).commit(), TracingConfig(event_payloads=False)

@@ -22,7 +22,7 @@ from spanflow.tracing.options import ResolvedTracing, TracingOptions, resolve_tr
 from spanflow.tracing.otel import OtelInstrumentation
 from spanflow.tracing.redaction import DEFAULT_SENSITIVE_KEYS, Redactor
 
-__all__ = [
+__all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # Per run
     "TracingOptions",
     # Per deployment

@@ -83,6 +83,19 @@ _RECORDS_EXCEPTIONS = frozenset(
 )
 
 
+# An agent step forwards every chunk of its stream as `workflow-step-output`. Deltas arrive by
+# the hundred per answer: recorded one by one they would crowd out the step's real events (the
+# SDK keeps 128 per span). The model span has the final text and the time to first token.
+_HIGH_RATE_CHUNKS = frozenset({"text-delta", "reasoning-delta", "tool-call-delta"})
+
+
+def _is_high_rate_chunk(event: WorkflowEvent) -> bool:
+    if event.type != "workflow-step-output":
+        return False
+    output = getattr(event.payload, "output", None)
+    return isinstance(output, Mapping) and output.get("type") in _HIGH_RATE_CHUNKS
+
+
 def _snake(key: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in key)
 
@@ -416,7 +429,7 @@ class OtelScope:
 
     def record(self, event: WorkflowEvent) -> None:
         run = self._run
-        if run.config.events == "none":
+        if run.config.events == "none" or _is_high_rate_chunk(event):
             return
         try:
             wire = event.payload.to_dict()
