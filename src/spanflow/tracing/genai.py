@@ -39,7 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
@@ -47,21 +47,21 @@ from typing import TYPE_CHECKING, Any, Final, Literal, Protocol
 from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import (
-    NonRecordingSpan,
-    SpanContext,
     SpanKind,
     Status,
     StatusCode,
-    TraceFlags,
 )
 
 from spanflow.agents.messages import AssistantMessage, Message, SystemMessage, ToolMessage
-from spanflow.tracing._requested import REQUESTED_TRACE_ID
-from spanflow.tracing.attributes import METADATA_PREFIX, TAG_PREFIX, TAGS_ATTRIBUTE
+from spanflow.tracing._nesting import (
+    enclosing_attributes,
+    explicit_parent,
+    inherited_tracing,
+    start_top_span,
+)
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.options import (
-    ResolvedTracing,
     TracingOptions,
     merge_nested,
     resolve_tracing_options,
@@ -91,7 +91,6 @@ logger = logging.getLogger("spanflow.tracing")
 
 _SCOPE_NAME: Final = "spanflow"
 _INHERITED: Final = ("spanflow.run.id", "spanflow.workflow.id")
-_NESTING_MARKERS: Final = ("spanflow.run.id", "spanflow.agent.id")
 
 ScopeStatus = Literal["success", "failed", "aborted"]
 """How an agent, model or tool scope ended. An abort is not an error."""
@@ -305,12 +304,11 @@ class GenAITracing:
         config = self.config
         provider = config.tracer_provider or trace.get_tracer_provider()
         tracer = provider.get_tracer(_SCOPE_NAME)
-        ambient = trace.get_current_span()
-        inherited = _enclosing_spanflow_attributes(ambient)
+        inherited = enclosing_attributes()
         common: dict[str, Any]
         if inherited is not None:
             resolved = merge_nested(
-                _as_resolved(inherited),
+                inherited_tracing(inherited),
                 start.options,
                 request_context=start.request_context,
                 redactor=config.redactor,
@@ -366,23 +364,15 @@ class GenAITracing:
             attributes["gen_ai.input.messages"] = run.json(_semconv_messages(start.messages))
 
         name = f"invoke_agent {start.agent_name}"
-        parent, requested = _parent(resolved)
-        if requested is not None:
-            token = REQUESTED_TRACE_ID.set(requested)
-            try:
-                span = tracer.start_span(name, parent, SpanKind.INTERNAL, attributes)
-            finally:
-                REQUESTED_TRACE_ID.reset(token)
-            got = span.get_span_context().trace_id
-            if span.is_recording() and got != requested and not self._warned_root:
-                self._warned_root = True
-                logger.warning(
-                    "spanflow: the tracer provider cannot start a root span in a requested "
-                    "trace id (configure tracing with spanflow_otel.configure()); "
-                    "agent calls given only a trace_id start new traces"
-                )
-        else:
-            span = tracer.start_span(name, parent, SpanKind.INTERNAL, attributes)
+        parent, requested = explicit_parent(resolved)
+        span, ignored = start_top_span(tracer, name, parent, requested, attributes)
+        if ignored and not self._warned_root:
+            self._warned_root = True
+            logger.warning(
+                "spanflow: the tracer provider cannot start a root span in a requested "
+                "trace id (configure tracing with spanflow_otel.configure()); "
+                "agent calls given only a trace_id start new traces"
+            )
         if not span.is_recording():
             span.end()
             return NOOP_AGENT_SCOPE
@@ -618,50 +608,6 @@ class _OtelToolScope(_OtelSpanScope):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _enclosing_spanflow_attributes(span: trace.Span) -> dict[str, Any] | None:
-    """The attributes of the current span if the call is nested in a spanflow run, else None."""
-    if not span.is_recording():
-        return None
-    attributes = getattr(span, "attributes", None)  # SDK spans expose them; the API does not
-    if not isinstance(attributes, Mapping):
-        return {}
-    if not any(marker in attributes for marker in _NESTING_MARKERS):
-        return None
-    return dict(attributes)
-
-
-def _as_resolved(attributes: Mapping[str, Any]) -> ResolvedTracing:
-    """The enclosing run's tags and metadata, read back from its span's attributes."""
-    raw_tags = attributes.get(TAGS_ATTRIBUTE)
-    tags = (
-        tuple(str(t) for t in raw_tags)
-        if isinstance(raw_tags, Sequence) and not isinstance(raw_tags, str)
-        else ()
-    )
-    carried = {
-        key: value
-        for key, value in attributes.items()
-        if key == TAGS_ATTRIBUTE
-        or key.startswith(METADATA_PREFIX + ".")
-        or key.startswith(TAG_PREFIX + ".")
-    }
-    return ResolvedTracing(tags=tags, attributes=carried)
-
-
-def _parent(resolved: ResolvedTracing) -> tuple[otel_context.Context | None, int | None]:
-    """The parent context and requested root trace id of a top-level agent span."""
-    if resolved.trace_id is None:
-        return None, None  # the current span, if any, or a new trace
-    trace_id = int(resolved.trace_id, 16)
-    if resolved.parent_span_id is None:
-        return otel_context.Context(), trace_id
-    flags = TraceFlags(TraceFlags.SAMPLED if resolved.sampled else 0)
-    remote = SpanContext(
-        trace_id, int(resolved.parent_span_id, 16), is_remote=True, trace_flags=flags
-    )
-    return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context()), None
 
 
 def _usage_attributes(prefix: str, usage: Usage) -> dict[str, int]:

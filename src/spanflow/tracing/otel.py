@@ -33,8 +33,13 @@ from opentelemetry.trace import (
 
 from spanflow.events import WorkflowEvent
 from spanflow.results import StoredError
-from spanflow.tracing._requested import REQUESTED_TRACE_ID
-from spanflow.tracing.attributes import METADATA_PREFIX, TAG_PREFIX, TAGS_ATTRIBUTE
+from spanflow.tracing._nesting import (
+    enclosing_attributes,
+    explicit_parent,
+    inherited_tracing,
+    start_top_span,
+)
+from spanflow.tracing.attributes import TAGS_ATTRIBUTE
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.instrumentation import (
@@ -52,8 +57,6 @@ __all__ = ["OtelInstrumentation", "OtelScope"]
 
 logger = logging.getLogger("spanflow.tracing")
 _SCOPE_NAME = "spanflow"
-_NESTING_MARKERS = ("spanflow.run.id", "spanflow.agent.id")
-"""Attributes that mark a span as part of a spanflow run or agent call."""
 _NOT_RECORDED = "[not recorded: tracing error, see the spanflow.tracing log]"
 """Put where an input, output or payload could not be redacted: never the raw value."""
 _EVENT_SCALARS = frozenset(
@@ -185,22 +188,14 @@ class OtelInstrumentation:
 
         parent, links, requested = self._parent(start, resolved)
         name = f"invoke_workflow {start.workflow_id}"
-        if requested is not None:
-            token = REQUESTED_TRACE_ID.set(requested)
-            try:
-                span = tracer.start_span(name, parent, SpanKind.INTERNAL, attributes, links)
-            finally:
-                REQUESTED_TRACE_ID.reset(token)
-            got = span.get_span_context().trace_id
-            if span.is_recording() and got != requested and not self._warned_root:
-                self._warned_root = True
-                logger.warning(
-                    "spanflow: the tracer provider cannot start a root span in a requested "
-                    "trace id (configure tracing with spanflow_otel.configure()); "
-                    "runs given only a trace_id start new traces"
-                )
-        else:
-            span = tracer.start_span(name, parent, SpanKind.INTERNAL, attributes, links)
+        span, ignored = start_top_span(tracer, name, parent, requested, attributes, links)
+        if ignored and not self._warned_root:
+            self._warned_root = True
+            logger.warning(
+                "spanflow: the tracer provider cannot start a root span in a requested "
+                "trace id (configure tracing with spanflow_otel.configure()); "
+                "runs given only a trace_id start new traces"
+            )
         if not span.is_recording():
             span.end()
             return NOOP_SCOPE
@@ -231,10 +226,10 @@ class OtelInstrumentation:
         is never nested: it continues its own trace.
         """
         config = self.config
-        enclosing = None if start.resumed else _enclosing_run_attributes()
+        enclosing = None if start.resumed else enclosing_attributes()
         if enclosing is not None:
             return merge_nested(
-                _as_resolved(enclosing),
+                inherited_tracing(enclosing),
                 start.options,
                 request_context=start.request_context,
                 redactor=config.redactor,
@@ -255,15 +250,8 @@ class OtelInstrumentation:
         stored = _stored_span_context(start.stored_trace)
         links = [Link(stored, {"spanflow.link": "resumed_from"})] if stored else []
         if resolved.trace_id is not None:
-            trace_id = int(resolved.trace_id, 16)
-            if resolved.parent_span_id is not None:
-                flags = TraceFlags(TraceFlags.SAMPLED if resolved.sampled else 0)
-                remote = SpanContext(
-                    trace_id, int(resolved.parent_span_id, 16), is_remote=True, trace_flags=flags
-                )
-                ctx = trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context())
-                return ctx, links, None
-            return otel_context.Context(), links, trace_id
+            parent, requested = explicit_parent(resolved)
+            return parent, links, requested
         if stored is not None:
             # A resume without explicit options continues the original trace, as a child of
             # the original run span (which may have ended in another process long ago).
@@ -282,33 +270,6 @@ def _attribute_json(value: Any, config: TracingConfig) -> str:
     except Exception:
         logger.exception("spanflow: could not redact a value for a span; it is not recorded")
         return _NOT_RECORDED
-
-
-def _enclosing_run_attributes() -> dict[str, Any] | None:
-    """The current span's attributes if it is a span of a spanflow run or agent, else None."""
-    span = trace.get_current_span()
-    if not span.is_recording():
-        return None
-    attributes = getattr(span, "attributes", None)  # SDK spans expose them; the API does not
-    if not isinstance(attributes, Mapping):
-        return None
-    if not any(marker in attributes for marker in _NESTING_MARKERS):
-        return None
-    return dict(attributes)
-
-
-def _as_resolved(attributes: Mapping[str, Any]) -> ResolvedTracing:
-    """The enclosing run's tags and metadata, read back from its span's attributes."""
-    tags = attributes.get(TAGS_ATTRIBUTE)
-    carried = {
-        key: value
-        for key, value in attributes.items()
-        if key == TAGS_ATTRIBUTE or key.startswith((METADATA_PREFIX + ".", TAG_PREFIX + "."))
-    }
-    return ResolvedTracing(
-        tags=tuple(str(tag) for tag in tags) if isinstance(tags, tuple | list) else (),
-        attributes=carried,
-    )
 
 
 def _carried_attributes(stored: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
