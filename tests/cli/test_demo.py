@@ -205,3 +205,18 @@ def test_with_otlp_the_demo_exports_both_halves_and_prints_the_jaeger_link(
     for span in spans:
         assert span.attributes["spanflow.metadata.user.id"] == "u-42"
         assert span.attributes["spanflow.tag.vip"] is True
+
+
+def test_the_otlp_variable_turns_the_demos_export_on(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with otlp_receiver() as receiver:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.http_base)
+        code = main(["demo", "--db", str(db), *FAST, "--jaeger-ui", "http://jaeger:16686"])
+        out = " ".join(capsys.readouterr().out.split())
+        spans = receiver.wait_for_spans(24)
+
+    assert code == 0
+    trace_id = spans[0].trace_id.hex()
+    assert f"exporting to {receiver.http_endpoint}" in out
+    assert f"http://jaeger:16686/trace/{trace_id}" in out
