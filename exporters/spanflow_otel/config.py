@@ -100,6 +100,7 @@ class ConsoleOptions:
     hidden_attributes: tuple[str, ...] = (
         "spanflow.input",
         "spanflow.output",
+        "spanflow.resume_data",
         "spanflow.event.payload",
     )
     """Attributes never shown (too long for one line)."""

@@ -13,8 +13,13 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from spanflow.cli.errors import CommandError
-from spanflow.storage import STORAGE_URL_ENV, SqliteStorage, Storage, storage_from_url
-from spanflow.storage._url import DEFAULT_SQLITE_PATH
+from spanflow.storage import (
+    DEFAULT_SQLITE_PATH,
+    STORAGE_URL_ENV,
+    SqliteStorage,
+    Storage,
+    storage_from_url,
+)
 
 __all__ = ["STORAGE_HELP", "SelectedStorage", "add_storage_arguments", "select_storage"]
 

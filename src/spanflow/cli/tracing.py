@@ -56,14 +56,6 @@ DEMO_SERVICE = "spanflow-demo"
 OTLP_ENDPOINT_VARIABLES = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 """Either one set turns exporting on without ``--otlp``."""
 
-_HIDDEN_IN_TREE = (
-    "spanflow.input",
-    "spanflow.output",
-    "spanflow.resume_data",
-    "spanflow.event.payload",
-)
-"""Attributes too long for a line of the span tree (the plugin's defaults, and resume data)."""
-
 _COMMAND_PROVIDERS: weakref.WeakSet[object] = weakref.WeakSet()
 """The tracer providers commands built, so a later command may replace them."""
 
@@ -263,9 +255,7 @@ class CommandTracing:
         telemetry = so.configure(
             so.ServiceOptions(name=service),
             export=export,
-            console=so.ConsoleOptions(stream=tree, hidden_attributes=_HIDDEN_IN_TREE)
-            if tree is not None
-            else False,
+            console=so.ConsoleOptions(stream=tree) if tree is not None else False,
             shutdown=so.ShutdownOptions(atexit=False, sigterm=install_global),
             set_global=install_global
             and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider),

@@ -7,7 +7,12 @@ is created). `storage_from_url` picks one from a URL or path; `default_storage_f
 the ``SPANFLOW_STORAGE_URL`` environment variable, falling back to ``spanflow.db`` here.
 """
 
-from spanflow.storage._url import STORAGE_URL_ENV, default_storage_from_env, storage_from_url
+from spanflow.storage._url import (
+    DEFAULT_SQLITE_PATH,
+    STORAGE_URL_ENV,
+    default_storage_from_env,
+    storage_from_url,
+)
 from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
 from spanflow.storage.memory import MemoryStorage
 from spanflow.storage.postgres import PostgresStorage
@@ -24,6 +29,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "PostgresStorage",
     "SqliteStorage",
     # Choosing one
+    "DEFAULT_SQLITE_PATH",
     "STORAGE_URL_ENV",
     "default_storage_from_env",
     "storage_from_url",
