@@ -22,8 +22,9 @@ from spanflow.events import (
     StepSuspendedPayload,
     WorkflowEvent,
 )
-from spanflow.executor import Frame, Outcome, Resume, now_ms, run_step
+from spanflow.frame import Frame, Outcome, Resume, now_ms
 from spanflow.results import StepResult
+from spanflow.step_runner import run_step
 from spanflow.workflow import ForeachEntry
 
 __all__ = ["run_foreach"]

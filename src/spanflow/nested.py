@@ -14,18 +14,18 @@ from typing import Any
 
 from spanflow.errors import InvalidInputError
 from spanflow.events import StepStartPayload, WorkflowEvent
-from spanflow.executor import (
+from spanflow.executor import drive
+from spanflow.frame import (
     Frame,
     Resume,
-    _emit_step_end,
-    _new_call_id,
-    _StepRun,
-    drive,
+    StepRun,
     finish_event,
+    new_call_id,
     now_ms,
     start_event,
 )
 from spanflow.results import StepResult
+from spanflow.step_runner import emit_step_end
 from spanflow.storage.snapshot import dump_frame, load_frame
 from spanflow.tracing.instrumentation import Scope
 from spanflow.workflow import Workflow
@@ -44,7 +44,7 @@ async def run_nested(
     slot: dict[str, Any] | None,
     foreach_index: int | None,
     events: bool,
-) -> _StepRun:
+) -> StepRun:
     """Run (or resume) `workflow` as one step of `frame`."""
     run = frame.run
     event_id = frame.prefix + workflow.id
@@ -52,7 +52,7 @@ async def run_nested(
     started_at = prior.started_at if resuming and prior and prior.started_at else now_ms()
     resumed_at = now_ms() if resuming else None
     resume_data = resume.data if resume is not None else None
-    call_id = _new_call_id()
+    call_id = new_call_id()
     scope = parent.step(workflow.id, input=value, attempt=1, foreach_index=foreach_index)
     emitting = events and (frame.observed or scope.recording)
     if emitting:
@@ -67,13 +67,13 @@ async def run_nested(
             ),
         )
 
-    def finish(result: StepResult, step_run: _StepRun) -> _StepRun:
+    def finish(result: StepResult, step_run: StepRun) -> StepRun:
         result.resume_payload = resume_data if resuming else None
         result.resumed_at = resumed_at
         if events:
             frame.steps[workflow.id] = result
         if emitting:
-            _emit_step_end(frame, scope, event_id, workflow.id, call_id, result)
+            emit_step_end(frame, scope, event_id, workflow.id, call_id, result)
         scope.end(result.status, output=result.output, error=result.error)  # type: ignore[arg-type]
         return step_run
 
@@ -99,7 +99,7 @@ async def run_nested(
             failed = StepResult(
                 "failed", value, error=exc, started_at=started_at, ended_at=now_ms()
             )
-            return finish(failed, _StepRun(failed))
+            return finish(failed, StepRun(failed))
         child = Frame(workflow, run, inner_scope, inner_input, inner_state, prefix=event_id + ".")
     inner_scope.record(start_event(child))
     token = inner_scope.enter()  # user code outside inner steps (conditions, ...) nests here
@@ -108,7 +108,7 @@ async def run_nested(
     except asyncio.CancelledError:  # run.cancel() while a step inside was running
         inner_scope.end("canceled")
         canceled = StepResult("canceled", value, started_at=started_at, ended_at=now_ms())
-        finish(canceled, _StepRun(canceled))
+        finish(canceled, StepRun(canceled))
         raise
     finally:
         inner_scope.exit(token)
@@ -121,7 +121,7 @@ async def run_nested(
         result = StepResult(
             "success", value, outcome.output, started_at=started_at, ended_at=ended_at
         )
-        return finish(result, _StepRun(result))
+        return finish(result, StepRun(result))
     if status == "suspended":
         first = outcome.suspended[0][0] if outcome.suspended else None
         inner = child.steps.get(first) if first is not None else None
@@ -133,11 +133,11 @@ async def run_nested(
             suspended_at=ended_at,
         )
         paths = [[workflow.id, *p] for p in outcome.suspended]
-        return finish(result, _StepRun(result, suspended=paths, slot=dump_frame(child)))
+        return finish(result, StepRun(result, suspended=paths, slot=dump_frame(child)))
     if status == "canceled":
         result = StepResult("canceled", value, started_at=started_at, ended_at=ended_at)
-        return finish(result, _StepRun(result))
+        return finish(result, StepRun(result))
     result = StepResult(
         "failed", value, error=outcome.error, started_at=started_at, ended_at=ended_at
     )
-    return finish(result, _StepRun(result))
+    return finish(result, StepRun(result))

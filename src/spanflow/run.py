@@ -25,15 +25,8 @@ from spanflow.errors import (
     StorageError,
 )
 from spanflow.events import WorkflowCanceledPayload, WorkflowEvent
-from spanflow.executor import (
-    Frame,
-    Outcome,
-    Resume,
-    RunControl,
-    drive,
-    finish_event,
-    start_event,
-)
+from spanflow.executor import drive
+from spanflow.frame import Frame, Outcome, Resume, RunControl, finish_event, start_event
 from spanflow.results import WorkflowResult, error_wire
 from spanflow.step import Step
 from spanflow.storage.base import RunStatus, StoredRun

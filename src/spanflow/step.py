@@ -20,7 +20,7 @@ from spanflow.errors import BailSignal, SuspendSignal, WorkflowDefinitionError
 from spanflow.usage import Usage
 
 if TYPE_CHECKING:
-    from spanflow.executor import Frame
+    from spanflow.frame import Frame
     from spanflow.tracing.instrumentation import Scope, StepTracing
 
 __all__ = ["Step", "StepContext", "StepFunction", "StepWriter", "create_step", "step"]

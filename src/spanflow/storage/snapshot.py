@@ -18,7 +18,7 @@ from spanflow.errors import InvalidInputError, StorageError
 from spanflow.results import StepResult, StoredError
 
 if TYPE_CHECKING:
-    from spanflow.executor import Frame, RunControl
+    from spanflow.frame import Frame, RunControl
     from spanflow.tracing.instrumentation import Scope
     from spanflow.workflow import Workflow
 
@@ -89,7 +89,7 @@ def load_frame(
     workflow: Workflow, data: dict[str, Any], run: RunControl, scope: Scope, prefix: str = ""
 ) -> Frame:
     """Rebuild a `Frame` from `dump_frame` output, for `workflow` as it is defined now."""
-    from spanflow.executor import Frame
+    from spanflow.frame import Frame
     from spanflow.workflow import ForeachEntry
 
     if data.get("workflowId") != workflow.id:

@@ -1,0 +1,230 @@
+"""The execution state of a run: frames, outcomes, resume requests, and the run-level events.
+
+A `Frame` is one workflow's execution (the top-level run, or a nested workflow inside a step);
+`RunControl` is what all frames of one run share (the event sink, usage, cancellation). The
+executor, the step runner and the control-flow blocks all work on these plain objects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from spanflow.context import RequestContext
+from spanflow.events import (
+    CustomPayload,
+    StepOutputPayload,
+    WorkflowEvent,
+    WorkflowFinishPayload,
+    WorkflowStartPayload,
+)
+from spanflow.results import StepResult
+from spanflow.tracing.instrumentation import Scope
+from spanflow.usage import Usage
+from spanflow.workflow import Workflow
+
+__all__ = [
+    "Frame",
+    "Outcome",
+    "Resume",
+    "RunControl",
+    "StepRun",
+    "end_status",
+    "ends_if_canceled",
+    "finish_event",
+    "new_call_id",
+    "now_ms",
+    "outcome_of",
+    "start_event",
+]
+
+_UNSET: Any = object()
+
+OutcomeStatus = Literal["success", "failed", "suspended", "canceled", "bailed"]
+
+
+def now_ms() -> int:
+    """Epoch milliseconds, the unit of every timestamp in results and events."""
+    return int(time.time() * 1000)
+
+
+def new_call_id() -> str:
+    return str(uuid.uuid4())
+
+
+@dataclass(slots=True, eq=False)
+class RunControl:
+    """What every frame of one run (including nested workflows) shares."""
+
+    run_id: str
+    workflow_id: str
+    resource_id: str | None
+    request_context: RequestContext
+    sink: Callable[[WorkflowEvent], None] | None = None
+    """Where stream events go (``None`` when nobody streams: events are then not built)."""
+    usage: Usage = field(default_factory=Usage)
+    cancel_requested: bool = False
+    status: str = "running"
+    on_waiting: Callable[[], Any] | None = None
+    """Awaited when a sleep begins (the run stores a ``waiting`` snapshot)."""
+
+    def request_cancel(self) -> None:
+        """Ask the run to stop scheduling further entries."""
+        self.cancel_requested = True
+
+
+@dataclass(slots=True)
+class Resume:
+    """A resume request, relative to the frame it is handed to."""
+
+    path: list[str]
+    """Step ids from this frame down, e.g. ``["inner", "approve"]``."""
+    data: Any
+    foreach_index: int | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """How an entry (or a whole frame) ended."""
+
+    status: OutcomeStatus
+    output: Any = None
+    error: BaseException | None = None
+    suspended: list[list[str]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class StepRun:
+    result: StepResult
+    suspended: list[list[str]] = field(default_factory=list)
+    slot: dict[str, Any] | None = None
+    """A nested workflow's frame snapshot when it suspended inside."""
+    bailed: bool = False
+
+
+@dataclass(slots=True, eq=False)
+class Frame:
+    """One workflow's execution: the top-level run, or a nested workflow inside a step."""
+
+    workflow: Workflow
+    run: RunControl
+    scope: Scope
+    input: Any
+    state: Any
+    steps: dict[str, StepResult] = field(default_factory=dict)
+    prefix: str = ""
+    """``"inner."`` for a nested workflow: its events' ids become ``inner.step``."""
+    position: int = 0
+    """Index of the entry being run (or suspended in)."""
+    carry: Any = _UNSET
+    """The input of the entry at `position` (the previous entry's output)."""
+    path: list[str] = field(default_factory=list)
+    entry_state: dict[str, Any] | None = None
+    """Resumable state of the entry at `position` (foreach progress, nested frames, ...)."""
+    checkpoint: Callable[[], Any] | None = None
+    """Awaited after every completed entry of the top-level frame (the run saves a snapshot)."""
+    wire_cache: dict[str, tuple[StepResult, dict[str, Any]]] = field(default_factory=dict)
+    """Wire dicts of finished step results, so snapshots do not re-serialise them each time."""
+
+    def __post_init__(self) -> None:
+        if self.carry is _UNSET:
+            self.carry = self.input
+
+    @property
+    def observed(self) -> bool:
+        return self.run.sink is not None
+
+    def emit(self, scope: Scope, event: WorkflowEvent) -> None:
+        """Send an event to the stream and record it on `scope`."""
+        sink = self.run.sink
+        if sink is not None:
+            sink(event)
+        scope.record(event)
+
+    def publish_output(self, step_name: str, value: Any, scope: Scope) -> None:
+        """``ctx.writer.write``: a ``workflow-step-output`` event from ``USER``."""
+        run = self.run
+        event = WorkflowEvent(
+            "workflow-step-output",
+            run.run_id,
+            StepOutputPayload(step_name, value, run.run_id),
+            "USER",
+        )
+        self.emit(scope, event)
+
+    def publish_custom(self, chunk: dict[str, Any], scope: Scope) -> None:
+        """``ctx.writer.custom``: a user's ``data-*`` chunk."""
+        self.emit(
+            scope, WorkflowEvent(chunk["type"], self.run.run_id, CustomPayload(chunk), "USER")
+        )
+
+
+def outcome_of(run: StepRun) -> Outcome:
+    result = run.result
+    if run.bailed:
+        return Outcome("bailed", output=result.output)
+    if result.status == "success":
+        return Outcome("success", output=result.output)
+    if result.status == "suspended":
+        return Outcome("suspended", suspended=run.suspended)
+    if result.status == "canceled":
+        return Outcome("canceled")
+    return Outcome("failed", error=result.error)
+
+
+@contextmanager
+def ends_if_canceled(scope: Scope) -> Iterator[None]:
+    """End a block's scope as ``canceled`` when the run is canceled inside it.
+
+    `run.cancel()` cancels the run's task, so a `CancelledError` unwinds through every open
+    block; each must end its scope on the way out (and let the error go on) or its span stays
+    open forever.
+    """
+    try:
+        yield
+    except asyncio.CancelledError:
+        scope.end("canceled")
+        raise
+
+
+def end_status(outcome: Outcome) -> Literal["success", "failed", "suspended", "canceled"]:
+    if outcome.status == "bailed":
+        return "success"
+    return outcome.status
+
+
+def start_event(frame: Frame) -> WorkflowEvent:
+    """``workflow-start`` for this frame's workflow."""
+    return WorkflowEvent(
+        "workflow-start", frame.run.run_id, WorkflowStartPayload(frame.workflow.id)
+    )
+
+
+def finish_event(frame: Frame, outcome: Outcome, status: str) -> WorkflowEvent:
+    """``workflow-finish`` for this frame (the result on success, the error on failure)."""
+    return WorkflowEvent(
+        "workflow-finish",
+        frame.run.run_id,
+        WorkflowFinishPayload(
+            status,
+            Usage(**_usage_fields(frame.run.usage)),
+            final_workflow_result=outcome.output if status == "success" else None,
+            error=outcome.error if status == "failed" else None,
+        ),
+    )
+
+
+def _usage_fields(usage: Usage) -> dict[str, int]:
+    return {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens,
+        "reasoning_tokens": usage.reasoning_tokens,
+        "cached_input_tokens": usage.cached_input_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+    }
