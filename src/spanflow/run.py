@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from spanflow._schema import to_wire
@@ -21,27 +21,24 @@ from spanflow.errors import (
     InvalidInputError,
     RunClaimError,
     RunStateError,
-    StepNotFoundError,
-    StorageError,
 )
 from spanflow.events import WorkflowCanceledPayload, WorkflowEvent
 from spanflow.executor import drive
 from spanflow.frame import Frame, Outcome, Resume, RunControl, finish_event, start_event
 from spanflow.results import WorkflowResult, error_wire
-from spanflow.step import Step
+from spanflow.resume_target import StepRef, check_foreach_index, find_step, pick_suspended
 from spanflow.storage.base import RunStatus, StoredRun
-from spanflow.storage.snapshot import SNAPSHOT_VERSION, dump_frame, load_frame
+from spanflow.storage.snapshot import SNAPSHOT_VERSION, dump_frame, load_frame, read_run_snapshot
 from spanflow.stream import WorkflowStream, chain_sinks
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
 from spanflow.usage import Usage
-from spanflow.workflow import ForeachEntry, Workflow
+from spanflow.workflow import Workflow
 
 if TYPE_CHECKING:
     from spanflow.tracing.options import TracingOptions
 
 __all__ = ["Run"]
 
-StepRef = Step[Any, Any] | Workflow | str | Sequence[str]
 
 _RESUMABLE: tuple[RunStatus, ...] = ("suspended",)
 _RESTARTABLE: tuple[RunStatus, ...] = ("running", "waiting")
@@ -283,15 +280,15 @@ class Run:
             raise RunStateError(
                 f"run {self.run_id!r} is {stored.status}, not suspended: nothing to resume"
             )
-        snapshot = _check_snapshot(stored)
-        path = _pick_suspended(self.run_id, snapshot.get("suspended") or [], step)
-        target = _find_step(self.workflow, path)
+        snapshot = read_run_snapshot(stored)
+        path = pick_suspended(self.run_id, snapshot.get("suspended") or [], step)
+        target = find_step(self.workflow, path)
         schema = getattr(target, "_resume", None)
         if schema is not None:
             resume_data = schema.validate(
                 resume_data, what=f"resume data of step '{'.'.join(path)}'"
             )
-        _check_foreach_index(self.workflow, snapshot, path, foreach_index)
+        check_foreach_index(self.workflow, snapshot, path, foreach_index)
         context = RequestContext.coerce(
             request_context if request_context is not None else snapshot.get("requestContext") or {}
         )
@@ -338,7 +335,7 @@ class Run:
                 self.run_id, from_status=_RESUMABLE, to_status="running"
             )
             self._stored = claimed
-            snapshot = _check_snapshot(claimed)
+            snapshot = read_run_snapshot(claimed)
             frame = load_frame(self.workflow, snapshot["frame"], control, NOOP_SCOPE)
         except BaseException as exc:
             control.status = self._stored.status if self._stored else "pending"
@@ -402,7 +399,7 @@ class Run:
                 f"by a crashed process can be restarted"
                 + (" (resume a suspended run instead)" if stored.status == "suspended" else "")
             )
-        snapshot = _check_snapshot(stored)
+        snapshot = read_run_snapshot(stored)
         context = RequestContext.coerce(
             request_context if request_context is not None else snapshot.get("requestContext") or {}
         )
@@ -416,7 +413,7 @@ class Run:
         )
         self._stored = claimed
         self._control = control
-        snapshot = _check_snapshot(claimed)
+        snapshot = read_run_snapshot(claimed)
         frame = load_frame(self.workflow, snapshot["frame"], control, NOOP_SCOPE)
         start = RunStart(
             self.workflow.id,
@@ -626,87 +623,3 @@ def _check_tracing_options(options: Any) -> None:
         from spanflow.tracing.options import resolve_tracing_options
 
         resolve_tracing_options(options)
-
-
-def _check_snapshot(stored: StoredRun) -> dict[str, Any]:
-    snapshot = stored.snapshot
-    version = snapshot.get("version")
-    if not isinstance(version, int) or "frame" not in snapshot:
-        raise StorageError(f"run {stored.run_id!r}: stored snapshot is not a spanflow snapshot")
-    if version > SNAPSHOT_VERSION:
-        raise StorageError(
-            f"run {stored.run_id!r} was stored by a newer spanflow (snapshot version {version}, "
-            f"this one reads up to {SNAPSHOT_VERSION}): upgrade spanflow to resume it"
-        )
-    return snapshot
-
-
-def _pick_suspended(run_id: str, suspended: list[list[str]], step: StepRef | None) -> list[str]:
-    paths = [list(p) for p in suspended]
-    listing = ", ".join("'" + ".".join(p) + "'" for p in paths) or "none"
-    if step is None:
-        if len(paths) == 1:
-            return paths[0]
-        if not paths:
-            raise RunStateError(f"run {run_id!r} has no suspended step to resume")
-        raise StepNotFoundError(
-            f"run {run_id!r} has several suspended steps ({listing}); "
-            f"name the one to resume with step=..."
-        )
-    if isinstance(step, str):
-        wanted = step.split(".")
-    elif isinstance(step, Step | Workflow):
-        wanted = [step.id]
-    else:
-        wanted = [str(s) for s in step]
-    if wanted in paths:
-        return wanted
-    tails = [p for p in paths if p[-len(wanted) :] == wanted or p[: len(wanted)] == wanted]
-    if len(tails) == 1:
-        return tails[0]
-    name = ".".join(wanted)
-    if len(tails) > 1:
-        raise StepNotFoundError(
-            f"step '{name}' matches several suspended steps of run {run_id!r} ({listing}); "
-            f"give the full path"
-        )
-    raise StepNotFoundError(
-        f"step '{name}' is not suspended in run {run_id!r}; suspended steps: {listing}"
-    )
-
-
-def _find_step(workflow: Workflow, path: list[str]) -> Any:
-    current: Any = workflow
-    for part in path:
-        if not isinstance(current, Workflow):
-            break
-        found = current.find_step(part)
-        if found is None:
-            raise StepNotFoundError(
-                f"workflow {current.id!r} has no step {part!r} (path {'.'.join(path)!r}); "
-                f"was the workflow changed since the run was stored?"
-            )
-        current = found
-    return current
-
-
-def _check_foreach_index(
-    workflow: Workflow, snapshot: dict[str, Any], path: list[str], index: int | None
-) -> None:
-    frame = snapshot.get("frame") or {}
-    position = frame.get("position", 0)
-    entries = workflow._entries
-    entry = entries[position] if position < len(entries) else None
-    is_foreach = isinstance(entry, ForeachEntry) and entry.step.id == path[0]
-    if index is None:
-        return
-    if not is_foreach:
-        raise InvalidInputError(
-            f"foreach_index={index} given, but step '{'.'.join(path)}' is not a foreach"
-        )
-    suspended = {int(k) for k in ((frame.get("entry") or {}).get("suspend") or {})}
-    if index not in suspended:
-        raise StepNotFoundError(
-            f"foreach iteration {index} of step '{path[0]}' is not suspended; "
-            f"suspended iterations: {sorted(suspended) or 'none'}"
-        )

@@ -16,13 +16,21 @@ from typing import TYPE_CHECKING, Any
 from spanflow._schema import to_wire
 from spanflow.errors import InvalidInputError, StorageError
 from spanflow.results import StepResult, StoredError
+from spanflow.storage.base import StoredRun
 
 if TYPE_CHECKING:
     from spanflow.frame import Frame, RunControl
     from spanflow.tracing.instrumentation import Scope
     from spanflow.workflow import Workflow
 
-__all__ = ["SNAPSHOT_VERSION", "dump_frame", "dump_step_result", "load_frame", "load_step_result"]
+__all__ = [
+    "SNAPSHOT_VERSION",
+    "dump_frame",
+    "dump_step_result",
+    "load_frame",
+    "load_step_result",
+    "read_run_snapshot",
+]
 
 SNAPSHOT_VERSION = 1
 
@@ -155,3 +163,17 @@ def _load_foreach_state(entry: dict[str, Any], step: Any) -> dict[str, Any]:
         "paths": {int(k): v for k, v in (entry.get("paths") or {}).items()},
         "startedAt": entry.get("startedAt"),
     }
+
+
+def read_run_snapshot(stored: StoredRun) -> dict[str, Any]:
+    """A stored run's snapshot, checked to be one this spanflow can continue."""
+    snapshot = stored.snapshot
+    version = snapshot.get("version")
+    if not isinstance(version, int) or "frame" not in snapshot:
+        raise StorageError(f"run {stored.run_id!r}: stored snapshot is not a spanflow snapshot")
+    if version > SNAPSHOT_VERSION:
+        raise StorageError(
+            f"run {stored.run_id!r} was stored by a newer spanflow (snapshot version {version}, "
+            f"this one reads up to {SNAPSHOT_VERSION}): upgrade spanflow to resume it"
+        )
+    return snapshot
