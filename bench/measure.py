@@ -36,6 +36,8 @@ class Sizes:
     quick: bool = False
     reps: int = 5
     """Timed repetitions per measurement (after one warm-up)."""
+    cheap_reps: int = 9
+    """Repetitions where one is cheap (scenarios 1, 2, 8): their ratios decide most targets."""
     steps: int = 1000
     """Steps of the long sequential workflow (scenarios 1, 2, 8)."""
     runs: int = 2000
@@ -56,6 +58,7 @@ class Sizes:
         return cls(
             quick=True,
             reps=3,
+            cheap_reps=3,
             steps=200,
             runs=300,
             delivery_runs=2000,

@@ -16,7 +16,10 @@ from bench.report import Row
 
 __all__ = ["summarise", "write_results"]
 
-RESULTS = Path(__file__).resolve().parent / "results"
+BENCH = Path(__file__).resolve().parent
+RESULTS = BENCH / "results"
+README = BENCH / "README.md"
+START, END = "<!-- results:start -->", "<!-- results:end -->"
 
 
 def summarise(
@@ -68,6 +71,8 @@ def write_results(
         f"{facts}\n\n```text\n{table}\n```\n\n```text\n{summary}\n```\n"
     )
     (RESULTS / f"{name}.md").write_text(markdown)
+    if not quick:
+        _quote_in_readme(facts, table, summary, duration)
     raw = {
         "machine": machine,
         "duration_s": duration,
@@ -86,3 +91,19 @@ def write_results(
     }
     (RESULTS / f"{name}.json").write_text(json.dumps(raw, indent=1) + "\n")
     return summary
+
+
+def _quote_in_readme(facts: str, table: str, summary: str, duration: float) -> None:
+    """Replace the results section of bench/README.md (between its markers) with this run."""
+    try:
+        text = README.read_text()
+    except OSError:
+        return
+    if START not in text or END not in text:
+        return
+    quoted = (
+        f"{START}\n`make bench`, {duration / 60:.1f} minutes, on:\n\n{facts}\n\n"
+        f"```text\n{table}\n```\n\n```text\n{summary}\n```\n{END}"
+    )
+    head, rest = text.split(START, 1)
+    README.write_text(head + quoted + rest.split(END, 1)[1])

@@ -116,7 +116,7 @@ async def measure(sizes: Sizes) -> list[Measurement]:
                 deliveries[f"s8.{name}"] = delivery
             variants[f"s8.{name}"] = raw_body(setup.provider, template, setup, delivery)
 
-        samples = await interleaved(variants, sizes.reps)
+        samples = await interleaved(variants, sizes.cheap_reps)
         for setup in (*setups.values(), *raw_setups.values()):
             setup.close()
 
