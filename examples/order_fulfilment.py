@@ -10,7 +10,16 @@ An online shop's order goes through every kind of entry a workflow can have::
       -> build-invoice                              map: totals, carrier, parcels
       -> manager-approval                           suspends orders over $1,000 for a human
       -> charge-payment
+      -> confirmation-brief                         map: the facts the message must tell
+      -> write-confirmation                         agent: looks up the delivery window, writes
       -> send-confirmation
+
+``write-confirmation`` is an agent (`confirmation_writer`) used as a step: it calls the
+``lookup_delivery_window`` tool, then streams a short message, and every chunk it streams
+travels in the workflow's stream as a ``workflow-step-output`` event; its token usage is added
+to the run's. By default its model is `scripted_writer`, a `ScriptedModel` that answers from the
+prompt and the tool result, so the example needs no network or key; pass another model to
+`build_order_workflow` (``spanflow demo`` does when ``SPANFLOW_DEMO_BASE_URL`` is set).
 
 Inputs and outputs are pydantic models, so every hand-over between steps is validated. The
 steps only pretend to call other systems: each sleeps for a short, seeded delay, scaled by
@@ -22,6 +31,7 @@ deterministic and tests can run it at full speed::
     assert result.status == "suspended"                 # the total is over $1,000
     result = await run.resume(ManagerDecision(approved=True, approver="Grace Hopper"))
     assert result.status == "success"                   # result.result: OrderConfirmation
+    assert result.usage.total_tokens > 0                # the confirmation writer's tokens
 
 `sample_tracing()` is how the demo traces the run: with metadata and a tag, so its spans can be
 found in Jaeger by ``spanflow.metadata.user.id=u-42`` or ``spanflow.tag.vip=true``.
@@ -45,12 +55,25 @@ from spanflow import (
     create_workflow,
     step,
 )
+from spanflow.agents import (
+    Agent,
+    AgentStepInput,
+    AgentStepOutput,
+    Model,
+    ScriptedModel,
+    ScriptedReply,
+    ScriptedToolCall,
+    ToolContext,
+    tool,
+)
+from spanflow.agents.models import ModelRequest, last_tool_results, last_user_text
 
 __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # The workflow
     "APPROVAL_THRESHOLD",
     "SIMULATED_LATENCY",
     "build_order_workflow",
+    "confirmation_writer",
     "order_workflow",
     "sample_order",
     "sample_tracing",
@@ -58,6 +81,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "build_invoice",
     "charge_payment",
     "check_fraud",
+    "confirmation_brief",
     "express_shipping",
     "manager_approval",
     "pack_item",
@@ -68,6 +92,10 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "ships_standard",
     "standard_shipping",
     "validate_order",
+    # The confirmation writer's tool and scripted model
+    "WRITER_INSTRUCTIONS",
+    "lookup_delivery_window",
+    "scripted_writer",
     # Helpers
     "money",
     "simulate_io",
@@ -75,6 +103,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "ApprovalRequest",
     "ApprovedInvoice",
     "Customer",
+    "DeliveryWindow",
     "FraudAssessment",
     "FulfilmentChecks",
     "InventoryReservation",
@@ -233,6 +262,15 @@ class PaymentReceipt(BaseModel):
     currency: Literal["USD"] = "USD"
 
 
+class DeliveryWindow(BaseModel):
+    """What ``lookup_delivery_window`` answers."""
+
+    carrier: str
+    region: str
+    arrives: str
+    """When the parcels arrive, as the customer is told (``tomorrow by 10:30 am``)."""
+
+
 class OrderConfirmation(BaseModel):
     """The workflow's output: what the customer is told."""
 
@@ -247,6 +285,8 @@ class OrderConfirmation(BaseModel):
     parcels: int
     approved_by: str
     emailed_to: str
+    message: str
+    """The confirmation the customer was emailed, as ``write-confirmation`` wrote it."""
 
 
 class OrderRejectedError(Exception):
@@ -261,7 +301,7 @@ def money(amount: Decimal) -> str:
     return f"${amount:,.2f}"
 
 
-async def simulate_io(ctx: StepContext[Any], seconds: float) -> None:
+async def simulate_io(ctx: StepContext[Any] | ToolContext, seconds: float) -> None:
     """Stand-in for a call to another system: sleep `seconds` × the run's latency factor."""
     factor = float(ctx.request_context.get(SIMULATED_LATENCY, 1.0))
     if factor > 0:
@@ -445,10 +485,27 @@ async def charge_payment(ctx: StepContext[ApprovedInvoice]) -> PaymentReceipt:
     )
 
 
-@step(id="send-confirmation", input_schema=PaymentReceipt, output_schema=OrderConfirmation)
-async def send_confirmation(ctx: StepContext[PaymentReceipt]) -> OrderConfirmation:
-    """Email the customer that the order is on its way."""
-    receipt = ctx.input_data
+def confirmation_brief(ctx: StepContext[Any]) -> AgentStepInput:
+    """Map: the facts the confirmation must tell, as the writer's prompt (one per line)."""
+    receipt: PaymentReceipt = ctx.input_data
+    invoice: ApprovedInvoice = ctx.get_step_result(manager_approval)
+    order: ValidatedOrder = ctx.get_step_result(validate_order)
+    facts = {
+        "order": order.order_id,
+        "customer": order.customer.name,
+        "items": f"{order.units} items in {invoice.parcels} parcels",
+        "charged": money(receipt.amount),
+        "carrier": invoice.carrier,
+        "destination": order.destination,
+    }
+    lines = [f"{key}: {value}" for key, value in facts.items()]
+    return AgentStepInput(prompt="Write the confirmation for this order.\n\n" + "\n".join(lines))
+
+
+@step(id="send-confirmation", input_schema=AgentStepOutput, output_schema=OrderConfirmation)
+async def send_confirmation(ctx: StepContext[AgentStepOutput]) -> OrderConfirmation:
+    """Email the customer the message ``write-confirmation`` wrote."""
+    receipt: PaymentReceipt = ctx.get_step_result(charge_payment)
     invoice: ApprovedInvoice = ctx.get_step_result(manager_approval)
     await simulate_io(ctx, 0.07)
     await ctx.writer.write(f"emailed {invoice.email}")
@@ -461,18 +518,105 @@ async def send_confirmation(ctx: StepContext[PaymentReceipt]) -> OrderConfirmati
         parcels=invoice.parcels,
         approved_by=invoice.approved_by,
         emailed_to=invoice.email,
+        message=ctx.input_data.text.strip(),
+    )
+
+
+# -- the confirmation writer ---------------------------------------------------------------
+
+WRITER_INSTRUCTIONS = (
+    "You write the email that confirms an order to a customer of a small online shop. "
+    "First call lookup_delivery_window with the order's carrier and the region of its "
+    "destination (the state or province and the country code, as in 'VA, US'). Then write "
+    "two or three warm sentences of plain text, under 60 words in all: greet the customer by "
+    "first name, name the order and the amount charged, say when the parcels arrive, and sign "
+    "as The Spanflow Shop. No subject line, no placeholders."
+)
+"""The writer's system prompt (what a real model is told; the scripted one follows it)."""
+
+_DELIVERY_PROMISES = {
+    "UPS Next Day Air": ("tomorrow by 10:30 am", "in 2 business days"),
+    "USPS Ground Advantage": ("in 2 to 5 business days", "in 4 to 8 business days"),
+}
+"""carrier -> (when it delivers to the contiguous US, when it delivers elsewhere)."""
+_FAR_REGIONS = ("AK, US", "HI, US", "PR, US")
+
+
+@tool
+async def lookup_delivery_window(carrier: str, region: str, ctx: ToolContext) -> DeliveryWindow:
+    """When a carrier's parcels arrive in a region: a state or province, as in 'VA, US'."""
+    await simulate_io(ctx, 0.12)
+    promises = _DELIVERY_PROMISES.get(carrier)
+    if promises is None:
+        known = ", ".join(_DELIVERY_PROMISES)
+        raise ValueError(f"unknown carrier {carrier!r}; the shop ships with {known}")
+    near = region.upper().endswith(", US") and region.upper() not in _FAR_REGIONS
+    return DeliveryWindow(carrier=carrier, region=region, arrives=promises[0 if near else 1])
+
+
+def _facts(prompt: str) -> dict[str, str]:
+    """The ``key: value`` lines of a `confirmation_brief` prompt."""
+    pairs = (line.split(": ", 1) for line in prompt.splitlines() if ": " in line)
+    return {key.strip(): value.strip() for key, value in pairs}
+
+
+def _write_confirmation(request: ModelRequest) -> ScriptedReply:
+    """The scripted writer's turn: first ask for the delivery window, then write the message."""
+    facts = _facts(last_user_text(request))
+    results = last_tool_results(request)
+    if not results:
+        region = ", ".join(facts.get("destination", "").split(", ")[-2:])
+        lookup = {"carrier": facts.get("carrier", ""), "region": region}
+        return ScriptedReply(tool_calls=[ScriptedToolCall("lookup_delivery_window", lookup)])
+    try:
+        arrives = "arriving " + DeliveryWindow.model_validate_json(results[-1].content).arrives
+    except ValueError:  # the tool failed: the model is told the error instead of a window
+        arrives = "and we will email you the tracking link as soon as they leave"
+    first_name = (facts.get("customer") or "there").split()[0]
+    return ScriptedReply(
+        f"Hi {first_name}, thank you for your order {facts.get('order', '')}! We have charged "
+        f"{facts.get('charged', 'your card')} to your card, and your {facts.get('items', 'items')} "
+        f"are on their way with {facts.get('carrier', 'our carrier')}, {arrives}. "
+        "Enjoy them!\n\nThe Spanflow Shop"
+    )
+
+
+def scripted_writer() -> ScriptedModel:
+    """The writer's default model: replies scripted from the prompt and the tool result."""
+    return ScriptedModel(_write_confirmation)
+
+
+def confirmation_writer(model: Model | None = None) -> Agent:
+    """The agent behind ``write-confirmation``, on `model` (default: `scripted_writer()`)."""
+    return Agent(
+        id="confirmation-writer",
+        name="Confirmation writer",
+        description="Writes the customer's order confirmation.",
+        instructions=WRITER_INSTRUCTIONS,
+        model=model or scripted_writer(),
+        tools=[lookup_delivery_window],
+        max_steps=3,
     )
 
 
 # -- the workflow --------------------------------------------------------------------------
 
 
-def build_order_workflow() -> Workflow:
-    """A new, committed order-fulfilment workflow (in-memory storage until you set one)."""
+def build_order_workflow(writer: Agent | None = None) -> Workflow:
+    """A new, committed order-fulfilment workflow (in-memory storage until you set one).
+
+    Args:
+        writer: The agent of ``write-confirmation``; default: `confirmation_writer()`, on the
+            scripted model. Its spans go to OpenTelemetry's global tracer provider unless you
+            set its ``instrumentation`` (to the workflow's, say).
+    """
     return (
         create_workflow(
             id="order-fulfilment",
-            description="Validate, reserve, ship, pack, approve, charge and confirm an order.",
+            description=(
+                "Validate, reserve, ship, pack, approve, charge, and write and send the "
+                "confirmation of an order."
+            ),
             input_schema=Order,
             output_schema=OrderConfirmation,
         )
@@ -484,6 +628,8 @@ def build_order_workflow() -> Workflow:
         .map(build_invoice, id="build-invoice", output_schema=Invoice)
         .then(manager_approval)
         .then(charge_payment)
+        .map(confirmation_brief, id="confirmation-brief", output_schema=AgentStepInput)
+        .then((writer or confirmation_writer()).as_step("write-confirmation"))
         .then(send_confirmation)
         .commit()
     )

@@ -26,6 +26,13 @@ def _no_forced_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _scripted_demo_writer(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo's writer stays scripted: a developer's real endpoint is never called."""
+    for name in ("SPANFLOW_DEMO_BASE_URL", "SPANFLOW_DEMO_MODEL", "SPANFLOW_DEMO_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one ``spanflow`` command did."""

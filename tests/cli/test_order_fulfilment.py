@@ -9,14 +9,20 @@ from typing import Any
 from examples.order_fulfilment import (
     SIMULATED_LATENCY,
     ApprovalRequest,
+    DeliveryWindow,
     ManagerDecision,
     OrderConfirmation,
     OrderRejectedError,
     PackedParcel,
     build_order_workflow,
+    confirmation_writer,
     sample_order,
+    scripted_writer,
 )
 from spanflow import Workflow, WorkflowResult
+from spanflow.agents import AgentStepOutput
+from spanflow.agents.models import last_tool_results
+from spanflow.usage import Usage
 
 NO_DELAYS = {SIMULATED_LATENCY: 0}
 
@@ -64,6 +70,11 @@ async def test_an_approved_order_is_charged_and_confirmed() -> None:
         parcels=7,
         approved_by="Grace Hopper",
         emailed_to="katherine.johnson@example.com",
+        message=(
+            "Hi Katherine, thank you for your order ORD-20417! We have charged $1,194.20 to "
+            "your card, and your 12 items in 7 parcels are on their way with UPS Next Day Air, "
+            "arriving tomorrow by 10:30 am. Enjoy them!\n\nThe Spanflow Shop"
+        ),
     )
     assert result.steps["manager-approval"].resume_payload == ManagerDecision(
         approved=True, approver="Grace Hopper"
@@ -84,9 +95,62 @@ async def test_every_kind_of_entry_ran_in_order() -> None:
         "build-invoice",
         "manager-approval",
         "charge-payment",
+        "confirmation-brief",
+        "write-confirmation",
         "send-confirmation",
     ]
     assert "standard-shipping" not in result.steps
+
+
+async def test_the_writer_looks_up_the_delivery_window_then_writes_from_the_brief() -> None:
+    run, _ = await start(sample_order())
+    result = await run.resume(ManagerDecision(approved=True, approver="Grace Hopper"))
+
+    assert result.steps["confirmation-brief"].output.prompt == (
+        "Write the confirmation for this order.\n"
+        "\n"
+        "order: ORD-20417\n"
+        "customer: Katherine Johnson\n"
+        "items: 12 items in 7 parcels\n"
+        "charged: $1,194.20\n"
+        "carrier: UPS Next Day Air\n"
+        "destination: Hampton, VA, US"
+    )
+    written: AgentStepOutput = result.steps["write-confirmation"].output
+    assert (written.finish_reason, written.steps) == ("stop", 2)  # the tool call, the text
+    assert written.text == result.result.message
+
+
+async def test_the_writers_tokens_are_the_runs_usage_in_the_result_and_the_finish_event() -> None:
+    run, _ = await start(sample_order())
+
+    out = run.resume_stream(ManagerDecision(approved=True, approver="Grace Hopper"))
+    events = [event.to_dict() async for event in out]
+    result = await out.result
+
+    written: AgentStepOutput = result.steps["write-confirmation"].output
+    assert written.usage.input_tokens > 0
+    assert written.usage.output_tokens > 0
+    assert result.usage == written.usage
+    assert await out.usage == written.usage
+    assert events[-1]["type"] == "workflow-finish"
+    assert Usage.from_dict(events[-1]["payload"]["output"]["usage"]) == written.usage
+
+
+async def test_a_standard_order_far_away_is_promised_a_later_window() -> None:
+    order = small_standard_order()
+    order["destination"] = "Juneau, AK, US"
+    model = scripted_writer()
+    run = await build_order_workflow(confirmation_writer(model)).create_run()
+
+    result = await run.start(order, request_context=NO_DELAYS)
+
+    assert result.status == "success"
+    assert "with USPS Ground Advantage, arriving in 4 to 8 business days." in result.result.message
+    [answer] = last_tool_results(model.requests[1])
+    assert DeliveryWindow.model_validate_json(answer.content) == DeliveryWindow(
+        carrier="USPS Ground Advantage", region="AK, US", arrives="in 4 to 8 business days"
+    )
 
 
 async def test_foreach_packs_every_line_in_input_order_with_seeded_weights() -> None:

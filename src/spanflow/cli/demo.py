@@ -6,6 +6,12 @@ it arrives (see `RunDisplay`). The order is over the approval limit, so the run 
 demo then does what a second process would do, opening the database afresh, loading the run by
 id, and resuming it with the manager's decision, and streams the rest of the run.
 
+After the payment, the ``write-confirmation`` step is an agent ("Confirmation writer"): it calls
+its ``lookup_delivery_window`` tool, then writes the customer's message, which appears as it
+streams and ends up in the result; its tokens are counted in the run's usage. Its model is
+scripted unless ``SPANFLOW_DEMO_BASE_URL`` names an OpenAI-compatible endpoint (see
+`writer_model_from_env`).
+
 Both halves of the run are traced with the tracing plugin (`spanflow_otel.configure`): its
 console exporter collects each half's span tree as the run span ends, and the demo prints
 them after the summary. The run carries the example's tracing options (metadata ``user.id`` and
@@ -19,6 +25,13 @@ Options:
     ``--otlp URL`` (or ``OTEL_EXPORTER_OTLP_ENDPOINT``): also export the spans over OTLP, and
     print the trace's page in Jaeger (``--jaeger-ui``, default http://localhost:16686).
 
+Environment:
+    ``SPANFLOW_DEMO_BASE_URL``: an OpenAI-compatible API root (``https://api.openai.com/v1``,
+    ``http://localhost:11434/v1`` for Ollama, ...); the writer then uses that endpoint.
+    ``SPANFLOW_DEMO_MODEL``: the model name there (default ``gpt-4o-mini``).
+    ``SPANFLOW_DEMO_API_KEY``: its key; local servers need none, and for api.openai.com
+    ``OPENAI_API_KEY`` is used when this is unset (it is never sent anywhere else).
+
 The example lives in the source checkout, not in the installed package: the demo imports
 ``examples.order_fulfilment`` and, when that is not importable, looks for the checkout this
 package was installed from in editable mode (what ``make demo`` sets up).
@@ -29,25 +42,36 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 import tempfile
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from rich.console import Console
 
+from spanflow.agents.errors import AgentDefinitionError
+from spanflow.agents.models import Model, ModelChunk, ModelRequest, OpenAIChatModel, TextDelta
 from spanflow.cli.display import RunDisplay, watch
+from spanflow.cli.errors import CommandError
 from spanflow.cli.tracing import DEMO_SERVICE, CommandTracing, add_export_arguments
 from spanflow.errors import SpanflowError
 from spanflow.results import WorkflowResult
 from spanflow.storage import SqliteStorage
 
+if TYPE_CHECKING:
+    from spanflow.workflow import Workflow
+
 __all__ = [
     "DEFAULT_DB",
+    "DEFAULT_MODEL",
     "DemoUnavailableError",
     "add_command",
     "load_order_example",
     "run_demo",
+    "writer_model_from_env",
 ]
 
 DEFAULT_DB = Path(tempfile.gettempdir()) / "spanflow-demo.db"
@@ -57,6 +81,15 @@ EXAMPLE_MODULE = "examples.order_fulfilment"
 MANAGER_REVIEW_SECONDS = 1.2
 """How long the pretend manager looks at the order before approving it (at speed 1)."""
 APPROVER = "Grace Hopper"
+SECONDS_PER_WORD = 0.035
+"""How fast the scripted writer "types" (at speed 1): its text arrives at about reading pace."""
+
+BASE_URL_VARIABLE = "SPANFLOW_DEMO_BASE_URL"
+MODEL_VARIABLE = "SPANFLOW_DEMO_MODEL"
+API_KEY_VARIABLE = "SPANFLOW_DEMO_API_KEY"
+DEFAULT_MODEL = "gpt-4o-mini"
+"""The writer's model on a real endpoint unless ``SPANFLOW_DEMO_MODEL`` names another."""
+_OPENAI_HOST = "api.openai.com"
 
 
 class DemoUnavailableError(SpanflowError):
@@ -74,7 +107,17 @@ def add_command(commands: Any) -> None:
             "for a manager's approval, and the resume of the stored run. Then print the span "
             "tree of both halves of the run's trace; with --otlp (or "
             "OTEL_EXPORTER_OTLP_ENDPOINT) the spans are exported too, and the trace's Jaeger "
-            "link is printed."
+            "link is printed. After the payment an agent step writes the customer's "
+            "confirmation, calling a tool first; its model is scripted unless "
+            f"{BASE_URL_VARIABLE} is set."
+        ),
+        epilog=(
+            f"environment: {BASE_URL_VARIABLE}=URL makes the confirmation writer call that "
+            "OpenAI-compatible endpoint (e.g. https://api.openai.com/v1, or "
+            f"http://localhost:11434/v1 for Ollama) instead of its scripted model; "
+            f"{MODEL_VARIABLE} names the model (default: {DEFAULT_MODEL}); "
+            f"{API_KEY_VARIABLE} is the key (not needed by local servers; for api.openai.com "
+            "OPENAI_API_KEY is used when it is unset)."
         ),
     )
     parser.add_argument(
@@ -161,22 +204,24 @@ async def run_demo(
 
     Raises:
         DemoUnavailableError: The example workflow cannot be imported.
+        CommandError: ``SPANFLOW_DEMO_BASE_URL`` is set but no model can be made for it.
         StorageError: The SQLite file cannot be opened or written.
     """
     load_order_example()
     from examples.order_fulfilment import (
         SIMULATED_LATENCY,
         ManagerDecision,
-        build_order_workflow,
         sample_order,
         sample_tracing,
+        scripted_writer,
     )
 
+    real_model = writer_model_from_env(os.environ)  # a bad setting fails before any output
+    writer_model = real_model or _ReadingPace(scripted_writer(), SECONDS_PER_WORD / speed)
     owned = tracing is None
     tracing = tracing or CommandTracing.start(service=DEMO_SERVICE, span_tree=True)
     order = sample_order()
-    workflow = build_order_workflow()
-    tracing.instrument(workflow)
+    workflow = _order_workflow(writer_model, tracing)
     display = RunDisplay(console, workflow)
     try:
         async with SqliteStorage(db) as storage:  # opened now: a bad path fails before output
@@ -191,6 +236,7 @@ async def run_demo(
                         f"{len(order['items'])} line items, {order['shipping']} shipping",
                     ),
                     ("storage", f"SQLite, {db}"),
+                    ("writer model", _describe_model(real_model)),
                     *_describe_tracing(tracing),
                 ],
             )
@@ -224,9 +270,8 @@ async def run_demo(
             # The resume passes no tracing options: the stored trace context makes the resumed
             # run span a child of the first one, with the same tags and metadata.
             async with SqliteStorage(db) as storage:
-                resumed_workflow = build_order_workflow()
+                resumed_workflow = _order_workflow(writer_model, tracing)
                 resumed_workflow.storage = storage
-                tracing.instrument(resumed_workflow)
                 stored_run = await resumed_workflow.create_run(run_id=run.run_id)
                 result = await watch(display, stored_run, stored_run.resume_stream(decision))
     finally:
@@ -239,6 +284,81 @@ async def run_demo(
         tracing.span_tree(), "span tree (the run, then its resumed half, in one trace)"
     )
     return result
+
+
+def writer_model_from_env(environ: Mapping[str, str]) -> Model | None:
+    """The confirmation writer's model on the endpoint the environment names, else None.
+
+    ``SPANFLOW_DEMO_BASE_URL`` turns it on; ``SPANFLOW_DEMO_MODEL`` names the model (default
+    `DEFAULT_MODEL`); ``SPANFLOW_DEMO_API_KEY`` is the key. Without one, OpenAI's own API gets
+    ``OPENAI_API_KEY`` and any other endpoint a placeholder: a key meant for OpenAI is never
+    sent to a server the user named for the demo.
+
+    Raises:
+        CommandError: The ``openai`` extra is not installed, or OpenAI's API is named and no
+            key is set.
+    """
+    base_url = environ.get(BASE_URL_VARIABLE, "").strip()
+    if not base_url:
+        return None
+    model = environ.get(MODEL_VARIABLE, "").strip() or DEFAULT_MODEL
+    key = environ.get(API_KEY_VARIABLE, "").strip()
+    if urlsplit(base_url).hostname == _OPENAI_HOST:
+        key = key or environ.get("OPENAI_API_KEY", "").strip()
+        if not key:
+            raise CommandError(
+                f"{BASE_URL_VARIABLE} names OpenAI's API, which needs a key: "
+                f"set {API_KEY_VARIABLE} or OPENAI_API_KEY"
+            )
+    try:
+        # Local servers (Ollama, vLLM) ignore the key, but the client wants one.
+        return OpenAIChatModel(model, base_url=base_url, api_key=key or "not-needed")
+    except AgentDefinitionError as exc:
+        raise CommandError(f"{BASE_URL_VARIABLE} is set, but {exc}") from None
+
+
+class _ReadingPace:
+    """A model whose text deltas arrive `seconds` apart (the scripted model's come at once),
+    so the demo's writer can be watched typing."""
+
+    def __init__(self, model: Model, seconds: float) -> None:
+        self._model = model
+        self._seconds = seconds
+
+    @property
+    def provider(self) -> str:
+        return self._model.provider
+
+    @property
+    def model_id(self) -> str:
+        return self._model.model_id
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        async for chunk in self._model.stream(request):
+            if isinstance(chunk, TextDelta):
+                await asyncio.sleep(self._seconds)
+            yield chunk
+
+
+def _order_workflow(writer_model: Model, tracing: CommandTracing) -> Workflow:
+    """The example workflow, its runs and its writer agent traced by `tracing`."""
+    from examples.order_fulfilment import build_order_workflow, confirmation_writer
+
+    writer = confirmation_writer(writer_model)
+    workflow = build_order_workflow(writer)
+    tracing.instrument(workflow)
+    # The agent traces with its own instrumentation (by default the global tracer provider,
+    # which the demo does not replace when it runs inside another program, such as a test):
+    # give it the workflow's, so its spans land in the run's tree.
+    writer.instrumentation = workflow.instrumentation
+    return workflow
+
+
+def _describe_model(model: Model | None) -> str:
+    if model is None:
+        return f"scripted (set {BASE_URL_VARIABLE} to use a real endpoint)"
+    where = model.base_url if isinstance(model, OpenAIChatModel) else model.provider
+    return f"{model.model_id} at {where}"
 
 
 def _describe_tracing(tracing: CommandTracing) -> list[tuple[str, str]]:
