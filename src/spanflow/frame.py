@@ -70,6 +70,9 @@ class RunControl:
     usage: Usage = field(default_factory=Usage)
     cancel_requested: bool = False
     status: str = "running"
+    instrumentation: Any = None
+    """The run's tracing seam (an `Instrumentation`); an agent step traces its agent with it
+    unless the agent was given tracing of its own."""
     on_waiting: Callable[[], Any] | None = None
     """Awaited when a sleep begins (the run stores a ``waiting`` snapshot)."""
 

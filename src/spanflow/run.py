@@ -463,7 +463,8 @@ class Run:
         new: bool,
     ) -> WorkflowResult:
         control = frame.run
-        scope = self.workflow.instrumentation.start_run(start)
+        control.instrumentation = self.workflow.instrumentation
+        scope = control.instrumentation.start_run(start)
         frame.scope = scope
         if out is not None:
             out.trace_id, out.span_id = scope.trace_id, scope.span_id

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel
+from spanflow_otel.testing import SpanCapture, dump_spans
 
 from spanflow import StepContext, Workflow, create_step, create_workflow
 from spanflow.agents import (
@@ -18,6 +19,7 @@ from spanflow.agents import (
     tool,
 )
 from spanflow.agents.models import ModelRequest, last_tool_results, last_user_text
+from spanflow.tracing import OtelInstrumentation, TracingConfig
 from spanflow.usage import Usage
 
 
@@ -179,3 +181,22 @@ async def test_a_failing_agent_fails_its_step_with_the_cause_and_still_counts_us
     assert events[-1]["payload"]["workflowStatus"] == "failed"
     assert events[-1]["payload"]["output"]["usage"]["totalTokens"] == 10
     assert result.usage == Usage(5, 5, 10)
+
+
+async def test_an_agent_step_traces_like_its_workflow_when_the_agent_has_no_tracing() -> None:
+    capture = SpanCapture()  # a provider of its own, not the global one
+    workflow = create_workflow(id="desk").then(research_agent().as_step(id="research")).commit()
+    workflow.instrumentation = OtelInstrumentation(TracingConfig(tracer_provider=capture.provider))
+
+    result = await (await workflow.create_run()).start({"prompt": "spans"})
+
+    assert result.status == "success"
+    names = dump_spans(capture.spans, attributes=None, include_events=False).splitlines()
+    assert names[:3] == [
+        "invoke_workflow desk [INTERNAL] UNSET",
+        "  workflow_step research [INTERNAL] UNSET",
+        "    invoke_agent researcher [INTERNAL] UNSET",
+    ]
+    assert any(line.strip().startswith("chat scripted [CLIENT]") for line in names)
+    assert any(line.strip().startswith("execute_tool lookup") for line in names)
+    capture.shutdown()

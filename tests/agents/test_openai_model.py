@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -38,10 +39,29 @@ def get_weather(city: str) -> dict[str, Any]:
     return {"city": city, "celsius": 18}
 
 
+_OPEN_MODELS: list[OpenAIChatModel] = []
+
+
+@pytest.fixture(autouse=True)
+async def _close_models() -> AsyncIterator[None]:
+    """Close every model a test opened while its event loop still runs."""
+    yield
+    while _OPEN_MODELS:
+        await _OPEN_MODELS.pop().aclose()
+
+
+def opened(model: OpenAIChatModel) -> OpenAIChatModel:
+    """`model`, closed after the test."""
+    _OPEN_MODELS.append(model)
+    return model
+
+
 def model_for(server: FakeOpenAIServer, **kwargs: Any) -> OpenAIChatModel:
     kwargs.setdefault("max_retries", 0)
     kwargs.setdefault("timeout", 5)
-    return OpenAIChatModel("gpt-fake", base_url=server.base_url, api_key="sk-test", **kwargs)
+    return opened(
+        OpenAIChatModel("gpt-fake", base_url=server.base_url, api_key="sk-test", **kwargs)
+    )
 
 
 async def test_text_deltas_finish_and_usage_are_streamed(fake_openai: FakeOpenAIServer) -> None:
@@ -239,7 +259,7 @@ async def test_an_unreachable_endpoint_fails_clearly(span_capture: SpanCapture) 
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     base_url = f"http://127.0.0.1:{port}/v1"
-    model = OpenAIChatModel("gpt-fake", base_url=base_url, max_retries=0, timeout=2)
+    model = opened(OpenAIChatModel("gpt-fake", base_url=base_url, max_retries=0, timeout=2))
 
     result = await Agent(id="a", model=model).generate("hi")
 
@@ -304,7 +324,9 @@ def test_bad_settings_fail_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
         ModelSettings(temperature=-1)
     with pytest.raises(AgentDefinitionError, match="not a string"):
         ModelSettings(stop="END")  # type: ignore[arg-type]
-    local = OpenAIChatModel("llama3.1", base_url="http://localhost:11434/v1/", provider="ollama")
+    local = opened(
+        OpenAIChatModel("llama3.1", base_url="http://localhost:11434/v1/", provider="ollama")
+    )
     assert (local.provider, local.base_url, local.server_port) == (
         "ollama",
         "http://localhost:11434/v1",

@@ -183,7 +183,7 @@ async def test_a_resumed_run_lands_in_the_same_trace_under_the_first_run_span(
     assert resumed["attributes"]["spanflow.run.resumed"] is True
     assert resumed["attributes"]["spanflow.run.status"] == "success"
     found = phoenix.wait_for_spans(
-        FIRST_HALF_SPANS + 4, PROJECT, [("attribute", f"spanflow.metadata.user.id:{user_id}")]
+        FIRST_HALF_SPANS + 10, PROJECT, [("attribute", f"spanflow.metadata.user.id:{user_id}")]
     )
     assert {span["context"]["trace_id"] for span in found} == {caller[0]}
 
@@ -205,10 +205,10 @@ def test_spanflow_demo_exports_to_phoenix_as_the_readme_says(
     assert code == 0
     [trace_id] = [line.split()[-2] for line in out.splitlines() if "│ trace id " in line]
     spans = phoenix.wait_for_spans(
-        FIRST_HALF_SPANS + 4,
+        FIRST_HALF_SPANS + 10,
         "default",
         [("trace_id", trace_id), ("attribute", "spanflow.metadata.user.id:u-42")],
     )
-    assert len(spans) == FIRST_HALF_SPANS + 4
+    assert len(spans) == FIRST_HALF_SPANS + 10
     vip = phoenix.spans("default", [("trace_id", trace_id), ("attribute", "spanflow.tag.vip:true")])
     assert ids(vip) == ids(spans)

@@ -72,6 +72,7 @@ from spanflow.tracing.genai import (
     AgentStart,
     ChatEnd,
     ChatStart,
+    GenAITracing,
     ToolStart,
 )
 from spanflow.tracing.options import TracingOptions
@@ -109,6 +110,8 @@ class AgentCall:
     thread_id: str | None = None
     resource_id: str | None = None
     abort_signal: asyncio.Event | None = None
+    tracing: GenAITracing | None = None
+    """How this call is traced (the agent's own tracing, or the enclosing run's)."""
     sink: ChunkSink | None = None
     scope: AgentScope | None = None
     _task: asyncio.Task[Any] | None = None
@@ -124,7 +127,8 @@ class AgentCall:
         if self.scope is None:
             agent = self.agent
             instructions = agent.instructions if isinstance(agent.instructions, str) else None
-            self.scope = agent.instrumentation.start_agent(
+            tracing = self.tracing or agent.instrumentation
+            self.scope = tracing.start_agent(
                 AgentStart(
                     agent_id=agent.id,
                     agent_name=agent.name,

@@ -100,15 +100,23 @@ class Agent:
             for name, tool in self.tools.items()
         )
         self._instrumentation = GenAITracing.coerce(instrumentation)
+        self._own_tracing = instrumentation is not None
 
     @property
     def instrumentation(self) -> GenAITracing:
-        """How this agent's calls are traced."""
+        """How this agent's calls are traced (default: OpenTelemetry's global provider; as a
+        workflow step, an agent without tracing of its own traces like the workflow's run)."""
         return self._instrumentation
 
     @instrumentation.setter
     def instrumentation(self, value: object) -> None:
         self._instrumentation = GenAITracing.coerce(value)
+        self._own_tracing = True
+
+    @property
+    def has_own_tracing(self) -> bool:
+        """Whether tracing was given to this agent (constructor, setter or registry)."""
+        return self._own_tracing
 
     # -- calling -----------------------------------------------------------------------------
 
@@ -218,6 +226,7 @@ class Agent:
         run_id: str | None,
         max_steps: int | None,
         model_settings: ModelSettings | None,
+        tracing: GenAITracing | None = None,
     ) -> AgentCall:
         if abort_signal is not None and not isinstance(abort_signal, asyncio.Event):
             raise InvalidInputError(
@@ -245,6 +254,7 @@ class Agent:
             thread_id=thread_id,
             resource_id=resource_id,
             abort_signal=abort_signal,
+            tracing=tracing or self._instrumentation,
         )
 
     def __repr__(self) -> str:

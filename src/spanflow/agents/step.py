@@ -22,6 +22,7 @@ import pydantic
 from spanflow.agents.errors import AgentRunError
 from spanflow.agents.messages import MessagesInput
 from spanflow.step import Step, StepContext, create_step
+from spanflow.tracing.genai import GenAITracing
 from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
 
@@ -76,11 +77,21 @@ def create_agent_step(
     async def execute(ctx: StepContext[AgentStepInput]) -> AgentStepOutput:
         data = ctx.input_data
         messages: MessagesInput = data.prompt if data.prompt is not None else (data.messages or [])
-        out = agent.stream(
-            messages,
-            request_context=ctx.request_context,
-            resource_id=ctx.resource_id,
-            tracing_options=tracing_options,
+        from spanflow.agents.agent import AgentStream  # agent.py imports this module
+
+        out = AgentStream(
+            agent._call(
+                messages,
+                ctx.request_context,
+                tracing_options,
+                None,
+                ctx.resource_id,
+                None,
+                None,
+                None,
+                None,
+                tracing=_run_tracing(agent, ctx),
+            )
         )
         try:
             async for chunk in out:
@@ -108,3 +119,13 @@ def create_agent_step(
         output_schema=AgentStepOutput,
         description=description or agent.description,
     )
+
+
+def _run_tracing(agent: Agent, ctx: StepContext[Any]) -> GenAITracing | None:
+    """The enclosing run's tracing for an agent without its own, so a workflow traced to a
+    specific provider gets its agent's spans there too (not on the global provider)."""
+    if agent.has_own_tracing:
+        return None
+    frame = ctx._frame
+    instrumentation = frame.run.instrumentation if frame is not None else None
+    return GenAITracing.coerce(instrumentation) if instrumentation is not None else None

@@ -276,6 +276,8 @@ async def run_demo(
                 result = await watch(display, stored_run, stored_run.resume_stream(decision))
     finally:
         display.close()
+        if isinstance(real_model, OpenAIChatModel):
+            await real_model.aclose()
         if owned:
             tracing.close()
 

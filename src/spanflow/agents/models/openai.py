@@ -99,6 +99,7 @@ class OpenAIChatModel:
         self._model_id = model
         self._provider = provider
         self._timeout = float(timeout)
+        self._owns_client = client is None
         if client is None:
             base_url = base_url or os.environ.get("OPENAI_BASE_URL") or _DEFAULT_BASE_URL
             key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -121,6 +122,21 @@ class OpenAIChatModel:
         parts = urlsplit(self._base_url)
         self._server_address = parts.hostname
         self._server_port = parts.port or (443 if parts.scheme == "https" else 80)
+
+    async def aclose(self) -> None:
+        """Close the HTTP client this model built (a client passed in is left to its owner).
+
+        Close a model before its event loop ends: a client closed by the garbage collector
+        later tries to run on a loop that is gone. ``async with OpenAIChatModel(...)`` does it.
+        """
+        if self._owns_client:
+            await self._client.close()
+
+    async def __aenter__(self) -> OpenAIChatModel:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     @property
     def provider(self) -> str:
