@@ -48,48 +48,26 @@ class Job:
     peer: Callable[[Sizes], PeerOutcome] | None = field(default=None, compare=False)
 
 
+def _scenario(name: str, title: str, module: str, *args: str) -> Job:
+    return Job(name, title, f"bench.scenarios.{module}", args)
+
+
 JOBS = (
-    Job(
-        "sequential",
-        "scenarios 1, 2, 8: 1000 sequential steps; raw SDK",
-        "bench.scenarios.sequential",
-    ),
+    _scenario("sequential", "scenarios 1, 2, 8: sequential steps; raw SDK", "sequential"),
     Job("langgraph", "peer: LangGraph", peer=run_langgraph),
     Job("mastra", "peer: Mastra", peer=run_mastra),
-    Job("many_runs", "scenario 3: 2000 runs of 3 steps", "bench.scenarios.many_runs"),
-    Job(
-        "delivery", "scenario 4: delivery, default queue", "bench.scenarios.delivery", ("defaults",)
+    _scenario("many_runs", "scenario 3: runs of 3 steps", "many_runs"),
+    _scenario("delivery", "scenario 4: delivery, default queue", "delivery", "defaults"),
+    _scenario("delivery-sized", "scenario 4: delivery, sized queue", "delivery", "sized"),
+    _scenario("flatness", "scenario 5: flatness, off, keep", "flatness", "nosdk", "keep"),
+    _scenario("flatness-delete", "scenario 5: off, delete", "flatness", "nosdk", "delete"),
+    _scenario("flatness-traced", "scenario 5: traced, keep", "flatness", "discard", "keep"),
+    _scenario(
+        "flatness-traced-delete", "scenario 5: traced, delete", "flatness", "discard", "delete"
     ),
-    Job(
-        "delivery-sized",
-        "scenario 4: delivery, sized queue",
-        "bench.scenarios.delivery",
-        ("sized",),
-    ),
-    Job(
-        "flatness", "scenario 5: flatness, off, keep", "bench.scenarios.flatness", ("nosdk", "keep")
-    ),
-    Job(
-        "flatness-delete",
-        "scenario 5: flatness, off, delete",
-        "bench.scenarios.flatness",
-        ("nosdk", "delete"),
-    ),
-    Job(
-        "flatness-otlp",
-        "scenario 5: flatness, OTLP, keep",
-        "bench.scenarios.flatness",
-        ("otlp", "keep"),
-    ),
-    Job(
-        "flatness-otlp-delete",
-        "scenario 5: flatness, OTLP, delete",
-        "bench.scenarios.flatness",
-        ("otlp", "delete"),
-    ),
-    Job("foreach", "scenario 6: foreach, off", "bench.scenarios.foreach", ("nosdk",)),
-    Job("foreach-otlp", "scenario 6: foreach, OTLP", "bench.scenarios.foreach", ("otlp",)),
-    Job("concurrent", "scenario 7: 1000 concurrent runs", "bench.scenarios.concurrent"),
+    _scenario("foreach", "scenario 6: foreach, off", "foreach", "nosdk"),
+    _scenario("foreach-otlp", "scenario 6: foreach, OTLP", "foreach", "otlp"),
+    _scenario("concurrent", "scenario 7: concurrent runs", "concurrent"),
 )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import statistics
 import sys
 import time
@@ -19,8 +20,11 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "CALM",
     "Measurement",
     "Sizes",
+    "Speedometer",
+    "Timing",
     "emit",
     "interleaved",
     "peak_rss_mb",
@@ -114,26 +118,94 @@ def emit(results: Sequence[Measurement]) -> None:
     sys.stdout.flush()
 
 
+CALM = 1.15
+"""A repetition counts when the machine ran within 15% of its best speed just before and after."""
+
+
+class Speedometer:
+    """Times a fixed pure-Python loop: how fast this machine is right now.
+
+    The machine is shared: for seconds at a time the same code runs up to twice as slow. Timing
+    this loop (about 3.5 ms) around a repetition tells whether the repetition ran in such a
+    phase. The loop keeps nothing alive, so a growing heap does not slow it.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self._clock = clock
+        self.best = math.inf
+        """The fastest reading so far."""
+
+    def reading(self) -> float:
+        start = self._clock()
+        table: dict[int, int] = {}
+        total = 0
+        for i in range(20_000):
+            table[i & 255] = i
+            total += table.get(i & 127, 0) + len(str(i))
+        elapsed = self._clock() - start
+        self.best = min(self.best, elapsed)
+        return elapsed
+
+    def calm(self, *readings: float) -> bool:
+        """Whether every reading is within `CALM` of the best one seen."""
+        return max(readings) <= CALM * self.best
+
+
+@dataclass(slots=True)
+class Timing:
+    """The samples of one variant, and how many repetitions were thrown away as disturbed."""
+
+    samples: list[float]
+    disturbed: int
+    calm: bool
+    """False when too few repetitions were calm and every sample was kept."""
+
+    def extra(self) -> dict[str, Any]:
+        return {"disturbed_reps": self.disturbed, "calm": self.calm}
+
+
+async def _timed(body: Callable[[], Awaitable[float | None]]) -> float:
+    start = time.perf_counter()
+    reported = await body()
+    return time.perf_counter() - start if reported is None else reported
+
+
 async def interleaved(
     variants: Mapping[str, Callable[[], Awaitable[float | None]]], reps: int
-) -> dict[str, list[float]]:
-    """Time each variant `reps` times after one warm-up each, round-robin.
+) -> dict[str, Timing]:
+    """Time each variant until it has `reps` calm repetitions, after one warm-up each.
 
-    Round-robin (a b c, a b c, ...) spreads the machine's noise over every variant instead of
-    letting a noisy minute land on one of them. A body may return its own duration (when only
-    part of it is timed); otherwise the whole call is timed. A full collection runs before each
-    repetition so one variant's garbage is not collected on another's clock.
+    Round-robin (a b c, a b c, ...) spreads the machine's noise over every variant. A
+    repetition with a `Speedometer` reading before or after it more than 15% slower than the
+    best reading is disturbed: it is repeated, for at most ``2 * reps`` rounds (then every
+    sample is kept, and the timing says it was not calm). A body may return its own duration
+    (when only part of it is timed); otherwise the whole call is timed. A full collection runs
+    before each repetition so one variant's garbage is not collected on another's clock.
     """
-    samples: dict[str, list[float]] = {name: [] for name in variants}
-    for rep in range(-1, reps):
-        for name, body in variants.items():
+    meter = Speedometer()
+    runs: dict[str, list[tuple[float, float, float]]] = {name: [] for name in variants}
+
+    def calm_samples(name: str) -> list[float]:
+        return [elapsed for before, elapsed, after in runs[name] if meter.calm(before, after)]
+
+    for body in variants.values():
+        gc.collect()
+        await _timed(body)  # warm-up
+    for _ in range(2 * reps):
+        todo = [name for name in variants if len(calm_samples(name)) < reps]
+        if not todo:
+            break
+        for name in todo:
             gc.collect()
-            start = time.perf_counter()
-            reported = await body()
-            elapsed = time.perf_counter() - start if reported is None else reported
-            if rep >= 0:
-                samples[name].append(elapsed)
-    return samples
+            before = meter.reading()
+            elapsed = await _timed(variants[name])
+            runs[name].append((before, elapsed, meter.reading()))
+    timings = {}
+    for name in variants:
+        calm = calm_samples(name)
+        kept = calm if len(calm) >= reps else [elapsed for _, elapsed, _ in runs[name]]
+        timings[name] = Timing(kept, len(runs[name]) - len(calm), len(calm) >= reps)
+    return timings
 
 
 def _status_kb(field_name: str) -> int:

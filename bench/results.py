@@ -41,6 +41,10 @@ def summarise(
     for row in judged:
         if row.verdict != "met":
             lines.append(f"  {row.verdict}: scenario {row.scenario}, {row.variant}: {row.ratio}")
+    if any(row.median.endswith(" *") for row in rows):
+        lines.append(
+            "* too few calm repetitions (the machine was disturbed throughout): all samples used."
+        )
     for name, reason in failures.items():
         lines.append(f"Job {name} failed: {reason}")
     lines.append(f"Total time: {duration / 60:.1f} min.")

@@ -9,12 +9,13 @@ provider, so set-ups never fight over it and "no SDK" really is a process withou
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from pydantic import BaseModel
 from spanflow_otel import BatchOptions, ExportOptions, ShutdownOptions, Telemetry, configure
@@ -112,6 +113,13 @@ class SpanCounter(SpanProcessor):
         self.ended += 1  # on_end runs in the thread that ends the span: one thread here
 
 
+class DiscardingExporter(SpanExporter):
+    """Accepts every span and keeps none: tracing fully on, with no export cost or backlog."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        return SpanExportResult.SUCCESS
+
+
 @dataclass(eq=False)
 class Tracing:
     """One tracing set-up: what to give a workflow, and how to flush and close it."""
@@ -147,7 +155,8 @@ class Tracing:
 TRACINGS = ("nosdk", "disabled", "memory", "otlp")
 """The set-ups: no SDK configured (how a user without tracing runs), tracing disabled in
 `TracingConfig`, an SDK provider exporting synchronously to memory, and the plugin's
-`configure()` exporting over OTLP/HTTP to the loopback receiver."""
+`configure()` exporting over OTLP/HTTP to the loopback receiver. ``discard`` (an SDK provider
+whose exporter drops every span) is for long runs, where memory would keep them all."""
 
 
 def tracing(
@@ -163,14 +172,14 @@ def tracing(
     if name == "disabled":
         return Tracing(name, OtelInstrumentation(TracingConfig(enabled=False)))
     counter = SpanCounter() if count_spans else None
-    if name == "memory":
+    if name in ("memory", "discard"):
         provider = TracerProvider(shutdown_on_exit=False)
         if counter is not None:
             provider.add_span_processor(counter)
-        exporter = InMemorySpanExporter()
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        memory = InMemorySpanExporter() if name == "memory" else None
+        provider.add_span_processor(SimpleSpanProcessor(memory or DiscardingExporter()))
         instrumentation = OtelInstrumentation(TracingConfig(tracer_provider=provider))
-        return Tracing(name, instrumentation, provider, memory=exporter, counter=counter)
+        return Tracing(name, instrumentation, provider, memory=memory, counter=counter)
     if name == "otlp":
         if endpoint is None:
             raise ValueError("the otlp set-up needs the receiver's endpoint")
@@ -186,4 +195,4 @@ def tracing(
         return Tracing(
             name, instrumentation, telemetry.provider, telemetry=telemetry, counter=counter
         )
-    raise ValueError(f"unknown tracing set-up {name!r}; expected one of {TRACINGS}")
+    raise ValueError(f"unknown tracing set-up {name!r}; expected one of {TRACINGS} or discard")

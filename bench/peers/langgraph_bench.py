@@ -62,26 +62,56 @@ async def once(graph: Any, mode: str, length: int, run: int) -> None:
         raise RuntimeError(f"expected v={length}, got {final}")
 
 
-async def measure(body: Callable[[], Awaitable[None]], reps: int) -> list[float]:
-    samples = []
-    for rep in range(-1, reps):
+CALM = 1.15
+_best = [float("inf")]
+
+
+def reading() -> float:
+    """Time a fixed loop: how fast the machine is now (the same loop as bench/measure.py)."""
+    start = time.perf_counter()
+    table: dict[int, int] = {}
+    total = 0
+    for i in range(20_000):
+        table[i & 255] = i
+        total += table.get(i & 127, 0) + len(str(i))
+    elapsed = time.perf_counter() - start
+    _best[0] = min(_best[0], elapsed)
+    return elapsed
+
+
+async def measure(body: Callable[[], Awaitable[None]], reps: int) -> dict[str, Any]:
+    """`reps` calm repetitions after a warm-up; disturbed ones (a reading before or after more
+    than 15% slower than the best) are repeated, for at most 2 * reps rounds (as in
+    bench.measure.interleaved)."""
+    await body()
+    runs: list[tuple[float, float, float]] = []
+
+    def calm() -> list[float]:
+        return [s for b, s, a in runs if max(b, a) <= CALM * _best[0]]
+
+    for _ in range(2 * reps):
+        if len(calm()) >= reps:
+            break
+        before = reading()
         start = time.perf_counter()
         await body()
         elapsed = time.perf_counter() - start
-        if rep >= 0:
-            samples.append(elapsed)
-    return samples
+        runs.append((before, elapsed, reading()))
+    kept = calm()
+    ok = len(kept) >= reps
+    return {
+        "samples": kept if ok else [s for _, s, _ in runs],
+        "extra": {"disturbed_reps": len(runs) - len(kept), "calm": ok},
+    }
 
 
 async def main(config: dict[str, Any]) -> None:
     steps, runs, reps = config["steps"], config["runs"], config["reps"]
     results: list[dict[str, Any]] = []
 
-    def record(key: str, samples: list[float], units: int, unit: str) -> None:
-        median = statistics.median(samples)
-        results.append(
-            {"key": key, "samples": samples, "median_s": median, "units": units, "unit": unit}
-        )
+    def record(key: str, timing: dict[str, Any], units: int, unit: str) -> None:
+        median = statistics.median(timing["samples"])
+        results.append({"key": key, "median_s": median, "units": units, "unit": unit, **timing})
 
     counter = iter(range(10**9))
     for saver in (False, True):

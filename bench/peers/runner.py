@@ -75,7 +75,8 @@ def _parse(name: str, stdout: str) -> PeerOutcome:
         raise PeerError("printed no results")
     data = json.loads(lines[-1])
     results = [Measurement.from_dict(item) for item in data["results"]]
-    return PeerOutcome(name, results, version=data.get("version"), runtime=data.get("node"))
+    notes = {"otel_spans": data["otel_spans"]} if "otel_spans" in data else {}
+    return PeerOutcome(name, results, data.get("version"), data.get("node"), notes=notes)
 
 
 # -- LangGraph ----------------------------------------------------------------------------
@@ -156,16 +157,10 @@ def run_mastra(sizes: Sizes) -> PeerOutcome:
                 "version": _mastra_version(),
             }
             stdout = _run([str(node), "bench.mjs", json.dumps(config)], MASTRA_DIR, RUN_TIMEOUT)
-            delivered = receiver.wait_for(_mastra_spans(sizes), timeout=5)
-        outcome = _parse("Mastra", stdout)
+            outcome = _parse("Mastra", stdout)
+            expected = int(outcome.notes.get("otel_spans", 0))
+            delivered = receiver.wait_for(expected, timeout=5)
     except (PeerError, OSError, ValueError, KeyError) as exc:
         return PeerOutcome("Mastra", unavailable=str(exc))
-    outcome.notes = {"expected_spans": _mastra_spans(sizes), "delivered_spans": delivered}
+    outcome.notes = {"expected_spans": expected, "delivered_spans": delivered}
     return outcome
-
-
-def _mastra_spans(sizes: Sizes) -> int:
-    """Spans Mastra's OTel variants create: a run span plus one per step, per run."""
-    repetitions = sizes.reps + 1  # the warm-up exports too
-    per_mode = (sizes.steps + 1) + sizes.runs * 4
-    return repetitions * 2 * per_mode

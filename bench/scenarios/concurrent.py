@@ -22,8 +22,9 @@ from spanflow import Workflow
 from spanflow.storage.memory import MemoryStorage
 
 
-def body(workflow: Workflow, setup: Tracing, runs: int) -> Any:
+def body(workflow: Workflow, setup: Tracing, runs: int, calls: list[int]) -> Any:
     async def timed() -> float:
+        calls.append(runs)
         workflow.storage = MemoryStorage()
         start = time.perf_counter()
         results = await asyncio.gather(*(run_start(workflow, {"v": 0}) for _ in range(runs)))
@@ -41,25 +42,24 @@ async def measure(sizes: Sizes) -> list[Measurement]:
     with ReceiverProcess() as receiver:
         batch = BatchOptions(max_queue_size=8 * runs)
         setups = {n: tracing(n, endpoint=receiver.endpoint, batch=batch) for n in ("nosdk", "otlp")}
+        otlp_runs: list[int] = []
         variants = {
-            f"s7.{name}": body(setup.apply(napping_workflow()), setup, runs)
+            f"s7.{name}": body(
+                setup.apply(napping_workflow()), setup, runs, otlp_runs if name == "otlp" else []
+            )
             for name, setup in setups.items()
         }
-        samples = await interleaved(variants, sizes.reps)
+        timings = await interleaved(variants, sizes.reps)
         delivered = receiver.count()
         for setup in setups.values():
             setup.close()
-    expected = (sizes.reps + 1) * runs * 4
-    return [
-        Measurement(
-            key,
-            values,
-            runs,
-            "run",
-            {"delivered_spans": delivered, "expected_spans": expected} if "otlp" in key else {},
-        )
-        for key, values in samples.items()
-    ]
+    results = []
+    for key, timing in timings.items():
+        extra = timing.extra()
+        if key == "s7.otlp":
+            extra |= {"delivered_spans": delivered, "expected_spans": sum(otlp_runs) * 4}
+        results.append(Measurement(key, timing.samples, runs, "run", extra))
+    return results
 
 
 def main() -> None:

@@ -18,7 +18,15 @@ from typing import Any
 
 from spanflow_otel import BatchOptions
 
-from bench.measure import Measurement, Sizes, emit, peak_rss_mb, reset_peak_rss, rss_mb
+from bench.measure import (
+    Measurement,
+    Sizes,
+    emit,
+    interleaved,
+    peak_rss_mb,
+    reset_peak_rss,
+    rss_mb,
+)
 from bench.receiver import ReceiverProcess
 from bench.workloads import foreach_workflow, run_stream, tracing
 from spanflow.storage.memory import MemoryStorage
@@ -36,14 +44,13 @@ async def measure(sizes: Sizes, tracing_name: str) -> list[Measurement]:
             batch=BatchOptions(max_queue_size=4 * items),
         )
         workflow = setup.apply(foreach_workflow(CONCURRENCY))
-        samples: list[float] = []
         delivered: list[int] = []
         gc.collect()
         idle = rss_mb()
         reset_peak_rss()
-        for rep in range(-1, sizes.reps):
+
+        async def body() -> float:
             workflow.storage = MemoryStorage()
-            gc.collect()
             received = receiver.count()
             start = time.perf_counter()
             result = await run_stream(workflow, data)
@@ -51,18 +58,20 @@ async def measure(sizes: Sizes, tracing_name: str) -> list[Measurement]:
             elapsed = time.perf_counter() - start
             if len(result) != items or result[-1].v != items:
                 raise RuntimeError("the foreach returned the wrong outputs")
-            if rep < 0:
-                continue
-            samples.append(elapsed)
             if setup.telemetry is not None:
                 delivered.append(receiver.count() - received)
+            return elapsed
+
+        timing = (await interleaved({tracing_name: body}, sizes.reps))[tracing_name]
         setup.close()
+    samples = timing.samples
     extra: dict[str, Any] = {
         "items_per_s": items / statistics.median(samples),
         "idle_rss_mb": idle,
         "peak_rss_mb": peak_rss_mb(),
         "peak_growth_mb": peak_rss_mb() - idle,
         "concurrency": CONCURRENCY,
+        **timing.extra(),
     }
     if delivered:
         extra["delivered_spans_per_run"] = statistics.median(delivered)

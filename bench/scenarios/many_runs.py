@@ -66,16 +66,16 @@ async def measure(sizes: Sizes) -> list[Measurement]:
                 key = f"s3.{mode}.{name}"
                 delivered[key] = []
                 variants[key] = body(workflow, runner, setup, sizes.runs, receiver, delivered[key])
-        samples = await interleaved(variants, sizes.reps)
+        timings = await interleaved(variants, sizes.reps)
         for setup in setups.values():
             setup.close()
     results = []
-    for key, values in samples.items():
-        extra: dict[str, Any] = {}
+    for key, timing in timings.items():
+        extra: dict[str, Any] = timing.extra()
         if delivered[key]:
             extra["expected_spans"] = len(delivered[key]) * sizes.runs * SPANS_PER_RUN
             extra["delivered_spans"] = sum(delivered[key])
-        results.append(Measurement(key, values, sizes.runs, "run", extra))
+        results.append(Measurement(key, timing.samples, sizes.runs, "run", extra))
     return results
 
 

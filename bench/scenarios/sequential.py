@@ -116,16 +116,16 @@ async def measure(sizes: Sizes) -> list[Measurement]:
                 deliveries[f"s8.{name}"] = delivery
             variants[f"s8.{name}"] = raw_body(setup.provider, template, setup, delivery)
 
-        samples = await interleaved(variants, sizes.cheap_reps)
+        timings = await interleaved(variants, sizes.cheap_reps)
         for setup in (*setups.values(), *raw_setups.values()):
             setup.close()
 
     results = []
-    for key, values in samples.items():
+    for key, timing in timings.items():
         units, unit = (steps, "step") if key.startswith("s1.") else (template.span_count, "span")
         extra = deliveries[key].extra() if key in deliveries else {}
         extra["spans_per_run"] = template.span_count
-        results.append(Measurement(key, values, units, unit, extra))
+        results.append(Measurement(key, timing.samples, units, unit, extra | timing.extra()))
     return results
 
 
