@@ -492,7 +492,9 @@ class Run:
         async def on_waiting() -> None:
             await storage.save_run(stored_run("waiting"))
 
-        frame.checkpoint = checkpoint
+        # Per-entry checkpoints exist so a crash loses at most the running step: a store that
+        # dies with the process gains nothing from them, and they are most of a long run's cost.
+        frame.checkpoint = checkpoint if storage.durable else None
         control.on_waiting = on_waiting
         control.status = "running"
         owned = not new  # a resume or restart claimed the stored run before getting here

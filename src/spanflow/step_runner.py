@@ -59,11 +59,11 @@ async def run_step(
     resumed_at = now_ms() if resuming else None
     resume_data = resume.data if resume is not None else None
     suspend_data = prior.suspend_payload if resuming and prior is not None else None
-    call_id = new_call_id()
     attempts = step.retries if step.retries is not None else frame.workflow.retry_config.attempts
     attempt = 0
     scope = parent.step(step.id, input=value, attempt=1, foreach_index=foreach_index)
     emitting = events and (frame.observed or scope.recording)
+    call_id = new_call_id() if emitting else ""  # only events carry it
 
     if emitting:
         frame.emit(

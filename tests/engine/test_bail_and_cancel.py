@@ -236,6 +236,8 @@ async def test_canceling_a_finished_run_changes_nothing() -> None:
 class SlowStorage(MemoryStorage):
     """A store whose writes take a moment, like any store doing real I/O."""
 
+    durable = True  # checkpointed after every entry, like SQLite and PostgreSQL
+
     async def save_run(self, run: StoredRun) -> None:
         await asyncio.sleep(0.01)
         await super().save_run(run)

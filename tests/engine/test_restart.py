@@ -14,6 +14,14 @@ from typing import Any
 import pytest
 
 from spanflow import RunStateError, StepContext, Workflow, create_step, create_workflow
+from spanflow.storage import MemoryStorage
+
+
+class CheckpointedMemory(MemoryStorage):
+    """A memory store checkpointed after every entry, as SQLite and PostgreSQL are (a plain
+    memory store is not: nothing in it outlives the process a restart would follow)."""
+
+    durable = True
 
 
 class Journal:
@@ -40,7 +48,7 @@ class Journal:
             return {"total": ctx.input_data}
 
         return (
-            create_workflow(id="durable")
+            create_workflow(id="durable", storage=CheckpointedMemory())
             .then(create_step(id="prepare", execute=prepare))
             .then(create_step(id="hang", execute=hang))
             .then(create_step(id="finish", execute=finish))

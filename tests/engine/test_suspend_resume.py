@@ -228,6 +228,8 @@ async def test_of_two_concurrent_resumers_exactly_one_wins() -> None:
 class SlowStorage(MemoryStorage):
     """A store whose writes yield to the loop, like any store doing real I/O."""
 
+    durable = True  # checkpointed after every entry, like SQLite and PostgreSQL
+
     async def save_run(self, run: StoredRun) -> None:
         await asyncio.sleep(0.005)
         await super().save_run(run)

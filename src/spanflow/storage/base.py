@@ -50,6 +50,12 @@ class RunPage:
 class Storage(Protocol):
     """Where runs live. Implementations: `MemoryStorage`, `SqliteStorage`, `PostgresStorage`."""
 
+    durable: bool
+    """Whether runs outlive the process. The engine saves a snapshot after every top-level
+    entry only to durable stores (so a crash loses at most the running step); a store that
+    dies with the process gets the snapshots that matter in it: created, waiting, suspended,
+    finished."""
+
     async def insert_run(self, run: StoredRun) -> None:
         """Store a new run; raise `RunClaimError` if a run with that id already exists."""
         ...

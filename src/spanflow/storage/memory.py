@@ -1,11 +1,12 @@
 """`MemoryStorage`: runs in a dict, for tests and for a workflow used without a registry.
 
-Nothing survives the process. It sits on the hot path (a snapshot is saved after every
-top-level entry), so a write copies only the top level of the snapshot dict and relies on the
-engine's rule: **once a snapshot is handed to a store, neither the dict nor anything inside it
-is mutated again** (the engine builds each snapshot anew, sharing only values it no longer
-changes). Reads are off the hot path and return copies of every dict and list, so what a
-caller does with a loaded snapshot cannot change what is stored. No method awaits while it
+Nothing survives the process, so the engine writes only the snapshots that matter here
+(created, waiting, suspended, finished; not one per entry), and only the most recent finished
+runs are kept (`max_finished_runs`). A write copies only the top level of the snapshot dict
+and relies on the engine's rule: **once a snapshot is handed to a store, neither the dict nor
+anything inside it is mutated again** (the engine builds each snapshot anew, sharing only
+values it no longer changes). Reads return copies of every dict and list, so what a caller
+does with a loaded snapshot cannot change what is stored. No method awaits while it
 holds the store's lock, so the store is safe to share between tasks, and (the lock being a
 `threading.Lock`) between threads.
 """
@@ -33,17 +34,38 @@ from spanflow.storage.base import RunPage, RunStatus, StoredRun
 __all__ = ["MemoryStorage"]
 
 
+_FINISHED: frozenset[str] = frozenset({"success", "failed", "canceled", "tripwire"})
+
+
 class MemoryStorage:
     """A `Storage` that keeps runs in this process's memory."""
 
-    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+    durable = False
+    """Nothing outlives the process, so the engine skips the per-entry checkpoints here."""
+
+    def __init__(
+        self, *, clock: Callable[[], float] = time.time, max_finished_runs: int | None = 1000
+    ) -> None:
         """Create an empty store.
 
         Args:
             clock: Returns the current time in epoch seconds; tests pass a fake one.
+            max_finished_runs: How many finished runs (success, failed, canceled) to keep; the
+                ones that finished longest ago are dropped beyond it, so a long-lived process
+                does not grow without bound. Runs that can still go on (running, waiting,
+                suspended) are never dropped. ``None`` keeps every run.
         """
+        if max_finished_runs is not None and (
+            not isinstance(max_finished_runs, int) or max_finished_runs < 0
+        ):
+            raise ValueError(
+                f"max_finished_runs must be None or an int >= 0, got {max_finished_runs!r}"
+            )
         self._clock = clock
+        self._max_finished = max_finished_runs
         self._runs: dict[str, StoredRun] = {}
+        self._finished: dict[str, None] = {}
+        """Finished run ids, oldest first (an ordered set)."""
         self._lock = threading.Lock()
         self._closed = False
 
@@ -74,6 +96,7 @@ class MemoryStorage:
             run.created_at = run.created_at or now
             run.updated_at = now
             self._runs[run.run_id] = replace(run, snapshot=dict(run.snapshot))
+            self._retain(run.run_id, run.status)
 
     async def save_run(self, run: StoredRun) -> None:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run.
@@ -91,6 +114,7 @@ class MemoryStorage:
                 run.created_at = run.created_at or now
             run.updated_at = now
             self._runs[run.run_id] = replace(run, snapshot=dict(run.snapshot))
+            self._retain(run.run_id, run.status)
 
     async def get_run(self, run_id: str) -> StoredRun | None:
         """A copy of the stored run, or ``None``."""
@@ -116,6 +140,7 @@ class MemoryStorage:
                 raise claim_refused(run_id, stored.status, expected)
             stored.status = to_status
             stored.updated_at = self._clock()
+            self._retain(run_id, to_status)
             return _copy_out(stored)
 
     async def list_runs(
@@ -148,6 +173,7 @@ class MemoryStorage:
         """Remove a run; ``True`` if it existed."""
         with self._lock:
             self._check_open()
+            self._finished.pop(run_id, None)
             return self._runs.pop(run_id, None) is not None
 
     async def close(self) -> None:
@@ -155,6 +181,19 @@ class MemoryStorage:
         with self._lock:
             self._closed = True
             self._runs.clear()
+            self._finished.clear()
+
+    def _retain(self, run_id: str, status: str) -> None:
+        """Track finished runs and drop the oldest beyond `max_finished_runs` (lock held)."""
+        self._finished.pop(run_id, None)
+        if status not in _FINISHED:
+            return
+        self._finished[run_id] = None
+        limit = self._max_finished
+        while limit is not None and len(self._finished) > limit:
+            oldest = next(iter(self._finished))
+            del self._finished[oldest]
+            self._runs.pop(oldest, None)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -60,6 +60,9 @@ class PostgresStorage:
     are stored as ``json`` (see `postgres_ddl` for why not ``jsonb``).
     """
 
+    durable = True
+    """Runs outlive the process: the engine checkpoints after every entry."""
+
     def __init__(
         self,
         dsn: str,

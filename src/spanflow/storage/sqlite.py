@@ -64,6 +64,9 @@ _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
 class SqliteStorage:
     """A `Storage` in one SQLite file, shared safely by several processes."""
 
+    durable = True
+    """Runs outlive the process: the engine checkpoints after every entry."""
+
     def __init__(
         self,
         path: str | os.PathLike[str],
