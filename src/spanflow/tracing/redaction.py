@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -205,6 +206,10 @@ class Redactor:
         return result
 
 
+_JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)":')
+"""A key in compact JSON (pydantic's `to_json`): a string directly followed by a colon."""
+
+
 def truncate(text: str, limit: int) -> str:
     """Cut ``text`` to at most ``limit`` characters, ending with a visible marker.
 
@@ -247,8 +252,18 @@ def to_attribute_json(
     Returns:
         Compact JSON (non-ASCII kept as is), cut to ``limit`` characters with a marker.
     """
-    redacted = (redactor or DEFAULT_REDACTOR).redact(value)
-    text = pydantic_core.to_json(redacted, fallback=str).decode()
+    redactor = redactor or DEFAULT_REDACTOR
+    if redactor.function is None:
+        # The common case, at C speed: render first, and walk the value only when one of its
+        # keys is sensitive. Every key of compact JSON is a string directly followed by `":`,
+        # so none can hide; a string *value* that looks like a key only costs the slow path.
+        try:
+            text = pydantic_core.to_json(value, fallback=str).decode()
+        except (ValueError, TypeError):  # circular data and the like: the walk copes
+            text = None
+        if text is not None and not any(map(redactor.is_sensitive, set(_JSON_KEY.findall(text)))):
+            return truncate(text, limit)
+    text = pydantic_core.to_json(redactor.redact(value), fallback=str).decode()
     return truncate(text, limit)
 
 
