@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass
 
 import pydantic
+import pydantic_core
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -298,3 +299,21 @@ def test_credentials_are_dropped_from_a_request_context_not_masked() -> None:
 def test_strip_credentials_looks_at_top_level_keys_only() -> None:
     context = {"user": {"password": "p"}}
     assert strip_credentials(context) == context
+
+
+_KEYS = st.sampled_from(
+    ["id", "name", "api_key", "API-Key", "apiKey", "input_tokens", "password", 'say "hi"', "é"]
+) | st.text(max_size=8)
+_JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSONISH)
+def test_attribute_json_always_equals_redacting_first_then_rendering(value: object) -> None:
+    # to_attribute_json skips the walk when no key of the rendered JSON is sensitive: it must
+    # never give anything but what the careful path (walk, then render) gives.
+    careful = pydantic_core.to_json(DEFAULT_REDACTOR.redact(value), fallback=str).decode()
+    assert to_attribute_json(value, limit=1_000_000) == careful
