@@ -94,7 +94,7 @@ def ensure_langgraph() -> Path:
         except PeerError:
             pass  # missing or broken: (re)install below
     else:
-        print(f"bench: creating {LANGGRAPH_VENV.relative_to(BENCH.parent)}", file=sys.stderr)
+        print(f"bench: creating the LangGraph venv {LANGGRAPH_VENV}", file=sys.stderr)
         venv.EnvBuilder(with_pip=True).create(LANGGRAPH_VENV)
     print(f"bench: pip install {LANGGRAPH_REQUIREMENT} (LangGraph peer)", file=sys.stderr)
     install = [str(python), "-m", "pip", "install", "--quiet", LANGGRAPH_REQUIREMENT]
