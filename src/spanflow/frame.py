@@ -8,8 +8,8 @@ executor, the step runner and the control-flow blocks all work on these plain ob
 from __future__ import annotations
 
 import asyncio
+import random
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -54,7 +54,17 @@ def now_ms() -> int:
 
 
 def new_call_id() -> str:
-    return str(uuid.uuid4())
+    """A random version-4 UUID string for ``stepCallId`` (Mastra's format).
+
+    Call ids tell two executions of a step apart; they guard nothing, so they come from
+    `random` instead of `uuid.uuid4`, whose `os.urandom` is a system call per step.
+    """
+    h = f"{_random_bits(128):032x}"
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[int(h[16], 16) & 3]}{h[17:20]}-{h[20:]}"
+
+
+_random_bits = random.getrandbits
+_VARIANT = "89ab"
 
 
 @dataclass(slots=True, eq=False)

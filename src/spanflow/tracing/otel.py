@@ -99,6 +99,10 @@ def _is_high_rate_chunk(event: WorkflowEvent) -> bool:
     return isinstance(output, Mapping) and output.get("type") in _HIGH_RATE_CHUNKS
 
 
+_NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
+"""What `trace.get_tracer_provider()` returns while no SDK provider is set."""
+
+
 def _snake(key: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in key)
 
@@ -159,6 +163,10 @@ class OtelInstrumentation:
     def _start_run(self, start: RunStart) -> Scope:
         config = self.config
         provider = config.tracer_provider or trace.get_tracer_provider()
+        if isinstance(provider, _NO_SDK):
+            # No SDK configured: every span would be non-recording, so skip resolving options
+            # and rendering the input for a span nobody sees (most of a short run's cost).
+            return NOOP_SCOPE
         tracer = provider.get_tracer(_SCOPE_NAME)
         resolved = self._resolve(start)
         # A resumed run keeps the tags, metadata and hide flags of the run it continues
