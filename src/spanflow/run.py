@@ -289,15 +289,8 @@ class Run:
                 resume_data, what=f"resume data of step '{'.'.join(path)}'"
             )
         check_foreach_index(self.workflow, snapshot, path, foreach_index)
-        context = RequestContext.coerce(
-            request_context if request_context is not None else snapshot.get("requestContext") or {}
-        )
-        context.to_dict()
-        _check_tracing_options(tracing_options)
-
-        control = RunControl(self.run_id, self.workflow.id, self.resource_id, context)
-        if snapshot.get("usage"):
-            control.usage = Usage.from_dict(snapshot["usage"])
+        control = self._continued_control(snapshot, request_context, tracing_options)
+        context = control.request_context
         control.sink = chain_sinks(
             out.push if out is not None else None,
             *(s.push for s in self._open_streams if s is not out),
@@ -400,14 +393,8 @@ class Run:
                 + (" (resume a suspended run instead)" if stored.status == "suspended" else "")
             )
         snapshot = read_run_snapshot(stored)
-        context = RequestContext.coerce(
-            request_context if request_context is not None else snapshot.get("requestContext") or {}
-        )
-        context.to_dict()
-        _check_tracing_options(tracing_options)
-        control = RunControl(self.run_id, self.workflow.id, self.resource_id, context)
-        if snapshot.get("usage"):
-            control.usage = Usage.from_dict(snapshot["usage"])
+        control = self._continued_control(snapshot, request_context, tracing_options)
+        context = control.request_context
         claimed = await self.workflow.storage.claim_run(
             self.run_id, from_status=_RESTARTABLE, to_status="running"
         )
@@ -444,6 +431,24 @@ class Run:
             "restart_sync",
         )
 
+    def _continued_control(
+        self,
+        snapshot: dict[str, Any],
+        request_context: RequestContext | Mapping[str, Any] | None,
+        tracing_options: TracingOptions | None,
+    ) -> RunControl:
+        """The control of a run that goes on from `snapshot` (a resume or a restart): the
+        given request context, else the stored one, and the usage counted so far."""
+        context = RequestContext.coerce(
+            request_context if request_context is not None else snapshot.get("requestContext") or {}
+        )
+        context.to_dict()  # raises on values that cannot be stored
+        _check_tracing_options(tracing_options)
+        control = RunControl(self.run_id, self.workflow.id, self.resource_id, context)
+        if snapshot.get("usage"):
+            control.usage = Usage.from_dict(snapshot["usage"])
+        return control
+
     async def _refresh(self) -> None:
         if self._task is not None and not self._task.done():
             return
@@ -470,6 +475,9 @@ class Run:
             out.trace_id, out.span_id = scope.trace_id, scope.span_id
         storage = self.workflow.storage
         created_at = self._stored.created_at if self._stored is not None else 0.0
+        # The run span's context never changes during an execution: compute it once, not at
+        # every checkpoint.
+        trace_context = scope.persisted_context() or (start.stored_trace if not new else None)
 
         def stored_run(status: RunStatus, extra: dict[str, Any] | None = None) -> StoredRun:
             snapshot: dict[str, Any] = {
@@ -477,7 +485,7 @@ class Run:
                 "status": status,
                 "frame": dump_frame(frame),
                 "requestContext": _storable_context(control.request_context),
-                "trace": scope.persisted_context() or (start.stored_trace if not new else None),
+                "trace": trace_context,
                 "usage": control.usage.to_dict(),
             }
             if extra:
@@ -577,7 +585,7 @@ class Run:
         control.status = status
         # Streams opened with close_on_suspend=False stay open through a suspension (they get
         # no workflow-finish until the run really ends); every other stream closes now.
-        streams = list(dict.fromkeys([*([out] if out is not None else []), *self._open_streams]))
+        streams = self._streams(out)
         kept = self._open_streams if status == "suspended" else []
         closing = [s for s in streams if s not in kept]
         if closing or not kept:
@@ -594,9 +602,13 @@ class Run:
 
     def _fail_streams(self, out: WorkflowStream | None, error: BaseException) -> None:
         """End this execution's stream and every open one with `error`."""
-        for stream in dict.fromkeys([*([out] if out is not None else []), *self._open_streams]):
+        for stream in self._streams(out):
             stream.fail(error)
         self._open_streams = []
+
+    def _streams(self, out: WorkflowStream | None) -> list[WorkflowStream]:
+        """This execution's stream and every stream kept open through a suspension, once each."""
+        return list(dict.fromkeys([*([out] if out is not None else []), *self._open_streams]))
 
 
 def _hand_errors_to_stream(task: asyncio.Task[Any], out: WorkflowStream | None) -> None:

@@ -17,11 +17,13 @@ __all__ = [
     "MAX_PAGE_SIZE",
     "RUN_STATUSES",
     "check_from_status",
+    "check_listing",
     "check_page",
     "check_run",
     "check_status",
     "claim_refused",
     "duplicate_run",
+    "run_filter",
     "run_not_found",
 ]
 
@@ -78,6 +80,32 @@ def check_from_status(
         check_status(status, argument="from_status")
     check_status(to_status, argument="to_status")
     return statuses
+
+
+def check_listing(limit: Any, offset: Any, status: object) -> None:
+    """Check the arguments of `list_runs` (paging, and the status filter when given)."""
+    check_page(limit, offset)
+    if status is not None:
+        check_status(status, argument="status")
+
+
+def run_filter(
+    workflow_id: str | None,
+    status: str | None,
+    resource_id: str | None,
+    *,
+    placeholder: str,
+    match_all: str,
+) -> tuple[str, tuple[object, ...]]:
+    """The SQL ``WHERE`` condition of `list_runs` (given filters joined by AND) and its values.
+
+    `placeholder` is the driver's parameter marker (``?``, ``%s``); `match_all` the condition
+    used when no filter is given (``1``, ``true``).
+    """
+    filters = {"workflow_id": workflow_id, "status": status, "resource_id": resource_id}
+    given = {column: value for column, value in filters.items() if value is not None}
+    where = " AND ".join(f"{column} = {placeholder}" for column in given) or match_all
+    return where, tuple(given.values())
 
 
 def check_page(limit: Any, offset: Any) -> None:

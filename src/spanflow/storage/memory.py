@@ -22,9 +22,8 @@ from typing import Any
 from spanflow.errors import StorageError
 from spanflow.storage._checks import (
     check_from_status,
-    check_page,
+    check_listing,
     check_run,
-    check_status,
     claim_refused,
     duplicate_run,
     run_not_found,
@@ -153,9 +152,7 @@ class MemoryStorage:
         offset: int = 0,
     ) -> RunPage:
         """Runs matching every given filter, newest first (by `created_at`, then `run_id`)."""
-        check_page(limit, offset)
-        if status is not None:
-            check_status(status, argument="status")
+        check_listing(limit, offset, status)
         with self._lock:
             self._check_open()
             matching = [

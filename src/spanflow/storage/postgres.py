@@ -21,11 +21,11 @@ from typing import TYPE_CHECKING, Any
 from spanflow.errors import StorageError
 from spanflow.storage._checks import (
     check_from_status,
-    check_page,
+    check_listing,
     check_run,
-    check_status,
     claim_refused,
     duplicate_run,
+    run_filter,
     run_not_found,
 )
 from spanflow.storage._codec import decode_snapshot
@@ -203,13 +203,10 @@ class PostgresStorage:
         offset: int = 0,
     ) -> RunPage:
         """Runs matching every given filter, newest first (by `created_at`, then `run_id`)."""
-        check_page(limit, offset)
-        if status is not None:
-            check_status(status, argument="status")
-        filters = {"workflow_id": workflow_id, "status": status, "resource_id": resource_id}
-        given = {column: value for column, value in filters.items() if value is not None}
-        where = " AND ".join(f"{column} = %s" for column in given) or "true"
-        values = tuple(given.values())
+        check_listing(limit, offset, status)
+        where, values = run_filter(
+            workflow_id, status, resource_id, placeholder="%s", match_all="true"
+        )
         async with self._connection() as connection, connection.transaction():
             # One snapshot of the table for both queries, so the total and the page agree.
             await connection.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
