@@ -262,7 +262,7 @@ class AgentCall:
             )
         )
         text: list[str] = []
-        calls: list[ModelToolCall] = []
+        calls: list[ToolCall] = []
         usage: Usage | None = None
         finish: ModelFinish | None = None
         text_id: str | None = None
@@ -271,7 +271,7 @@ class AgentCall:
         def partial() -> ChatEnd:
             return ChatEnd(
                 "".join(text),
-                [ToolCall(c.id, c.name, c.arguments) for c in calls],
+                list(calls),
                 finish.reason if finish else None,
                 usage,
                 finish.response_model if finish else None,
@@ -297,10 +297,9 @@ class AgentCall:
                         if text_id is not None:
                             self._emit("text-end", TextEndPayload(text_id))
                             text_id = None
-                        calls.append(chunk)
-                        record = ToolCallRecord(
-                            chunk.id, chunk.name, _display_args(chunk.arguments)
-                        )
+                        call = ToolCall(chunk.id, chunk.name, chunk.arguments)
+                        calls.append(call)
+                        record = ToolCallRecord(call.id, call.name, _display_args(call))
                         records.append(record)
                         self._emit(
                             "tool-call",
@@ -332,7 +331,7 @@ class AgentCall:
         result.usage.add(step_usage)
         reason: FinishReason = finish.reason if finish else ("tool-calls" if calls else "unknown")
         step_text = "".join(text)
-        tool_calls = tuple(ToolCall(c.id, c.name, c.arguments) for c in calls)
+        tool_calls = tuple(calls)
         assistant = AssistantMessage(step_text, tool_calls)
         conversation.append(assistant)
         result.response_messages.append(assistant)
@@ -439,8 +438,8 @@ async def _resolve_instructions(instructions: Any, request_context: RequestConte
     return None if value is None else str(value)
 
 
-def _display_args(arguments: str) -> Any:
+def _display_args(call: ToolCall) -> Any:
     try:
-        return ToolCall("", "", arguments).parse_arguments()
+        return call.parse_arguments()
     except ValueError:
-        return arguments
+        return call.arguments

@@ -218,14 +218,14 @@ class Agent:
     def _call(
         self,
         messages: MessagesInput,
-        request_context: RequestContext | Mapping[str, Any] | None,
-        tracing_options: TracingOptions | None,
-        thread_id: str | None,
-        resource_id: str | None,
-        abort_signal: asyncio.Event | None,
-        run_id: str | None,
-        max_steps: int | None,
-        model_settings: ModelSettings | None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+        thread_id: str | None = None,
+        resource_id: str | None = None,
+        abort_signal: asyncio.Event | None = None,
+        run_id: str | None = None,
+        max_steps: int | None = None,
+        model_settings: ModelSettings | None = None,
         tracing: GenAITracing | None = None,
     ) -> AgentCall:
         if abort_signal is not None and not isinstance(abort_signal, asyncio.Event):

@@ -82,14 +82,9 @@ def create_agent_step(
         out = AgentStream(
             agent._call(
                 messages,
-                ctx.request_context,
-                tracing_options,
-                None,
-                ctx.resource_id,
-                None,
-                None,
-                None,
-                None,
+                request_context=ctx.request_context,
+                tracing_options=tracing_options,
+                resource_id=ctx.resource_id,
                 tracing=_run_tracing(agent, ctx),
             )
         )
