@@ -12,7 +12,7 @@ import random
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from spanflow.context import RequestContext
@@ -225,19 +225,8 @@ def finish_event(frame: Frame, outcome: Outcome, status: str) -> WorkflowEvent:
         frame.run.run_id,
         WorkflowFinishPayload(
             status,
-            Usage(**_usage_fields(frame.run.usage)),
+            replace(frame.run.usage),  # a copy: the run's usage may still grow
             final_workflow_result=outcome.output if status == "success" else None,
             error=outcome.error if status == "failed" else None,
         ),
     )
-
-
-def _usage_fields(usage: Usage) -> dict[str, int]:
-    return {
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "total_tokens": usage.total_tokens,
-        "reasoning_tokens": usage.reasoning_tokens,
-        "cached_input_tokens": usage.cached_input_tokens,
-        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
-    }

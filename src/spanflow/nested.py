@@ -19,6 +19,7 @@ from spanflow.frame import (
     Frame,
     Resume,
     StepRun,
+    end_status,
     finish_event,
     new_call_id,
     now_ms,
@@ -112,7 +113,7 @@ async def run_nested(
         raise
     finally:
         inner_scope.exit(token)
-    status = "success" if outcome.status == "bailed" else outcome.status
+    status = end_status(outcome)
     inner_scope.record(finish_event(child, outcome, status))
     inner_scope.end(status, output=outcome.output, error=outcome.error)
 

@@ -24,7 +24,15 @@ from spanflow.errors import (
 )
 from spanflow.events import WorkflowCanceledPayload, WorkflowEvent
 from spanflow.executor import drive
-from spanflow.frame import Frame, Outcome, Resume, RunControl, finish_event, start_event
+from spanflow.frame import (
+    Frame,
+    Outcome,
+    Resume,
+    RunControl,
+    end_status,
+    finish_event,
+    start_event,
+)
 from spanflow.results import WorkflowResult, error_wire
 from spanflow.resume_target import StepRef, check_foreach_index, find_step, pick_suspended
 from spanflow.storage.base import RunStatus, StoredRun
@@ -546,7 +554,7 @@ class Run:
     ) -> WorkflowResult:
         control = frame.run
         scope = frame.scope
-        status: Any = "success" if outcome.status == "bailed" else outcome.status
+        status: Any = end_status(outcome)
         if status == "canceled":
             frame.emit(
                 scope, WorkflowEvent("workflow-canceled", control.run_id, WorkflowCanceledPayload())
