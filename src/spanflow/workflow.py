@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from spanflow._schema import Schema, schema_of
 from spanflow.context import RequestContext
 from spanflow.errors import WorkflowDefinitionError
-from spanflow.step import Step, StepContext, StepFunction, create_step
+from spanflow.step import Step, StepFunction, create_step
 
 if TYPE_CHECKING:
     from spanflow.run import Run
@@ -80,7 +80,6 @@ class ConditionContext:
 
 
 ConditionFunction = Callable[[ConditionContext], bool | Awaitable[bool]]
-StepLike = "Step[Any, Any] | Workflow"
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,6 +486,3 @@ def create_workflow(
         description=description,
         storage=storage,
     )
-
-
-_ = StepContext  # re-exported type used in annotations of user code
