@@ -19,7 +19,10 @@ from spanflow.errors import (
     SyncInLoopError,
     WorkflowDefinitionError,
 )
-from spanflow.events import (
+from spanflow.registry import NotRegisteredError, Spanflow
+from spanflow.tracing import TracingConfig, TracingOptions, TracingOptionsError
+from spanflow.usage import Usage
+from spanflow.workflows.events import (
     CustomPayload,
     StepOutputPayload,
     StepProgressPayload,
@@ -32,14 +35,11 @@ from spanflow.events import (
     WorkflowFinishPayload,
     WorkflowStartPayload,
 )
-from spanflow.registry import NotRegisteredError, Spanflow
-from spanflow.results import StepResult, WorkflowResult
-from spanflow.run import Run
-from spanflow.step import Step, StepContext, create_step, step
-from spanflow.stream import WorkflowStream
-from spanflow.tracing import TracingConfig, TracingOptions, TracingOptionsError
-from spanflow.usage import Usage
-from spanflow.workflow import ConditionContext, RetryConfig, Workflow, create_workflow
+from spanflow.workflows.results import StepResult, WorkflowResult
+from spanflow.workflows.run import Run
+from spanflow.workflows.step import Step, StepContext, create_step, step
+from spanflow.workflows.stream import WorkflowStream
+from spanflow.workflows.workflow import ConditionContext, RetryConfig, Workflow, create_workflow
 
 __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # Building

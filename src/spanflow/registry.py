@@ -14,7 +14,7 @@ from spanflow.errors import SpanflowError, WorkflowDefinitionError
 from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.otel import OtelInstrumentation
-from spanflow.workflow import Workflow
+from spanflow.workflows.workflow import Workflow
 
 __all__ = ["NotRegisteredError", "Spanflow"]
 

@@ -14,8 +14,8 @@ from spanflow import StepContext, Workflow, create_workflow, step
 from spanflow.agents import Agent, ModelError, ScriptedModel, ScriptedReply, ScriptedToolCall, tool
 from spanflow.agents.models import ModelRequest, last_tool_results
 from spanflow.cli.display import RunDisplay, format_duration
-from spanflow.events import StepOutputPayload, WorkflowEvent
 from spanflow.usage import Usage
+from spanflow.workflows.events import StepOutputPayload, WorkflowEvent
 
 
 class Numbers(BaseModel):

@@ -16,9 +16,9 @@ import spanflow_otel as so
 
 from spanflow import TracingOptions, Workflow
 from spanflow.cli.demo import load_order_example
-from spanflow.results import WorkflowResult
 from spanflow.storage import MemoryStorage
 from spanflow.tracing import OtelInstrumentation, TracingConfig
+from spanflow.workflows.results import WorkflowResult
 from tests.support.otlp_receiver import OtlpReceiver, ReceivedSpan, otlp_receiver
 
 load_order_example()

@@ -21,9 +21,9 @@ import spanflow_otel as so
 from spanflow import TracingOptions, Workflow
 from spanflow.cli.demo import load_order_example
 from spanflow.cli.main import main
-from spanflow.results import WorkflowResult
 from spanflow.storage import MemoryStorage
 from spanflow.tracing import OtelInstrumentation, TracingConfig
+from spanflow.workflows.results import WorkflowResult
 from tests.support.phoenix import PhoenixServer, phoenix_server_fixture  # noqa: F401
 
 load_order_example()

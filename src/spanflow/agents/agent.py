@@ -31,7 +31,7 @@ from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
 
 if TYPE_CHECKING:
-    from spanflow.step import Step
+    from spanflow.workflows.step import Step
 
 __all__ = ["Agent", "AgentStream", "Instructions"]
 

@@ -21,10 +21,10 @@ import pydantic
 
 from spanflow.agents.errors import AgentRunError
 from spanflow.agents.messages import MessagesInput
-from spanflow.step import Step, StepContext, create_step
 from spanflow.tracing.genai import GenAITracing
 from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
+from spanflow.workflows.step import Step, StepContext, create_step
 
 if TYPE_CHECKING:
     from spanflow.agents.agent import Agent

@@ -37,7 +37,7 @@ from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError
 
 if TYPE_CHECKING:
-    from spanflow.workflow import Workflow
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = [
     "TOOL_NAME_PATTERN",

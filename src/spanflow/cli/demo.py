@@ -58,11 +58,11 @@ from spanflow.cli.display import RunDisplay, watch
 from spanflow.cli.errors import CommandError
 from spanflow.cli.tracing import DEMO_SERVICE, CommandTracing, add_export_arguments
 from spanflow.errors import SpanflowError
-from spanflow.results import WorkflowResult
 from spanflow.storage import SqliteStorage
+from spanflow.workflows.results import WorkflowResult
 
 if TYPE_CHECKING:
-    from spanflow.workflow import Workflow
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = [
     "DEFAULT_DB",

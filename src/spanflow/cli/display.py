@@ -34,7 +34,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from spanflow.events import (
+from spanflow.usage import Usage
+from spanflow.workflows.events import (
     StepOutputPayload,
     StepProgressPayload,
     StepResultPayload,
@@ -44,13 +45,12 @@ from spanflow.events import (
     WorkflowEvent,
     WorkflowFinishPayload,
 )
-from spanflow.results import StoredError, WorkflowResult
-from spanflow.usage import Usage
-from spanflow.workflow import BranchEntry, ForeachEntry, ParallelEntry, Workflow
+from spanflow.workflows.results import StoredError, WorkflowResult
+from spanflow.workflows.workflow import BranchEntry, ForeachEntry, ParallelEntry, Workflow
 
 if TYPE_CHECKING:
-    from spanflow.run import Run
-    from spanflow.stream import WorkflowStream
+    from spanflow.workflows.run import Run
+    from spanflow.workflows.stream import WorkflowStream
 
 __all__ = [
     "Glyphs",

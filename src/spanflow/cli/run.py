@@ -38,10 +38,10 @@ from spanflow.cli.tracing import (
     tracing_options,
 )
 from spanflow.cli.workflows import WorkflowRef, load_workflow, workflow_ref
-from spanflow.results import WorkflowResult
-from spanflow.run import Run
-from spanflow.stream import WorkflowStream
-from spanflow.workflow import Workflow
+from spanflow.workflows.results import WorkflowResult
+from spanflow.workflows.run import Run
+from spanflow.workflows.stream import WorkflowStream
+from spanflow.workflows.workflow import Workflow
 
 __all__ = ["RUN_SERVICE", "Shown", "add_command", "add_run_arguments", "execute", "finish"]
 

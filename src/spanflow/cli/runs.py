@@ -27,9 +27,9 @@ from spanflow.cli.stored import print_run, print_runs
 from spanflow.cli.tracing import tracing_options
 from spanflow.cli.workflows import load_workflow, workflow_ref
 from spanflow.errors import RunNotFoundError
-from spanflow.run import Run
 from spanflow.storage import RunPage, RunStatus, StoredRun
-from spanflow.stream import WorkflowStream
+from spanflow.workflows.run import Run
+from spanflow.workflows.stream import WorkflowStream
 
 __all__ = ["add_command"]
 

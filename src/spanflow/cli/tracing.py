@@ -31,7 +31,7 @@ from spanflow.tracing import (
     TracingOptionsError,
     resolve_tracing_options,
 )
-from spanflow.workflow import Workflow
+from spanflow.workflows.workflow import Workflow
 
 if TYPE_CHECKING:
     from spanflow_otel import OtlpProtocol, Telemetry

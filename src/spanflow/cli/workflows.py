@@ -14,7 +14,7 @@ import sys
 from dataclasses import dataclass
 
 from spanflow.cli.errors import CommandError
-from spanflow.workflow import Workflow
+from spanflow.workflows.workflow import Workflow
 
 __all__ = ["WorkflowRef", "load_workflow", "workflow_ref"]
 

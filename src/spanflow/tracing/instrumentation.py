@@ -23,8 +23,8 @@ from spanflow.errors import ControlFlowSignal
 
 if TYPE_CHECKING:
     from spanflow.context import RequestContext
-    from spanflow.events import WorkflowEvent
     from spanflow.tracing.options import TracingOptions
+    from spanflow.workflows.events import WorkflowEvent
 
 __all__ = [
     "NOOP_SCOPE",

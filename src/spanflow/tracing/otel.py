@@ -31,8 +31,6 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from spanflow.events import WorkflowEvent
-from spanflow.results import StoredError
 from spanflow.tracing._nesting import (
     enclosing_attributes,
     explicit_parent,
@@ -52,6 +50,8 @@ from spanflow.tracing.instrumentation import (
 )
 from spanflow.tracing.options import ResolvedTracing, merge_nested, resolve_tracing_options
 from spanflow.tracing.redaction import to_attribute_json
+from spanflow.workflows.events import WorkflowEvent
+from spanflow.workflows.results import StoredError
 
 __all__ = ["OtelInstrumentation", "OtelScope"]
 

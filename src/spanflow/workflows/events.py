@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spanflow._schema import to_wire
-from spanflow.results import error_wire
 from spanflow.usage import Usage
+from spanflow.workflows.results import error_wire
 
 __all__ = [
     "CustomPayload",

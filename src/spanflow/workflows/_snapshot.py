@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 from spanflow._schema import to_wire
 from spanflow.errors import InvalidInputError, StorageError
-from spanflow.results import StepResult, StoredError
 from spanflow.storage.base import StoredRun
+from spanflow.workflows.results import StepResult, StoredError
 
 if TYPE_CHECKING:
-    from spanflow.frame import Frame, RunControl
     from spanflow.tracing.instrumentation import Scope
-    from spanflow.workflow import Workflow
+    from spanflow.workflows._frame import Frame, RunControl
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = [
     "SNAPSHOT_VERSION",
@@ -97,8 +97,8 @@ def load_frame(
     workflow: Workflow, data: dict[str, Any], run: RunControl, scope: Scope, prefix: str = ""
 ) -> Frame:
     """Rebuild a `Frame` from `dump_frame` output, for `workflow` as it is defined now."""
-    from spanflow.frame import Frame
-    from spanflow.workflow import ForeachEntry
+    from spanflow.workflows._frame import Frame
+    from spanflow.workflows.workflow import ForeachEntry
 
     if data.get("workflowId") != workflow.id:
         raise StorageError(

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from spanflow.blocks import run_branch, run_loop, run_parallel, run_sleep
 from spanflow.errors import InvalidInputError
-from spanflow.foreach import run_foreach
-from spanflow.frame import Frame, Outcome, Resume, outcome_of
-from spanflow.step_runner import run_step
-from spanflow.workflow import (
+from spanflow.workflows._blocks import run_branch, run_loop, run_parallel, run_sleep
+from spanflow.workflows._foreach import run_foreach
+from spanflow.workflows._frame import Frame, Outcome, Resume, outcome_of
+from spanflow.workflows._step_runner import run_step
+from spanflow.workflows.workflow import (
     BranchEntry,
     Entry,
     ForeachEntry,

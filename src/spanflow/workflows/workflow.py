@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from spanflow._schema import Schema, schema_of
 from spanflow.context import RequestContext
 from spanflow.errors import WorkflowDefinitionError
-from spanflow.step import Step, StepFunction, create_step
+from spanflow.workflows.step import Step, StepFunction, create_step
 
 if TYPE_CHECKING:
-    from spanflow.run import Run
     from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
     from spanflow.tracing.instrumentation import Instrumentation
+    from spanflow.workflows.run import Run
 
 __all__ = [
     "BranchEntry",
@@ -331,7 +331,7 @@ class Workflow:
 
     async def create_run(self, run_id: str | None = None, resource_id: str | None = None) -> Run:
         """A new run, or, given the id of a stored run, that run (to resume or inspect it)."""
-        from spanflow.run import Run
+        from spanflow.workflows.run import Run
 
         self._require_committed()
         return await Run.open(self, run_id=run_id, resource_id=resource_id)

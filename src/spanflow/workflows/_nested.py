@@ -13,9 +13,9 @@ import asyncio
 from typing import Any
 
 from spanflow.errors import InvalidInputError
-from spanflow.events import StepStartPayload, WorkflowEvent
-from spanflow.executor import drive
-from spanflow.frame import (
+from spanflow.tracing.instrumentation import Scope
+from spanflow.workflows._drive import drive
+from spanflow.workflows._frame import (
     Frame,
     Resume,
     StepRun,
@@ -25,11 +25,11 @@ from spanflow.frame import (
     now_ms,
     start_event,
 )
-from spanflow.results import StepResult
-from spanflow.step_runner import emit_step_end
-from spanflow.storage.snapshot import dump_frame, load_frame
-from spanflow.tracing.instrumentation import Scope
-from spanflow.workflow import Workflow
+from spanflow.workflows._snapshot import dump_frame, load_frame
+from spanflow.workflows._step_runner import emit_step_end
+from spanflow.workflows.events import StepStartPayload, WorkflowEvent
+from spanflow.workflows.results import StepResult
+from spanflow.workflows.workflow import Workflow
 
 __all__ = ["run_nested"]
 

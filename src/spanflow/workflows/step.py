@@ -20,8 +20,8 @@ from spanflow.errors import BailSignal, SuspendSignal, WorkflowDefinitionError
 from spanflow.usage import Usage
 
 if TYPE_CHECKING:
-    from spanflow.frame import Frame
     from spanflow.tracing.instrumentation import Scope, StepTracing
+    from spanflow.workflows._frame import Frame
 
 __all__ = ["Step", "StepContext", "StepFunction", "StepWriter", "create_step", "step"]
 

@@ -22,9 +22,11 @@ from spanflow.errors import (
     RunClaimError,
     RunStateError,
 )
-from spanflow.events import WorkflowCanceledPayload, WorkflowEvent
-from spanflow.executor import drive
-from spanflow.frame import (
+from spanflow.storage.base import RunStatus, StoredRun
+from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
+from spanflow.usage import Usage
+from spanflow.workflows._drive import drive
+from spanflow.workflows._frame import (
     Frame,
     Outcome,
     Resume,
@@ -33,14 +35,17 @@ from spanflow.frame import (
     finish_event,
     start_event,
 )
-from spanflow.results import WorkflowResult, error_wire
-from spanflow.resume_target import StepRef, check_foreach_index, find_step, pick_suspended
-from spanflow.storage.base import RunStatus, StoredRun
-from spanflow.storage.snapshot import SNAPSHOT_VERSION, dump_frame, load_frame, read_run_snapshot
-from spanflow.stream import WorkflowStream, chain_sinks
-from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
-from spanflow.usage import Usage
-from spanflow.workflow import Workflow
+from spanflow.workflows._resume_target import (
+    StepRef,
+    check_foreach_index,
+    find_step,
+    pick_suspended,
+)
+from spanflow.workflows._snapshot import SNAPSHOT_VERSION, dump_frame, load_frame, read_run_snapshot
+from spanflow.workflows.events import WorkflowCanceledPayload, WorkflowEvent
+from spanflow.workflows.results import WorkflowResult, error_wire
+from spanflow.workflows.stream import WorkflowStream, chain_sinks
+from spanflow.workflows.workflow import Workflow
 
 if TYPE_CHECKING:
     from spanflow.tracing.options import TracingOptions

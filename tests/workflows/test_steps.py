@@ -20,7 +20,7 @@ from spanflow import (
     create_workflow,
     step,
 )
-from spanflow.events import CustomPayload
+from spanflow.workflows.events import CustomPayload
 
 from .support import collect, const, fn_step
 

@@ -15,17 +15,17 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from spanflow.events import (
+from spanflow.workflows._frame import Frame, Outcome, Resume, now_ms
+from spanflow.workflows._step_runner import run_step
+from spanflow.workflows.events import (
     StepProgressPayload,
     StepResultPayload,
     StepStartPayload,
     StepSuspendedPayload,
     WorkflowEvent,
 )
-from spanflow.frame import Frame, Outcome, Resume, now_ms
-from spanflow.results import StepResult
-from spanflow.step_runner import run_step
-from spanflow.workflow import ForeachEntry
+from spanflow.workflows.results import StepResult
+from spanflow.workflows.workflow import ForeachEntry
 
 __all__ = ["run_foreach"]
 

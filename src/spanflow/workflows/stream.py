@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from spanflow._buffer import ReplayBuffer
-from spanflow.events import WorkflowEvent
-from spanflow.results import WorkflowResult
 from spanflow.usage import Usage
+from spanflow.workflows.events import WorkflowEvent
+from spanflow.workflows.results import WorkflowResult
 
 if TYPE_CHECKING:
-    from spanflow.run import Run
+    from spanflow.workflows.run import Run
 
 __all__ = ["WorkflowStream"]
 

@@ -16,17 +16,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
 from spanflow.context import RequestContext
-from spanflow.events import (
+from spanflow.tracing.instrumentation import Scope
+from spanflow.usage import Usage
+from spanflow.workflows.events import (
     CustomPayload,
     StepOutputPayload,
     WorkflowEvent,
     WorkflowFinishPayload,
     WorkflowStartPayload,
 )
-from spanflow.results import StepResult
-from spanflow.tracing.instrumentation import Scope
-from spanflow.usage import Usage
-from spanflow.workflow import Workflow
+from spanflow.workflows.results import StepResult
+from spanflow.workflows.workflow import Workflow
 
 __all__ = [
     "Frame",

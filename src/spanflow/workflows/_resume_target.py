@@ -11,8 +11,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from spanflow.errors import InvalidInputError, RunStateError, StepNotFoundError
-from spanflow.step import Step
-from spanflow.workflow import ForeachEntry, Workflow
+from spanflow.workflows.step import Step
+from spanflow.workflows.workflow import ForeachEntry, Workflow
 
 __all__ = ["StepRef", "check_foreach_index", "find_step", "pick_suspended"]
 

@@ -13,17 +13,17 @@ from typing import Any
 
 from spanflow._schema import Schema
 from spanflow.errors import BailSignal, InvalidInputError, NonRetryableError, SuspendSignal
-from spanflow.events import (
+from spanflow.tracing.instrumentation import Scope
+from spanflow.workflows._frame import Frame, Resume, StepRun, new_call_id, now_ms
+from spanflow.workflows.events import (
     StepResultPayload,
     StepStartPayload,
     StepSuspendedPayload,
     WorkflowEvent,
 )
-from spanflow.frame import Frame, Resume, StepRun, new_call_id, now_ms
-from spanflow.results import StepResult
-from spanflow.step import NO_STATE_CHANGE, Step, StepContext, StepWriter
-from spanflow.tracing.instrumentation import Scope
-from spanflow.workflow import Workflow
+from spanflow.workflows.results import StepResult
+from spanflow.workflows.step import NO_STATE_CHANGE, Step, StepContext, StepWriter
+from spanflow.workflows.workflow import Workflow
 
 __all__ = ["emit_step_end", "run_step"]
 
@@ -46,7 +46,7 @@ async def run_step(
     does not record a per-iteration result in ``frame.steps``.
     """
     if isinstance(step, Workflow):
-        from spanflow.nested import run_nested
+        from spanflow.workflows._nested import run_nested
 
         return await run_nested(
             frame, step, value, parent, resume=resume, prior=prior, slot=slot,

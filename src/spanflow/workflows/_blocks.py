@@ -14,8 +14,8 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
-from spanflow.events import StepResultPayload, StepWaitingPayload, WorkflowEvent
-from spanflow.frame import (
+from spanflow.tracing.instrumentation import Scope
+from spanflow.workflows._frame import (
     Frame,
     Outcome,
     Resume,
@@ -25,11 +25,11 @@ from spanflow.frame import (
     now_ms,
     outcome_of,
 )
-from spanflow.results import StepResult
-from spanflow.step import Step
-from spanflow.step_runner import run_step
-from spanflow.tracing.instrumentation import Scope
-from spanflow.workflow import (
+from spanflow.workflows._step_runner import run_step
+from spanflow.workflows.events import StepResultPayload, StepWaitingPayload, WorkflowEvent
+from spanflow.workflows.results import StepResult
+from spanflow.workflows.step import Step
+from spanflow.workflows.workflow import (
     BranchEntry,
     ConditionContext,
     ConditionFunction,
