@@ -9,7 +9,8 @@ and retry delays: a scope left open there would be a span that never ends.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from spanflow import (
     create_step,
     create_workflow,
 )
+from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import RunStart, Scope, StepTracing
 
 from .support import fn_step
@@ -76,10 +78,18 @@ class RecordingScope:
         assert token is self
         self.entered -= 1
 
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        token = self.enter()
+        try:
+            yield
+        finally:
+            self.exit(token)
+
     def end(self, status: str, *, output: Any = None, error: BaseException | None = None) -> None:
         self.ends.append(status)
 
-    def persisted_context(self) -> dict[str, Any] | None:
+    def persisted_context(self) -> StoredTraceContext | None:
         return None
 
     def user_tracing(self) -> StepTracing:

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -23,6 +23,7 @@ from spanflow.errors import ControlFlowSignal
 
 if TYPE_CHECKING:
     from spanflow.context import RequestContext
+    from spanflow.tracing.context import StoredTraceContext
     from spanflow.tracing.options import TracingOptions
     from spanflow.workflows.events import WorkflowEvent
 
@@ -55,8 +56,8 @@ class RunStart:
     request_context: RequestContext
     options: TracingOptions | None
     resumed: bool = False
-    stored_trace: Mapping[str, Any] | None = None
-    """The original run span's context when resuming (``{"traceId", "spanId", ...}``)."""
+    stored_trace: StoredTraceContext | None = None
+    """The original run span's context and kept facts when resuming."""
 
 
 class Scope(Protocol):
@@ -101,13 +102,17 @@ class Scope(Protocol):
         """Undo `enter`."""
         ...
 
+    def current(self) -> AbstractContextManager[None]:
+        """``with scope.current():`` makes this scope current inside the block."""
+        ...
+
     def end(
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
     ) -> None:
         """Finish the scope. ``failed`` with `error` records the exception."""
         ...
 
-    def persisted_context(self) -> dict[str, Any] | None:
+    def persisted_context(self) -> StoredTraceContext | None:
         """The span context to store in a snapshot, so a resume continues this trace."""
         ...
 
@@ -235,18 +240,22 @@ class _NoopScope:
     def exit(self, token: object) -> None:
         pass
 
+    def current(self) -> AbstractContextManager[None]:
+        return _NOTHING
+
     def end(
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
     ) -> None:
         pass
 
-    def persisted_context(self) -> dict[str, Any] | None:
+    def persisted_context(self) -> StoredTraceContext | None:
         return None
 
     def user_tracing(self) -> StepTracing:
         return _NOOP_STEP_TRACING
 
 
+_NOTHING: AbstractContextManager[None] = contextlib.nullcontext()
 NOOP_SCOPE: Scope = _NoopScope()
 _NOOP_STEP_TRACING = StepTracing(trace.INVALID_SPAN, trace.NoOpTracer())
 

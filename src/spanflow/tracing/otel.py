@@ -11,10 +11,11 @@ nothing.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,7 @@ from spanflow.tracing._nesting import (
 )
 from spanflow.tracing.attributes import TAGS_ATTRIBUTE
 from spanflow.tracing.config import TracingConfig
+from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.instrumentation import (
     NOOP_SCOPE,
@@ -172,9 +174,10 @@ class OtelInstrumentation:
         # A resumed run keeps the tags, metadata and hide flags of the run it continues
         # (stored with the trace context), so a search by metadata finds both halves and what
         # was hidden stays hidden; new options add to them.
-        carried = _carried_attributes(_stored_attributes(start.stored_trace), resolved.attributes)
-        hide_input = resolved.hide_input or _stored_flag(start.stored_trace, "hideInput")
-        hide_output = resolved.hide_output or _stored_flag(start.stored_trace, "hideOutput")
+        stored = start.stored_trace
+        carried = _carried_attributes(stored.attributes if stored else {}, resolved.attributes)
+        hide_input = resolved.hide_input or (stored is not None and stored.hide_input)
+        hide_output = resolved.hide_output or (stored is not None and stored.hide_output)
         common: dict[str, Any] = {
             "spanflow.workflow.id": start.workflow_id,
             "spanflow.run.id": start.run_id,
@@ -255,7 +258,7 @@ class OtelInstrumentation:
         self, start: RunStart, resolved: ResolvedTracing
     ) -> tuple[otel_context.Context | None, list[Link], int | None]:
         """The parent context, span links and requested root trace id of a run span."""
-        stored = _stored_span_context(start.stored_trace)
+        stored = _span_context(start.stored_trace)
         links = [Link(stored, {"spanflow.link": "resumed_from"})] if stored else []
         if resolved.trace_id is not None:
             parent, requested = explicit_parent(resolved)
@@ -280,7 +283,7 @@ def _attribute_json(value: Any, config: TracingConfig) -> str:
         return _NOT_RECORDED
 
 
-def _carried_attributes(stored: dict[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
+def _carried_attributes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
     """The stored tags and metadata of a resumed run with this resume's added over them."""
     carried = {**stored, **new}
     old_tags, new_tags = stored.get(TAGS_ATTRIBUTE), new.get(TAGS_ATTRIBUTE)
@@ -289,36 +292,15 @@ def _carried_attributes(stored: dict[str, Any], new: Mapping[str, Any]) -> dict[
     return carried
 
 
-def _stored_flag(stored: Mapping[str, Any] | None, key: str) -> bool:
-    return stored is not None and stored.get(key) is True
-
-
-def _stored_attributes(stored: Mapping[str, Any] | None) -> dict[str, Any]:
-    if not stored:
-        return {}
-    attributes = stored.get("attributes")
-    if not isinstance(attributes, Mapping):
-        return {}
-    return {
-        str(k): tuple(v) if isinstance(v, list) else v
-        for k, v in attributes.items()
-        if isinstance(v, str | bool | int | float | list)
-    }
-
-
-def _stored_span_context(stored: Mapping[str, Any] | None) -> SpanContext | None:
-    if not stored:
+def _span_context(stored: StoredTraceContext | None) -> SpanContext | None:
+    if stored is None:
         return None
-    try:
-        trace_id = int(str(stored["traceId"]), 16)
-        span_id = int(str(stored["spanId"]), 16)
-        flags = int(stored.get("traceFlags", 1))
-    except (KeyError, TypeError, ValueError):
-        logger.warning("spanflow: ignoring an unreadable stored trace context %r", stored)
-        return None
-    if not trace_id or not span_id:
-        return None
-    return SpanContext(trace_id, span_id, is_remote=True, trace_flags=TraceFlags(flags))
+    return SpanContext(
+        int(stored.trace_id, 16),
+        int(stored.span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(stored.trace_flags),
+    )
 
 
 class OtelScope:
@@ -458,6 +440,14 @@ class OtelScope:
         except Exception:
             logger.debug("spanflow: context detach failed", exc_info=True)
 
+    @contextlib.contextmanager
+    def current(self) -> Iterator[None]:
+        token = self.enter()
+        try:
+            yield
+        finally:
+            self.exit(token)
+
     def end(
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
     ) -> None:
@@ -501,20 +491,18 @@ class OtelScope:
             return
         self._span.record_exception(error, timestamp=timestamp)
 
-    def persisted_context(self) -> dict[str, Any] | None:
+    def persisted_context(self) -> StoredTraceContext | None:
         run = self._run
         try:
             ctx = self._span.get_span_context()
-            return {
-                "traceId": format_trace_id(ctx.trace_id),
-                "spanId": format_span_id(ctx.span_id),
-                "traceFlags": int(ctx.trace_flags),
-                "attributes": {
-                    k: list(v) if isinstance(v, tuple) else v for k, v in run.carried.items()
-                },
-                "hideInput": run.hide_input,
-                "hideOutput": run.hide_output,
-            }
+            return StoredTraceContext(
+                trace_id=format_trace_id(ctx.trace_id),
+                span_id=format_span_id(ctx.span_id),
+                trace_flags=int(ctx.trace_flags),
+                attributes=dict(run.carried),
+                hide_input=run.hide_input,
+                hide_output=run.hide_output,
+            )
         except Exception:
             logger.exception("spanflow: could not read the span context to store")
             return None

@@ -23,6 +23,7 @@ from spanflow.errors import (
     RunStateError,
 )
 from spanflow.storage.base import RunStatus, StoredRun
+from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
 from spanflow.usage import Usage
 from spanflow.workflows._drive import drive
@@ -317,7 +318,7 @@ class Run:
             context,
             tracing_options,
             resumed=True,
-            stored_trace=snapshot.get("trace"),
+            stored_trace=StoredTraceContext.from_dict(snapshot.get("trace")),
         )
         resume = Resume(path, resume_data, foreach_index)
         task = asyncio.get_running_loop().create_task(
@@ -423,7 +424,7 @@ class Run:
             context,
             tracing_options,
             resumed=True,
-            stored_trace=snapshot.get("trace"),
+            stored_trace=StoredTraceContext.from_dict(snapshot.get("trace")),
         )
         task = asyncio.get_running_loop().create_task(
             self._execute(frame, None, start, None, new=False),
@@ -498,7 +499,7 @@ class Run:
                 "status": status,
                 "frame": dump_frame(frame),
                 "requestContext": _storable_context(control.request_context),
-                "trace": trace_context,
+                "trace": trace_context.to_dict() if trace_context is not None else None,
                 "usage": control.usage.to_dict(),
             }
             if extra:
