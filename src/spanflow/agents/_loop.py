@@ -71,6 +71,7 @@ from spanflow.tracing.genai import (
     AgentScope,
     AgentStart,
     ChatEnd,
+    ChatScope,
     ChatStart,
     GenAITracing,
     ToolStart,
@@ -88,6 +89,31 @@ ChunkSink = Callable[[AgentChunk], None]
 
 class _Aborted(Exception):
     """Internal: the loop noticed an abort at a boundary."""
+
+
+@dataclass(slots=True)
+class _ModelTurn:
+    """What one model response has streamed so far: text, tool calls, usage, its finish."""
+
+    text: list[str] = field(default_factory=list)
+    calls: list[ToolCall] = field(default_factory=list)
+    records: list[ToolCallRecord] = field(default_factory=list)
+    usage: Usage | None = None
+    finish: ModelFinish | None = None
+    text_id: str | None = None
+    """The text part open now (``text-start`` sent, ``text-end`` not yet)."""
+
+    def chat_end(self) -> ChatEnd:
+        """The chat span's end facts, from what has arrived so far."""
+        finish = self.finish
+        return ChatEnd(
+            text="".join(self.text),
+            tool_calls=list(self.calls),
+            finish_reason=finish.reason if finish else None,
+            usage=self.usage,
+            response_model=finish.response_model if finish else None,
+            response_id=finish.response_id if finish else None,
+        )
 
 
 @dataclass(slots=True)
@@ -243,95 +269,19 @@ class AgentCall:
     async def _step(
         self, index: int, conversation: list[Message], result: AgentResult
     ) -> AgentStepResult:
-        agent = self.agent
-        assert self.scope is not None
         message_id = f"{self.run_id}-{index}"
         self._emit("step-start", StepStartPayload(message_id))
-        model = agent.model
-        request = ModelRequest(tuple(conversation), agent.tool_definitions, self.settings)
-        endpoint = model if isinstance(model, ServerEndpoint) else None
-        chat = self.scope.chat(
-            ChatStart(
-                provider=model.provider,
-                model_id=model.model_id,
-                messages=request.messages,
-                settings=self.settings,
-                tools=request.tools,
-                server_address=endpoint.server_address if endpoint else None,
-                server_port=endpoint.server_port if endpoint else None,
-            )
-        )
-        text: list[str] = []
-        calls: list[ToolCall] = []
-        usage: Usage | None = None
-        finish: ModelFinish | None = None
-        text_id: str | None = None
-        records: list[ToolCallRecord] = []
-
-        def partial() -> ChatEnd:
-            return ChatEnd(
-                "".join(text),
-                list(calls),
-                finish.reason if finish else None,
-                usage,
-                finish.response_model if finish else None,
-                finish.response_id if finish else None,
-            )
-
-        token = chat.enter()
-        try:
-            async with _closing(model.stream(request)) as chunks:
-                async for chunk in chunks:
-                    if isinstance(chunk, TextDelta):
-                        if not chunk.text:
-                            continue
-                        chat.first_chunk()
-                        if text_id is None:
-                            self._text_parts += 1
-                            text_id = f"{self.run_id}-text-{self._text_parts}"
-                            self._emit("text-start", TextStartPayload(text_id))
-                        text.append(chunk.text)
-                        self._emit("text-delta", TextDeltaPayload(text_id, chunk.text))
-                    elif isinstance(chunk, ModelToolCall):
-                        chat.first_chunk()
-                        if text_id is not None:
-                            self._emit("text-end", TextEndPayload(text_id))
-                            text_id = None
-                        call = ToolCall(chunk.id, chunk.name, chunk.arguments)
-                        calls.append(call)
-                        record = ToolCallRecord(call.id, call.name, _display_args(call))
-                        records.append(record)
-                        self._emit(
-                            "tool-call",
-                            ToolCallPayload(record.tool_call_id, record.tool_name, record.args),
-                        )
-                    elif isinstance(chunk, ModelUsage):
-                        usage = chunk.usage if usage is None else usage + chunk.usage
-                    elif isinstance(chunk, ModelFinish):
-                        finish = chunk
-        except asyncio.CancelledError:
-            chat.exit(token)
-            chat.end("aborted", partial())
-            if text_id is not None:
-                self._emit("text-end", TextEndPayload(text_id))
-            raise
-        except Exception as exc:
-            chat.exit(token)
-            chat.end("failed", partial(), exc)
-            if text_id is not None:
-                self._emit("text-end", TextEndPayload(text_id))
-            if usage is not None:
-                result.usage.add(usage)
-            raise
-        chat.exit(token)
-        chat.end("success", partial())
-        if text_id is not None:
-            self._emit("text-end", TextEndPayload(text_id))
-        step_usage = usage or Usage()
+        request = ModelRequest(tuple(conversation), self.agent.tool_definitions, self.settings)
+        turn = await self._call_model(request, result)
+        step_usage = turn.usage or Usage()
         result.usage.add(step_usage)
-        reason: FinishReason = finish.reason if finish else ("tool-calls" if calls else "unknown")
-        step_text = "".join(text)
-        tool_calls = tuple(calls)
+        finish = turn.finish
+        reason: FinishReason = (
+            finish.reason if finish else ("tool-calls" if turn.calls else "unknown")
+        )
+        step_text = "".join(turn.text)
+        tool_calls = tuple(turn.calls)
+        records = turn.records
         assistant = AssistantMessage(step_text, tool_calls)
         conversation.append(assistant)
         result.response_messages.append(assistant)
@@ -349,15 +299,88 @@ class AgentCall:
         self._emit(
             "step-finish",
             StepFinishPayload(
-                message_id,
-                reason,
-                step.is_continued,
-                step_text,
-                [ToolCallPayload(r.tool_call_id, r.tool_name, r.args) for r in records],
-                step_usage,
+                message_id=message_id,
+                reason=reason,
+                is_continued=step.is_continued,
+                text=step_text,
+                tool_calls=[ToolCallPayload(r.tool_call_id, r.tool_name, r.args) for r in records],
+                usage=step_usage,
             ),
         )
         return step
+
+    async def _call_model(self, request: ModelRequest, result: AgentResult) -> _ModelTurn:
+        """Stream one model response under its chat span, emitting text and tool-call chunks."""
+        assert self.scope is not None
+        model = self.agent.model
+        endpoint = model if isinstance(model, ServerEndpoint) else None
+        chat = self.scope.chat(
+            ChatStart(
+                provider=model.provider,
+                model_id=model.model_id,
+                messages=request.messages,
+                settings=self.settings,
+                tools=request.tools,
+                server_address=endpoint.server_address if endpoint else None,
+                server_port=endpoint.server_port if endpoint else None,
+            )
+        )
+        turn = _ModelTurn()
+        token = chat.enter()
+        try:
+            async with _closing(model.stream(request)) as chunks:
+                async for chunk in chunks:
+                    self._take(chunk, turn, chat)
+        except asyncio.CancelledError:
+            chat.exit(token)
+            chat.end("aborted", turn.chat_end())
+            self._end_text(turn)
+            raise
+        except Exception as exc:
+            chat.exit(token)
+            chat.end("failed", turn.chat_end(), exc)
+            self._end_text(turn)
+            if turn.usage is not None:
+                result.usage.add(turn.usage)
+            raise
+        chat.exit(token)
+        chat.end("success", turn.chat_end())
+        self._end_text(turn)
+        return turn
+
+    def _take(self, chunk: ModelChunk, turn: _ModelTurn, chat: ChatScope) -> None:
+        """Add one streamed model chunk to the turn; text and tool calls go out as chunks."""
+        if isinstance(chunk, TextDelta):
+            if not chunk.text:
+                return
+            chat.first_chunk()
+            if turn.text_id is None:
+                self._text_parts += 1
+                turn.text_id = f"{self.run_id}-text-{self._text_parts}"
+                self._emit("text-start", TextStartPayload(turn.text_id))
+            turn.text.append(chunk.text)
+            self._emit("text-delta", TextDeltaPayload(turn.text_id, chunk.text))
+        elif isinstance(chunk, ModelToolCall):
+            chat.first_chunk()
+            self._end_text(turn)
+            call = ToolCall(chunk.id, chunk.name, chunk.arguments)
+            turn.calls.append(call)
+            record = ToolCallRecord(call.id, call.name, _display_args(call))
+            turn.records.append(record)
+            self._emit(
+                "tool-call",
+                ToolCallPayload(record.tool_call_id, record.tool_name, record.args),
+            )
+        elif isinstance(chunk, ModelUsage):
+            turn.usage = chunk.usage if turn.usage is None else turn.usage + chunk.usage
+        elif isinstance(chunk, ModelFinish):
+            turn.finish = chunk
+
+    def _end_text(self, turn: _ModelTurn) -> None:
+        """Close the open text part, if any, with a ``text-end`` chunk."""
+        if turn.text_id is not None:
+            self._emit("text-end", TextEndPayload(turn.text_id))
+            turn.text_id = None
 
     async def _run_tool(self, call: ToolCall, conversation: tuple[Message, ...]) -> _ToolOutcome:
         assert self.scope is not None

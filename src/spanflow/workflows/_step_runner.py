@@ -46,6 +46,7 @@ async def run_step(
     does not record a per-iteration result in ``frame.steps``.
     """
     if isinstance(step, Workflow):
+        # Deferred: a nested workflow runs through the driver, which imports this module.
         from spanflow.workflows._nested import run_nested
 
         return await run_nested(
@@ -61,7 +62,7 @@ async def run_step(
     suspend_data = prior.suspend_payload if resuming and prior is not None else None
     attempts = step.retries if step.retries is not None else frame.workflow.retry_config.attempts
     attempt = 0
-    scope = parent.step(step.id, input=value, attempt=1, foreach_index=foreach_index)
+    scope = _attempt_scope(parent, step, value, 1, foreach_index)
     emitting = events and (frame.observed or scope.recording)
     call_id = new_call_id() if emitting else ""  # only events carry it
 
@@ -72,7 +73,13 @@ async def run_step(
                 "workflow-step-start",
                 run.run_id,
                 StepStartPayload(
-                    event_id, step.id, call_id, value, started_at, resume_data, resumed_at
+                    id=event_id,
+                    step_name=step.id,
+                    step_call_id=call_id,
+                    payload=value,
+                    started_at=started_at,
+                    resume_payload=resume_data,
+                    resumed_at=resumed_at,
                 ),
             ),
         )
@@ -89,86 +96,109 @@ async def run_step(
         suspended = [[step.id]] if result.status == "suspended" else []
         return StepRun(result, suspended=suspended, bailed=bailed)
 
-    input_schema: Schema | None = step._input
     try:
-        input_value = (
-            input_schema.validate(value, what=f"input of step '{step.id}'")
-            if input_schema is not None
-            else value
-        )
+        input_value = _validated_input(step, value)
     except InvalidInputError as exc:
         return finish(_failed(value, started_at, exc), scope)
 
     while True:
-        ctx: StepContext[Any] = StepContext(
-            run.run_id,
-            frame.workflow.id,
-            run.resource_id,
-            input_value,
-            frame.state,
-            attempt,
-            run.request_context,
-            StepWriter(frame, step.id, scope),
-            scope.user_tracing(),
-            resume_data,
-            suspend_data,
-            frame,
-            step,
-        )
-        token = scope.enter()
+        ctx = _step_context(frame, step, scope, input_value, attempt, resume_data, suspend_data)
         try:
-            output = await step.call(ctx)
+            with scope.current():
+                output = await step.call(ctx)
         except SuspendSignal as signal:
-            scope.exit(token)
             return finish(_suspended(step, input_value, started_at, signal), scope)
         except BailSignal as signal:
-            scope.exit(token)
             result = StepResult(
                 "success", input_value, signal.value, started_at=started_at, ended_at=now_ms()
             )
             return finish(result, scope, bailed=True)
         except asyncio.CancelledError:
-            scope.exit(token)
             finish(_canceled(input_value, started_at), scope)
             raise
         except Exception as exc:
-            scope.exit(token)
-            if attempt < attempts and not isinstance(exc, NonRetryableError):
-                scope.end("failed", error=exc)
-                attempt += 1
-                delay = frame.workflow.retry_config.delay
-                try:
-                    if delay:
-                        await asyncio.sleep(delay)
-                except asyncio.CancelledError:  # canceled between attempts: record it all
-                    scope = parent.step(
-                        step.id, input=value, attempt=attempt + 1, foreach_index=foreach_index
-                    )
-                    finish(_canceled(input_value, started_at), scope)
-                    raise
-                scope = parent.step(
-                    step.id, input=value, attempt=attempt + 1, foreach_index=foreach_index
-                )
-                continue
-            return finish(_failed(input_value, started_at, exc), scope)
-        scope.exit(token)
+            if attempt >= attempts or isinstance(exc, NonRetryableError):
+                return finish(_failed(input_value, started_at, exc), scope)
+            scope.end("failed", error=exc)
+            attempt += 1
+            try:
+                await _pause(frame.workflow.retry_config.delay)
+            except asyncio.CancelledError:  # canceled between attempts: record it all
+                scope = _attempt_scope(parent, step, value, attempt + 1, foreach_index)
+                finish(_canceled(input_value, started_at), scope)
+                raise
+            scope = _attempt_scope(parent, step, value, attempt + 1, foreach_index)
+            continue
         break
 
     try:
-        if step._output is not None:
-            output = step._output.validate(output, what=f"output of step '{step.id}'")
-        if ctx._new_state is not NO_STATE_CHANGE:
-            state_schema = step._state or frame.workflow._state
-            new_state = ctx._new_state
-            if state_schema is not None:
-                new_state = state_schema.validate(new_state, what=f"state set by step '{step.id}'")
-            frame.state = new_state
+        output = _accept_output(frame, step, ctx, output)
     except InvalidInputError as exc:
         return finish(_failed(input_value, started_at, exc), scope)
     return finish(
         StepResult("success", input_value, output, started_at=started_at, ended_at=now_ms()),
         scope,
     )
+
+
+def _validated_input(step: Step[Any, Any], value: Any) -> Any:
+    """The step's input checked against its input schema; `InvalidInputError` if bad."""
+    schema: Schema | None = step._input
+    return value if schema is None else schema.validate(value, what=f"input of step '{step.id}'")
+
+
+def _step_context(
+    frame: Frame,
+    step: Step[Any, Any],
+    scope: Scope,
+    input_value: Any,
+    attempt: int,
+    resume_data: Any,
+    suspend_data: Any,
+) -> StepContext[Any]:
+    """The ``ctx`` one attempt of `step` receives (`attempt` counts retries from 0)."""
+    run = frame.run
+    return StepContext(
+        run_id=run.run_id,
+        workflow_id=frame.workflow.id,
+        resource_id=run.resource_id,
+        input_data=input_value,
+        state=frame.state,
+        retry_count=attempt,
+        request_context=run.request_context,
+        writer=StepWriter(frame, step.id, scope),
+        tracing=scope.user_tracing(),
+        resume_data=resume_data,
+        suspend_data=suspend_data,
+        _frame=frame,
+        _step=step,
+    )
+
+
+def _attempt_scope(
+    parent: Scope, step: Step[Any, Any], value: Any, attempt: int, foreach_index: int | None
+) -> Scope:
+    """The scope (span) of one attempt of `step`, numbered from 1."""
+    return parent.step(step.id, input=value, attempt=attempt, foreach_index=foreach_index)
+
+
+async def _pause(delay: float) -> None:
+    """Wait the workflow's retry delay between two attempts (no await when it is 0)."""
+    if delay:
+        await asyncio.sleep(delay)
+
+
+def _accept_output(frame: Frame, step: Step[Any, Any], ctx: StepContext[Any], output: Any) -> Any:
+    """Validate the step's output and apply the state it set; `InvalidInputError` if bad."""
+    if step._output is not None:
+        output = step._output.validate(output, what=f"output of step '{step.id}'")
+    if ctx._new_state is not NO_STATE_CHANGE:
+        state_schema = step._state or frame.workflow._state
+        new_state = ctx._new_state
+        if state_schema is not None:
+            new_state = state_schema.validate(new_state, what=f"state set by step '{step.id}'")
+        frame.state = new_state
+    return output
 
 
 def _canceled(payload: Any, started_at: int) -> StepResult:
@@ -207,27 +237,27 @@ def emit_step_end(
         assert result.started_at is not None
         assert result.suspended_at is not None
         payload: Any = StepSuspendedPayload(
-            event_id,
-            name,
-            call_id,
-            result.payload,
-            result.suspend_payload,
-            result.started_at,
-            result.suspended_at,
+            id=event_id,
+            step_name=name,
+            step_call_id=call_id,
+            payload=result.payload,
+            suspend_payload=result.suspend_payload,
+            started_at=result.started_at,
+            suspended_at=result.suspended_at,
         )
         frame.emit(scope, WorkflowEvent("workflow-step-suspended", run_id, payload))
         return
     payload = StepResultPayload(
-        event_id,
-        name,
-        call_id,
-        result.status,
-        result.payload,
-        result.started_at,
-        result.ended_at or now_ms(),
-        result.output,
-        result.error,
-        result.resume_payload,
-        result.resumed_at,
+        id=event_id,
+        step_name=name,
+        step_call_id=call_id,
+        status=result.status,
+        payload=result.payload,
+        started_at=result.started_at,
+        ended_at=result.ended_at or now_ms(),
+        output=result.output,
+        error=result.error,
+        resume_payload=result.resume_payload,
+        resumed_at=result.resumed_at,
     )
     frame.emit(scope, WorkflowEvent("workflow-step-result", run_id, payload))

@@ -194,7 +194,7 @@ class StepWriter:
         self._frame.publish_custom(chunk, self._scope)
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class StepContext(Generic[InT]):
     """What a step's ``execute(ctx)`` receives (``engine.md`` §1)."""
 

@@ -14,13 +14,15 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from spanflow._schema import Schema, schema_of
+from spanflow._sync import run_sync
 from spanflow.context import RequestContext
 from spanflow.errors import WorkflowDefinitionError
+from spanflow.storage.memory import MemoryStorage
+from spanflow.tracing.instrumentation import Instrumentation, default_instrumentation
 from spanflow.workflows.step import Step, StepFunction, create_step
 
 if TYPE_CHECKING:
     from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
-    from spanflow.tracing.instrumentation import Instrumentation
     from spanflow.workflows.run import Run
 
 __all__ = [
@@ -331,6 +333,7 @@ class Workflow:
 
     async def create_run(self, run_id: str | None = None, resource_id: str | None = None) -> Run:
         """A new run, or, given the id of a stored run, that run (to resume or inspect it)."""
+        # Deferred: the engine modules that `Run` uses import this module's entries.
         from spanflow.workflows.run import Run
 
         self._require_committed()
@@ -338,8 +341,6 @@ class Workflow:
 
     def create_run_sync(self, run_id: str | None = None, resource_id: str | None = None) -> Run:
         """`create_run` for scripts; refuses to run inside a running event loop."""
-        from spanflow._sync import run_sync
-
         return run_sync(self.create_run(run_id, resource_id), "create_run_sync")
 
     @property
@@ -356,8 +357,6 @@ class Workflow:
     def storage(self) -> Storage:
         """Where runs are stored: the configured store, else a private in-memory one."""
         if self._storage is None:
-            from spanflow.storage.memory import MemoryStorage
-
             self._storage = MemoryStorage()
         return self._storage
 
@@ -369,8 +368,6 @@ class Workflow:
     def instrumentation(self) -> Instrumentation:
         """The tracing seam runs of this workflow use (global tracer provider by default)."""
         if self._instrumentation is None:
-            from spanflow.tracing.instrumentation import default_instrumentation
-
             self._instrumentation = default_instrumentation()
         return self._instrumentation
 

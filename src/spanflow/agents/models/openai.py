@@ -163,6 +163,44 @@ class OpenAIChatModel:
         openai = _import_openai()
         settings = request.settings
         timeout = settings.timeout if settings.timeout is not None else self._timeout
+        params = self._request_params(request, timeout)
+        assembler = _ToolCallAssembler()
+        reason: FinishReason | None = None
+        response_model: str | None = None
+        response_id: str | None = None
+        try:
+            stream = await self._client.chat.completions.create(**params)
+            try:
+                async for chunk in stream:
+                    response_model = chunk.model or response_model
+                    response_id = chunk.id or response_id
+                    if chunk.usage is not None:
+                        yield ModelUsage(_usage(chunk.usage))
+                    for choice in chunk.choices:
+                        if choice.index != 0:
+                            continue  # n > 1 is not supported: the first choice is the answer
+                        delta = choice.delta
+                        if delta.content:
+                            yield TextDelta(delta.content)
+                        for part in delta.tool_calls or ():
+                            assembler.add(part)
+                        if choice.finish_reason is not None:
+                            reason = _FINISH_REASONS.get(choice.finish_reason, "other")
+                            for call in assembler.complete():
+                                yield call
+            finally:
+                await stream.close()
+        except (openai.OpenAIError, ValueError) as exc:
+            raise self._model_error(openai, exc, timeout) from exc
+        for call in assembler.complete():  # a server that never sent a finish reason
+            yield call
+        if reason is None:
+            reason = "tool-calls" if assembler.emitted else "unknown"
+        yield ModelFinish(reason, response_model, response_id)
+
+    def _request_params(self, request: ModelRequest, timeout: float) -> dict[str, Any]:
+        """The keyword arguments of one streamed ``chat.completions.create`` call."""
+        settings = request.settings
         params: dict[str, Any] = {
             "model": self._model_id,
             "messages": [_message_param(m) for m in request.messages],
@@ -190,71 +228,42 @@ class OpenAIChatModel:
             params["stop"] = list(settings.stop)
         if settings.extra:
             params["extra_body"] = dict(settings.extra)
+        return params
 
-        assembler = _ToolCallAssembler()
-        reason: FinishReason | None = None
-        response_model: str | None = None
-        response_id: str | None = None
-        try:
-            stream = await self._client.chat.completions.create(**params)
-            try:
-                async for chunk in stream:
-                    response_model = chunk.model or response_model
-                    response_id = chunk.id or response_id
-                    if chunk.usage is not None:
-                        yield ModelUsage(_usage(chunk.usage))
-                    for choice in chunk.choices:
-                        if choice.index != 0:
-                            continue  # n > 1 is not supported: the first choice is the answer
-                        delta = choice.delta
-                        if delta.content:
-                            yield TextDelta(delta.content)
-                        for part in delta.tool_calls or ():
-                            assembler.add(part)
-                        if choice.finish_reason is not None:
-                            reason = _FINISH_REASONS.get(choice.finish_reason, "other")
-                            for call in assembler.complete():
-                                yield call
-            finally:
-                await stream.close()
-        except openai.APIStatusError as exc:
-            raise ModelError(
+    def _model_error(self, openai: Any, exc: Exception, timeout: float) -> ModelError:
+        """The `ModelError` for an openai (or stream-reading) failure, naming the endpoint."""
+        if isinstance(exc, openai.APIStatusError):
+            return ModelError(
                 f"model endpoint {self._base_url} returned HTTP {exc.status_code}: "
                 f"{_api_message(exc)}",
                 provider=self._provider,
                 base_url=self._base_url,
                 status_code=exc.status_code,
                 kind=f"http_{exc.status_code}",
-            ) from exc
-        except openai.APITimeoutError as exc:
-            raise ModelError(
+            )
+        if isinstance(exc, openai.APITimeoutError):
+            return ModelError(
                 f"model endpoint {self._base_url} did not answer within {timeout:g}s "
                 f"(raise timeout= if the model is slow)",
                 provider=self._provider,
                 base_url=self._base_url,
                 kind="timeout",
-            ) from exc
-        except openai.APIConnectionError as exc:
+            )
+        if isinstance(exc, openai.APIConnectionError):
             cause = exc.__cause__
             detail = f": {cause}" if cause is not None and str(cause) else ""
-            raise ModelError(
+            return ModelError(
                 f"could not reach model endpoint {self._base_url}{detail}",
                 provider=self._provider,
                 base_url=self._base_url,
                 kind="connection",
-            ) from exc
-        except (openai.OpenAIError, ValueError) as exc:
-            raise ModelError(
-                f"model endpoint {self._base_url} sent a stream that could not be read: {exc}",
-                provider=self._provider,
-                base_url=self._base_url,
-                kind="stream",
-            ) from exc
-        for call in assembler.complete():  # a server that never sent a finish reason
-            yield call
-        if reason is None:
-            reason = "tool-calls" if assembler.emitted else "unknown"
-        yield ModelFinish(reason, response_model, response_id)
+            )
+        return ModelError(
+            f"model endpoint {self._base_url} sent a stream that could not be read: {exc}",
+            provider=self._provider,
+            base_url=self._base_url,
+            kind="stream",
+        )
 
     def __repr__(self) -> str:
         return f"<OpenAIChatModel {self._model_id!r} at {self._base_url}>"
