@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,6 +25,12 @@ from spanflow.workflows._frame import (
     ends_if_canceled,
     now_ms,
     outcome_of,
+)
+from spanflow.workflows._snapshot import (
+    BranchProgress,
+    FrameSnapshot,
+    LoopProgress,
+    ParallelProgress,
 )
 from spanflow.workflows._step_runner import run_step
 from spanflow.workflows.events import StepResultPayload, StepWaitingPayload, WorkflowEvent
@@ -50,26 +57,43 @@ async def _run_children(
     value: Any,
     scope: Scope,
     resume: Resume | None,
+    progress: ParallelProgress | BranchProgress,
 ) -> Outcome:
-    """Run steps concurrently (parallel / branch); combine their results."""
-    slots: dict[str, Any] = dict((frame.entry_state or {}).get("slots", {}))
+    """Run steps concurrently (parallel / branch); combine their results.
+
+    `progress` is the block's progress so far; when a step suspends, the frame's
+    `entry_state` becomes a copy of it with the suspended steps' frames and paths.
+    """
     to_run = steps if resume is None else [s for s in steps if s.id == resume.path[0]]
 
     async def one(step: Step[Any, Any] | Workflow) -> StepRun:
         prior = frame.steps.get(step.id) if resume is not None else None
         input_value = prior.payload if prior is not None else value
+        slot = progress.slots.get(step.id)
         return await run_step(
-            frame, step, input_value, scope, resume=resume, prior=prior, slot=slots.get(step.id)
+            frame, step, input_value, scope, resume=resume, prior=prior, slot=slot
         )
 
     if len(to_run) == 1:
         runs = [await one(to_run[0])]
     else:
         runs = list(await asyncio.gather(*(one(s) for s in to_run)))
-    paths_by_step: dict[str, list[list[str]]] = dict(
-        (frame.entry_state or {}).get("suspendedPaths", {})
-    )
-    for step, run in zip(to_run, runs, strict=True):
+    slots, paths_by_step = _suspensions(progress, to_run, runs)
+    outcome = _combined(frame, steps, runs, paths_by_step)
+    if outcome.status == "suspended":
+        frame.entry_state = replace(progress, slots=slots, suspended_paths=paths_by_step)
+    return outcome
+
+
+def _suspensions(
+    progress: ParallelProgress | BranchProgress,
+    steps: list[Step[Any, Any] | Workflow],
+    runs: list[StepRun],
+) -> tuple[dict[str, FrameSnapshot], dict[str, list[list[str]]]]:
+    """The nested frames and suspended paths of the block, updated with these runs."""
+    slots = dict(progress.slots)
+    paths_by_step = dict(progress.suspended_paths)
+    for step, run in zip(steps, runs, strict=True):
         if run.slot is not None:
             slots[step.id] = run.slot
         else:
@@ -78,7 +102,16 @@ async def _run_children(
             paths_by_step[step.id] = run.suspended
         else:
             paths_by_step.pop(step.id, None)
+    return slots, paths_by_step
 
+
+def _combined(
+    frame: Frame,
+    steps: list[Step[Any, Any] | Workflow],
+    runs: list[StepRun],
+    paths_by_step: dict[str, list[list[str]]],
+) -> Outcome:
+    """The block's outcome: the first failure in declaration order, then any suspension."""
     outputs: dict[str, Any] = {}
     suspended: list[list[str]] = []
     bailed: StepRun | None = next((r for r in runs if r.bailed), None)
@@ -97,10 +130,6 @@ async def _run_children(
     if bailed is not None:
         return Outcome("bailed", output=bailed.result.output)
     if suspended:
-        state = dict(frame.entry_state or {})
-        state["slots"] = slots
-        state["suspendedPaths"] = paths_by_step
-        frame.entry_state = state
         return Outcome("suspended", suspended=suspended)
     return Outcome("success", output=outputs)
 
@@ -114,8 +143,11 @@ async def run_parallel(
         f"parallel {len(steps)} branches",
         {"spanflow.parallel.steps": [s.id for s in steps], "spanflow.entry.id": entry.id},
     )
+    progress = frame.entry_state
+    if not isinstance(progress, ParallelProgress):
+        progress = ParallelProgress()
     with ends_if_canceled(scope):
-        outcome = await _run_children(frame, steps, value, scope, resume)
+        outcome = await _run_children(frame, steps, value, scope, resume, progress)
     scope.end(end_status(outcome), error=outcome.error)
     return outcome
 
@@ -128,9 +160,11 @@ async def run_branch(
         "conditional", f"conditional {n} conditions", {"spanflow.entry.id": entry.id}
     )
     with ends_if_canceled(scope):
+        progress = frame.entry_state
         if resume is not None:
-            selected_ids = set((frame.entry_state or {}).get("selected", []))
-            selected = [s for _, s in entry.branches if s.id in selected_ids]
+            if not isinstance(progress, BranchProgress):
+                progress = BranchProgress()
+            selected = [s for _, s in entry.branches if s.id in progress.selected]
         else:
             ctx = condition_context(frame, value)
             verdicts = await asyncio.gather(
@@ -140,10 +174,11 @@ async def run_branch(
                 )
             )
             selected = [s for (_, s), ok in zip(entry.branches, verdicts, strict=True) if ok]
-            frame.entry_state = {"selected": [s.id for s in selected]}
+            progress = BranchProgress(selected=[s.id for s in selected])
+            frame.entry_state = progress
         scope.set_attribute("spanflow.branch.selected_steps", [s.id for s in selected])
         outcome = (
-            await _run_children(frame, selected, value, scope, resume)
+            await _run_children(frame, selected, value, scope, resume, progress)
             if selected
             else Outcome("success", output={})
         )
@@ -196,8 +231,10 @@ async def run_loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | 
         f"loop {entry.kind}",
         {"spanflow.loop.type": entry.kind, "spanflow.entry.id": entry.id},
     )
-    state = frame.entry_state or {}
-    iteration = int(state.get("iteration", 0))
+    progress = frame.entry_state
+    if not isinstance(progress, LoopProgress):
+        progress = LoopProgress()
+    iteration = progress.iteration
     current = value
     prior = None
     if resume is not None:
@@ -212,12 +249,12 @@ async def run_loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | 
                 outcome = Outcome("canceled")
                 break
             step_run = await run_step(
-                frame, step, current, scope, resume=resume, prior=prior, slot=state.get("slot")
+                frame, step, current, scope, resume=resume, prior=prior, slot=progress.slot
             )
             resume, prior = None, None
             iteration += 1
             if step_run.result.status != "success" or step_run.bailed:
-                frame.entry_state = {"iteration": iteration - 1, "slot": step_run.slot}
+                frame.entry_state = LoopProgress(iteration=iteration - 1, slot=step_run.slot)
                 outcome = outcome_of(step_run)
                 break
             current = step_run.result.output

@@ -14,6 +14,7 @@ from spanflow.errors import InvalidInputError
 from spanflow.workflows._blocks import run_branch, run_loop, run_parallel, run_sleep
 from spanflow.workflows._foreach import run_foreach
 from spanflow.workflows._frame import Frame, Outcome, Resume, outcome_of
+from spanflow.workflows._snapshot import NestedProgress
 from spanflow.workflows._step_runner import run_step
 from spanflow.workflows.workflow import (
     BranchEntry,
@@ -76,11 +77,12 @@ async def _single(frame: Frame, entry: StepEntry, value: Any, resume: Resume | N
     prior = None
     if resume is not None:
         prior = frame.steps.get(step.id)
-        slot = (frame.entry_state or {}).get("slot")
+        progress = frame.entry_state
+        slot = progress.slot if isinstance(progress, NestedProgress) else None
         value = prior.payload if prior is not None else value
     else:
         frame.path.append(step.id)
     run = await run_step(frame, step, value, frame.scope, resume=resume, prior=prior, slot=slot)
     if run.slot is not None:
-        frame.entry_state = {"slot": run.slot}
+        frame.entry_state = NestedProgress(slot=run.slot)
     return outcome_of(run)

@@ -13,9 +13,13 @@ shape).
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, Literal
 
-from spanflow.workflows._frame import Frame, Outcome, Resume, now_ms
+from spanflow.tracing.instrumentation import Scope
+from spanflow.workflows._frame import Frame, Outcome, Resume, StepRun, now_ms
+from spanflow.workflows._snapshot import ForeachProgress
 from spanflow.workflows._step_runner import run_step
 from spanflow.workflows.events import (
     StepProgressPayload,
@@ -34,9 +38,6 @@ async def run_foreach(
     frame: Frame, entry: ForeachEntry, value: Any, resume: Resume | None
 ) -> Outcome:
     """Run (or resume) a foreach entry."""
-    step = entry.step
-    run = frame.run
-    event_id = frame.prefix + entry.id
     scope = frame.scope.block(
         "loop",
         "loop foreach",
@@ -46,198 +47,253 @@ async def run_foreach(
             "spanflow.entry.id": entry.id,
         },
     )
-    state = frame.entry_state
-    if resume is None or state is None:
+    progress = frame.entry_state
+    if resume is None or not isinstance(progress, ForeachProgress):
         if not isinstance(value, list | tuple):
             error = TypeError(
-                f"foreach over step '{step.id}' needs a list as input, got {type(value).__name__}"
+                f"foreach over step '{entry.step.id}' needs a list as input, "
+                f"got {type(value).__name__}"
             )
             scope.end("failed", error=error)
             return Outcome("failed", error=error)
-        items = list(value)
-        outputs: list[Any] = [None] * len(items)
-        statuses: list[str | None] = [None] * len(items)
-        suspend_payloads: dict[int, Any] = {}
-        slots: dict[int, Any] = {}
-        paths: dict[int, list[list[str]]] = {}
-        started_at = now_ms()
-        to_run = list(range(len(items)))
+        progress = _fresh(list(value))
+        to_run = list(range(len(progress.items)))
     else:
-        items = state["items"]
-        outputs = state["outputs"]
-        statuses = state["statuses"]
-        suspend_payloads = state["suspend"]
-        slots = state["slots"]
-        paths = state.get("paths") or {}
-        started_at = state["startedAt"]
-        to_run = (
-            [resume.foreach_index]
-            if resume.foreach_index is not None
-            else [i for i in sorted(suspend_payloads) if _resumes(resume, paths.get(i))]
-        )
-    total = len(items)
-    observed = frame.observed or scope.recording
-    resumed_at = now_ms() if resume is not None else None
-    if observed:
-        frame.emit(
-            scope,
-            WorkflowEvent(
-                "workflow-step-start",
-                run.run_id,
-                StepStartPayload(
-                    event_id,
-                    step.id,
-                    None,
-                    items,
-                    started_at,
-                    resume.data if resume is not None else None,
-                    resumed_at,
-                ),
-            ),
-        )
-
-    completed = sum(1 for s in statuses if s is not None and s != "suspended")
-    failure: BaseException | None = None
-    bailed: tuple[Any] | None = None
-    canceled = False
-    pending = iter(to_run)
-
-    async def worker() -> None:
-        nonlocal completed, failure, bailed, canceled
-        for index in pending:
-            if failure is not None or bailed is not None or canceled or run.cancel_requested:
-                return
-            prior = None
-            iteration_resume = _iteration_resume(resume, paths.get(index))
-            if resume is not None:
-                prior = StepResult(
-                    "suspended",
-                    items[index],
-                    suspend_payload=suspend_payloads.get(index),
-                    started_at=started_at,
-                )
-            step_run = await run_step(
-                frame,
-                step,
-                items[index],
-                scope,
-                resume=iteration_resume,
-                prior=prior,
-                slot=slots.get(index),
-                foreach_index=index,
-                events=False,
-            )
-            result = step_run.result
-            statuses[index] = result.status
-            if step_run.slot is not None:
-                slots[index] = step_run.slot
-            else:
-                slots.pop(index, None)
-            if step_run.bailed:
-                bailed = (result.output,)
-            elif result.status == "success":
-                outputs[index] = result.output
-                suspend_payloads.pop(index, None)
-                paths.pop(index, None)
-            elif result.status == "suspended":
-                suspend_payloads[index] = result.suspend_payload
-                paths[index] = step_run.suspended or [[step.id]]
-            elif result.status == "canceled":
-                canceled = True
-            elif failure is None:
-                failure = result.error
-            if result.status != "suspended":
-                completed += 1
-            if observed and result.status in ("success", "failed", "suspended"):
-                frame.emit(
-                    scope,
-                    WorkflowEvent(
-                        "workflow-step-progress",
-                        run.run_id,
-                        StepProgressPayload(
-                            event_id,
-                            step.id,
-                            completed,
-                            total,
-                            index,
-                            result.status,
-                            result.output if result.status == "success" else None,
-                        ),
-                    ),
-                )
-
-    def keep_progress() -> None:
-        frame.entry_state = {
-            "items": items,
-            "outputs": outputs,
-            "statuses": statuses,
-            "suspend": suspend_payloads,
-            "slots": slots,
-            "paths": paths,
-            "startedAt": started_at,
-        }
-
-    workers = min(entry.concurrency, len(to_run))
+        to_run = _to_resume(progress, resume)
+    iterations = _Iterations(frame, entry, scope, progress, resume)
+    iterations.emit_start()
     try:
-        if workers == 1:
-            await worker()
-        elif workers > 1:
-            await asyncio.gather(*(worker() for _ in range(workers)))
+        await iterations.run(to_run)
     except asyncio.CancelledError:
         # run.cancel(): the iterations in flight recorded themselves; close the foreach too.
-        keep_progress()
-        result = StepResult("canceled", items, started_at=started_at, ended_at=now_ms())
-        frame.steps[step.id] = result
-        if observed:
-            _emit_end(frame, scope, event_id, step.id, result)
-        scope.end("canceled")
+        iterations.end_canceled()
         raise
+    return iterations.end()
 
-    scope.set_attribute("spanflow.loop.iterations", completed)
-    keep_progress()
-    if bailed is not None:
-        scope.end("success")
-        return Outcome("bailed", output=bailed[0])
-    if canceled:
-        scope.end("canceled")
-        return Outcome("canceled")
-    ended_at = now_ms()
-    if failure is not None:
-        result = StepResult(
-            "failed", items, error=failure, started_at=started_at, ended_at=ended_at
+
+def _fresh(items: list[Any]) -> ForeachProgress:
+    return ForeachProgress(
+        items=items,
+        outputs=[None] * len(items),
+        statuses=[None] * len(items),
+        started_at=now_ms(),
+    )
+
+
+def _to_resume(progress: ForeachProgress, resume: Resume) -> list[int]:
+    """The suspended iterations this resume is for."""
+    if resume.foreach_index is not None:
+        return [resume.foreach_index]
+    paths = progress.paths
+    return [i for i in sorted(progress.suspend_payloads) if _resumes(resume, paths.get(i))]
+
+
+@dataclass(slots=True, eq=False)
+class _Iterations:
+    """A foreach's iterations in one execution: their progress, and how they went."""
+
+    frame: Frame
+    entry: ForeachEntry
+    scope: Scope
+    progress: ForeachProgress
+    """The foreach's progress, updated in place as iterations end."""
+    resume: Resume | None
+    observed: bool = False
+    """Whether anyone sees events (the stream or the scope): otherwise none are built."""
+    resumed_at: int | None = None
+    completed: int = 0
+    """Iterations that ended (not suspended), earlier executions' included."""
+    failure: BaseException | None = None
+    bailed: tuple[Any] | None = None
+    """The bailed iteration's output, when one bailed."""
+    canceled: bool = False
+
+    def __post_init__(self) -> None:
+        self.observed = self.frame.observed or self.scope.recording
+        self.resumed_at = now_ms() if self.resume is not None else None
+        self.completed = sum(
+            1 for s in self.progress.statuses if s is not None and s != "suspended"
         )
-    elif suspend_payloads:
-        first = min(suspend_payloads)
-        result = StepResult(
-            "suspended",
-            items,
-            suspend_payload=suspend_payloads[first],
-            started_at=started_at,
-            suspended_at=ended_at,
+
+    @property
+    def event_id(self) -> str:
+        return self.frame.prefix + self.entry.id
+
+    def emit_start(self) -> None:
+        if not self.observed:
+            return
+        resume, progress = self.resume, self.progress
+        payload = StepStartPayload(
+            self.event_id,
+            self.entry.step.id,
+            None,
+            progress.items,
+            progress.started_at,
+            resume.data if resume is not None else None,
+            self.resumed_at,
         )
-    else:
-        result = StepResult(
-            "success", items, list(outputs), started_at=started_at, ended_at=ended_at
+        self.frame.emit(
+            self.scope, WorkflowEvent("workflow-step-start", self.frame.run.run_id, payload)
         )
-    if resume is not None:
-        result.resume_payload = resume.data
-        result.resumed_at = resumed_at
-    frame.steps[step.id] = result
-    if observed:
-        _emit_end(frame, scope, event_id, step.id, result)
-    scope.end(result.status, error=result.error)  # type: ignore[arg-type]
-    if result.status == "failed":
-        return Outcome("failed", error=failure)
-    if result.status == "suspended":
+
+    async def run(self, to_run: list[int]) -> None:
+        """Run the iterations in `to_run`, at most ``concurrency`` at once."""
+        pending = iter(to_run)
+        workers = min(self.entry.concurrency, len(to_run))
+        if workers == 1:
+            await self._worker(pending)
+        elif workers > 1:
+            await asyncio.gather(*(self._worker(pending) for _ in range(workers)))
+
+    def _stopped(self) -> bool:
+        return (
+            self.failure is not None
+            or self.bailed is not None
+            or self.canceled
+            or self.frame.run.cancel_requested
+        )
+
+    async def _worker(self, pending: Iterator[int]) -> None:
+        for index in pending:
+            if self._stopped():
+                return
+            step_run = await self._iteration(index)
+            self._record(index, step_run)
+
+    async def _iteration(self, index: int) -> StepRun:
+        progress, resume = self.progress, self.resume
+        prior = None
+        if resume is not None:
+            prior = StepResult(
+                "suspended",
+                progress.items[index],
+                suspend_payload=progress.suspend_payloads.get(index),
+                started_at=progress.started_at,
+            )
+        return await run_step(
+            self.frame,
+            self.entry.step,
+            progress.items[index],
+            self.scope,
+            resume=_iteration_resume(resume, progress.paths.get(index)),
+            prior=prior,
+            slot=progress.slots.get(index),
+            foreach_index=index,
+            events=False,
+        )
+
+    def _record(self, index: int, step_run: StepRun) -> None:
+        progress = self.progress
+        result = step_run.result
+        progress.statuses[index] = result.status
+        if step_run.slot is not None:
+            progress.slots[index] = step_run.slot
+        else:
+            progress.slots.pop(index, None)
+        if step_run.bailed:
+            self.bailed = (result.output,)
+        elif result.status == "success":
+            progress.outputs[index] = result.output
+            progress.suspend_payloads.pop(index, None)
+            progress.paths.pop(index, None)
+        elif result.status == "suspended":
+            progress.suspend_payloads[index] = result.suspend_payload
+            progress.paths[index] = step_run.suspended or [[self.entry.step.id]]
+        elif result.status == "canceled":
+            self.canceled = True
+        elif self.failure is None:
+            self.failure = result.error
+        if result.status != "suspended":
+            self.completed += 1
+        status = result.status
+        if self.observed and status in ("success", "failed", "suspended"):
+            self._emit_progress(index, status, result.output if status == "success" else None)
+
+    def _emit_progress(
+        self, index: int, status: Literal["success", "failed", "suspended"], output: Any
+    ) -> None:
+        payload = StepProgressPayload(
+            self.event_id,
+            self.entry.step.id,
+            self.completed,
+            len(self.progress.items),
+            index,
+            status,
+            output,
+        )
+        self.frame.emit(
+            self.scope, WorkflowEvent("workflow-step-progress", self.frame.run.run_id, payload)
+        )
+
+    def end_canceled(self) -> None:
+        """Close the foreach as canceled (the run was canceled while iterations ran)."""
+        frame, progress = self.frame, self.progress
+        frame.entry_state = progress
+        result = StepResult(
+            "canceled", progress.items, started_at=progress.started_at, ended_at=now_ms()
+        )
+        frame.steps[self.entry.step.id] = result
+        if self.observed:
+            _emit_end(frame, self.scope, self.event_id, self.entry.step.id, result)
+        self.scope.end("canceled")
+
+    def end(self) -> Outcome:
+        """Record the foreach's result, end its scope, and say how it ended."""
+        scope = self.scope
+        scope.set_attribute("spanflow.loop.iterations", self.completed)
+        self.frame.entry_state = self.progress
+        if self.bailed is not None:
+            scope.end("success")
+            return Outcome("bailed", output=self.bailed[0])
+        if self.canceled:
+            scope.end("canceled")
+            return Outcome("canceled")
+        result = self._result()
+        step_id = self.entry.step.id
+        self.frame.steps[step_id] = result
+        if self.observed:
+            _emit_end(self.frame, scope, self.event_id, step_id, result)
+        scope.end(result.status, error=result.error)  # type: ignore[arg-type]
+        if result.status == "failed":
+            return Outcome("failed", error=self.failure)
+        if result.status == "suspended":
+            return Outcome("suspended", suspended=self._suspended_paths())
+        return Outcome("success", output=result.output)
+
+    def _result(self) -> StepResult:
+        progress = self.progress
+        items, started_at, ended_at = progress.items, progress.started_at, now_ms()
+        payloads = progress.suspend_payloads
+        if self.failure is not None:
+            result = StepResult(
+                "failed", items, error=self.failure, started_at=started_at, ended_at=ended_at
+            )
+        elif payloads:
+            result = StepResult(
+                "suspended",
+                items,
+                suspend_payload=payloads[min(payloads)],
+                started_at=started_at,
+                suspended_at=ended_at,
+            )
+        else:
+            result = StepResult(
+                "success", items, list(progress.outputs), started_at=started_at, ended_at=ended_at
+            )
+        if self.resume is not None:
+            result.resume_payload = self.resume.data
+            result.resumed_at = self.resumed_at
+        return result
+
+    def _suspended_paths(self) -> list[list[str]]:
         # A nested workflow suspends at a path inside it ("inner.approve"): report each
         # distinct one, so a resume can name it.
         suspended: list[list[str]] = []
-        for index in sorted(suspend_payloads):
-            for path in paths.get(index) or [[step.id]]:
+        for index in sorted(self.progress.suspend_payloads):
+            for path in self.progress.paths.get(index) or [[self.entry.step.id]]:
                 if path not in suspended:
                     suspended.append(path)
-        return Outcome("suspended", suspended=suspended)
-    return Outcome("success", output=result.output)
+        return suspended
 
 
 def _resumes(resume: Resume, paths: list[list[str]] | None) -> bool:

@@ -8,6 +8,7 @@ executor, the step runner and the control-flow blocks all work on these plain ob
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -15,9 +16,17 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
+from spanflow._schema import to_wire
 from spanflow.context import RequestContext
+from spanflow.errors import InvalidInputError, StorageError
 from spanflow.tracing.instrumentation import Scope
 from spanflow.usage import Usage
+from spanflow.workflows._snapshot import (
+    EntryProgress,
+    ForeachProgress,
+    FrameSnapshot,
+    load_step_result,
+)
 from spanflow.workflows.events import (
     CustomPayload,
     StepOutputPayload,
@@ -26,7 +35,7 @@ from spanflow.workflows.events import (
     WorkflowStartPayload,
 )
 from spanflow.workflows.results import StepResult
-from spanflow.workflows.workflow import Workflow
+from spanflow.workflows.workflow import ForeachEntry, Workflow
 
 __all__ = [
     "Frame",
@@ -40,6 +49,7 @@ __all__ = [
     "new_call_id",
     "now_ms",
     "outcome_of",
+    "restore_frame",
     "start_event",
 ]
 
@@ -115,7 +125,7 @@ class Outcome:
 class StepRun:
     result: StepResult
     suspended: list[list[str]] = field(default_factory=list)
-    slot: dict[str, Any] | None = None
+    slot: FrameSnapshot | None = None
     """A nested workflow's frame snapshot when it suspended inside."""
     bailed: bool = False
 
@@ -137,7 +147,7 @@ class Frame:
     carry: Any = _UNSET
     """The input of the entry at `position` (the previous entry's output)."""
     path: list[str] = field(default_factory=list)
-    entry_state: dict[str, Any] | None = None
+    entry_state: EntryProgress | None = None
     """Resumable state of the entry at `position` (foreach progress, nested frames, ...)."""
     checkpoint: Callable[[], Any] | None = None
     """Awaited after every completed entry of the top-level frame (the run saves a snapshot)."""
@@ -158,6 +168,28 @@ class Frame:
         if sink is not None:
             sink(event)
         scope.record(event)
+
+    def to_snapshot(self) -> FrameSnapshot:
+        """The frame as stored. Finished step results are serialised once and cached."""
+        cache = self.wire_cache
+        steps: dict[str, dict[str, Any]] = {}
+        for step_id, result in self.steps.items():
+            cached = cache.get(step_id)
+            if cached is None or cached[0] is not result:
+                cached = (result, result.to_dict())
+                if result.status in ("success", "failed", "canceled"):
+                    cache[step_id] = cached
+            steps[step_id] = cached[1]
+        return FrameSnapshot(
+            workflow_id=self.workflow.id,
+            input=to_wire(self.input),
+            state=to_wire(self.state),
+            steps=steps,
+            position=self.position,
+            carry=to_wire(self.carry),
+            path=list(self.path),
+            entry=self.entry_state,
+        )
 
     def publish_output(self, step_name: str, value: Any, scope: Scope) -> None:
         """``ctx.writer.write``: a ``workflow-step-output`` event from ``USER``."""
@@ -230,3 +262,66 @@ def finish_event(frame: Frame, outcome: Outcome, status: str) -> WorkflowEvent:
             error=outcome.error if status == "failed" else None,
         ),
     )
+
+
+def restore_frame(
+    workflow: Workflow, snapshot: FrameSnapshot, run: RunControl, scope: Scope, prefix: str = ""
+) -> Frame:
+    """Rebuild a `Frame` from its snapshot, for `workflow` as it is defined now.
+
+    Inputs, state and outputs are validated with the workflow's schemas again, so steps see
+    model instances; a value its schema no longer accepts stays JSON rather than make the run
+    unreadable.
+    """
+    if snapshot.workflow_id != workflow.id:
+        raise StorageError(
+            f"snapshot belongs to workflow {snapshot.workflow_id!r}, not {workflow.id!r}"
+        )
+    entries = workflow._entries
+    position = snapshot.position
+    if position > len(entries):
+        raise StorageError(
+            f"snapshot of workflow {workflow.id!r} is at entry {position}, but the workflow now "
+            f"has {len(entries)} entries: it changed since the run was stored"
+        )
+    foreach_ids = {e.step.id for e in entries if isinstance(e, ForeachEntry)}
+    steps: dict[str, StepResult] = {}
+    for step_id, raw in snapshot.steps.items():
+        step = workflow.find_step(step_id)
+        schema = step._output if step is not None else None
+        steps[step_id] = load_step_result(raw, schema, many=step_id in foreach_ids)
+    entry = snapshot.entry
+    current = entries[position] if position < len(entries) else None
+    if isinstance(entry, ForeachProgress) and isinstance(current, ForeachEntry):
+        _revalidate_outputs(entry, current.step)
+    return Frame(
+        workflow=workflow,
+        run=run,
+        scope=scope,
+        input=_revalidated(workflow._input, snapshot.input, "stored input"),
+        state=_revalidated(workflow._state, snapshot.state, "stored state"),
+        steps=steps,
+        prefix=prefix,
+        position=position,
+        carry=snapshot.carry,
+        path=list(snapshot.path),
+        entry_state=entry,
+    )
+
+
+def _revalidated(schema: Any, value: Any, what: str) -> Any:
+    if schema is not None:
+        with contextlib.suppress(InvalidInputError):
+            return schema.validate(value, what=what)
+    return value
+
+
+def _revalidate_outputs(progress: ForeachProgress, step: Any) -> None:
+    """Give a loaded foreach's successful outputs their models back."""
+    schema = getattr(step, "_output", None)
+    if schema is None:
+        return
+    outputs = progress.outputs
+    for i, (status, out) in enumerate(zip(progress.statuses, outputs, strict=False)):
+        if status == "success":
+            outputs[i] = _revalidated(schema, out, "stored output")

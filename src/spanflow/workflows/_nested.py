@@ -23,9 +23,10 @@ from spanflow.workflows._frame import (
     finish_event,
     new_call_id,
     now_ms,
+    restore_frame,
     start_event,
 )
-from spanflow.workflows._snapshot import dump_frame, load_frame
+from spanflow.workflows._snapshot import FrameSnapshot
 from spanflow.workflows._step_runner import emit_step_end
 from spanflow.workflows.events import StepStartPayload, WorkflowEvent
 from spanflow.workflows.results import StepResult
@@ -42,7 +43,7 @@ async def run_nested(
     *,
     resume: Resume | None,
     prior: StepResult | None,
-    slot: dict[str, Any] | None,
+    slot: FrameSnapshot | None,
     foreach_index: int | None,
     events: bool,
 ) -> StepRun:
@@ -81,7 +82,7 @@ async def run_nested(
     inner_scope = scope.nested_run(workflow.id, run.run_id, value)
     child_resume: Resume | None = None
     if resuming and resume is not None and slot is not None:
-        child = load_frame(workflow, slot, run, inner_scope, prefix=event_id + ".")
+        child = restore_frame(workflow, slot, run, inner_scope, prefix=event_id + ".")
         child_resume = Resume(resume.path[1:], resume.data, resume.foreach_index)
     else:
         try:
@@ -134,7 +135,7 @@ async def run_nested(
             suspended_at=ended_at,
         )
         paths = [[workflow.id, *p] for p in outcome.suspended]
-        return finish(result, StepRun(result, suspended=paths, slot=dump_frame(child)))
+        return finish(result, StepRun(result, suspended=paths, slot=child.to_snapshot()))
     if status == "canceled":
         result = StepResult("canceled", value, started_at=started_at, ended_at=ended_at)
         return finish(result, StepRun(result))

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from spanflow.errors import InvalidInputError, RunStateError, StepNotFoundError
+from spanflow.workflows._snapshot import ForeachProgress, RunSnapshot
 from spanflow.workflows.step import Step
 from spanflow.workflows.workflow import ForeachEntry, Workflow
 
@@ -70,20 +71,20 @@ def find_step(workflow: Workflow, path: list[str]) -> Any:
 
 
 def check_foreach_index(
-    workflow: Workflow, snapshot: dict[str, Any], path: list[str], index: int | None
+    workflow: Workflow, snapshot: RunSnapshot, path: list[str], index: int | None
 ) -> None:
-    frame = snapshot.get("frame") or {}
-    position = frame.get("position", 0)
-    entries = workflow._entries
-    entry = entries[position] if position < len(entries) else None
-    is_foreach = isinstance(entry, ForeachEntry) and entry.step.id == path[0]
+    """Check that `index` names a suspended iteration of the foreach at `path`."""
     if index is None:
         return
-    if not is_foreach:
+    frame = snapshot.frame
+    entries = workflow._entries
+    entry = entries[frame.position] if frame.position < len(entries) else None
+    if not (isinstance(entry, ForeachEntry) and entry.step.id == path[0]):
         raise InvalidInputError(
             f"foreach_index={index} given, but step '{'.'.join(path)}' is not a foreach"
         )
-    suspended = {int(k) for k in ((frame.get("entry") or {}).get("suspend") or {})}
+    progress = frame.entry
+    suspended = set(progress.suspend_payloads) if isinstance(progress, ForeachProgress) else set()
     if index not in suspended:
         raise StepNotFoundError(
             f"foreach iteration {index} of step '{path[0]}' is not suspended; "

@@ -15,6 +15,7 @@ from spanflow._schema import Schema
 from spanflow.errors import BailSignal, InvalidInputError, NonRetryableError, SuspendSignal
 from spanflow.tracing.instrumentation import Scope
 from spanflow.workflows._frame import Frame, Resume, StepRun, new_call_id, now_ms
+from spanflow.workflows._snapshot import FrameSnapshot
 from spanflow.workflows.events import (
     StepResultPayload,
     StepStartPayload,
@@ -36,7 +37,7 @@ async def run_step(
     *,
     resume: Resume | None = None,
     prior: StepResult | None = None,
-    slot: dict[str, Any] | None = None,
+    slot: FrameSnapshot | None = None,
     foreach_index: int | None = None,
     events: bool = True,
 ) -> StepRun:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from spanflow._schema import to_wire
 from spanflow._sync import run_sync
 from spanflow.context import RequestContext
 from spanflow.errors import (
@@ -23,28 +23,17 @@ from spanflow.errors import (
     RunStateError,
 )
 from spanflow.storage.base import RunStatus, StoredRun
-from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
-from spanflow.usage import Usage
-from spanflow.workflows._drive import drive
-from spanflow.workflows._frame import (
-    Frame,
-    Outcome,
-    Resume,
-    RunControl,
-    end_status,
-    finish_event,
-    start_event,
-)
+from spanflow.workflows._execution import Execution, fail_streams
+from spanflow.workflows._frame import Frame, Resume, RunControl, restore_frame
 from spanflow.workflows._resume_target import (
     StepRef,
     check_foreach_index,
     find_step,
     pick_suspended,
 )
-from spanflow.workflows._snapshot import SNAPSHOT_VERSION, dump_frame, load_frame, read_run_snapshot
-from spanflow.workflows.events import WorkflowCanceledPayload, WorkflowEvent
-from spanflow.workflows.results import WorkflowResult, error_wire
+from spanflow.workflows._snapshot import RunSnapshot, dump_run_snapshot, read_run_snapshot
+from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.stream import WorkflowStream, chain_sinks
 from spanflow.workflows.workflow import Workflow
 
@@ -295,7 +284,7 @@ class Run:
                 f"run {self.run_id!r} is {stored.status}, not suspended: nothing to resume"
             )
         snapshot = read_run_snapshot(stored)
-        path = pick_suspended(self.run_id, snapshot.get("suspended") or [], step)
+        path = pick_suspended(self.run_id, snapshot.suspended, step)
         target = find_step(self.workflow, path)
         schema = getattr(target, "_resume", None)
         if schema is not None:
@@ -318,7 +307,7 @@ class Run:
             context,
             tracing_options,
             resumed=True,
-            stored_trace=StoredTraceContext.from_dict(snapshot.get("trace")),
+            stored_trace=snapshot.trace,
         )
         resume = Resume(path, resume_data, foreach_index)
         task = asyncio.get_running_loop().create_task(
@@ -331,7 +320,7 @@ class Run:
 
     async def _execute_resume(
         self,
-        snapshot: dict[str, Any],
+        snapshot: RunSnapshot,
         resume: Resume,
         start: RunStart,
         out: WorkflowStream | None,
@@ -343,10 +332,10 @@ class Run:
             )
             self._stored = claimed
             snapshot = read_run_snapshot(claimed)
-            frame = load_frame(self.workflow, snapshot["frame"], control, NOOP_SCOPE)
+            frame = restore_frame(self.workflow, snapshot.frame, control, NOOP_SCOPE)
         except BaseException as exc:
             control.status = self._stored.status if self._stored else "pending"
-            self._fail_streams(out, exc)
+            fail_streams(out, self._open_streams, exc)
             raise
         return await self._execute(frame, resume, start, out, new=False)
 
@@ -372,7 +361,9 @@ class Run:
         claimed = await self.workflow.storage.claim_run(
             self.run_id, from_status=(stored.status,), to_status="canceled"
         )
-        claimed.snapshot = {**claimed.snapshot, "status": "canceled"}
+        snapshot = read_run_snapshot(claimed)
+        snapshot.status = "canceled"
+        claimed.snapshot = dump_run_snapshot(snapshot)
         await self.workflow.storage.save_run(claimed)
         self._stored = claimed
         self._control = None
@@ -415,7 +406,7 @@ class Run:
         self._stored = claimed
         self._control = control
         snapshot = read_run_snapshot(claimed)
-        frame = load_frame(self.workflow, snapshot["frame"], control, NOOP_SCOPE)
+        frame = restore_frame(self.workflow, snapshot.frame, control, NOOP_SCOPE)
         start = RunStart(
             self.workflow.id,
             self.run_id,
@@ -424,7 +415,7 @@ class Run:
             context,
             tracing_options,
             resumed=True,
-            stored_trace=StoredTraceContext.from_dict(snapshot.get("trace")),
+            stored_trace=snapshot.trace,
         )
         task = asyncio.get_running_loop().create_task(
             self._execute(frame, None, start, None, new=False),
@@ -447,20 +438,19 @@ class Run:
 
     def _continued_control(
         self,
-        snapshot: dict[str, Any],
+        snapshot: RunSnapshot,
         request_context: RequestContext | Mapping[str, Any] | None,
         tracing_options: TracingOptions | None,
     ) -> RunControl:
         """The control of a run that goes on from `snapshot` (a resume or a restart): the
         given request context, else the stored one, and the usage counted so far."""
         context = RequestContext.coerce(
-            request_context if request_context is not None else snapshot.get("requestContext") or {}
+            request_context if request_context is not None else snapshot.request_context
         )
         context.to_dict()  # raises on values that cannot be stored
         _check_tracing_options(tracing_options)
         control = RunControl(self.run_id, self.workflow.id, self.resource_id, context)
-        if snapshot.get("usage"):
-            control.usage = Usage.from_dict(snapshot["usage"])
+        control.usage = replace(snapshot.usage)
         return control
 
     async def _refresh(self) -> None:
@@ -481,148 +471,21 @@ class Run:
         *,
         new: bool,
     ) -> WorkflowResult:
-        control = frame.run
-        control.instrumentation = self.workflow.instrumentation
-        scope = control.instrumentation.start_run(start)
-        frame.scope = scope
-        if out is not None:
-            out.trace_id, out.span_id = scope.trace_id, scope.span_id
-        storage = self.workflow.storage
-        created_at = self._stored.created_at if self._stored is not None else 0.0
-        # The run span's context never changes during an execution: compute it once, not at
-        # every checkpoint.
-        trace_context = scope.persisted_context() or (start.stored_trace if not new else None)
+        def stored(run: StoredRun) -> None:
+            self._stored = run
 
-        def stored_run(status: RunStatus, extra: dict[str, Any] | None = None) -> StoredRun:
-            snapshot: dict[str, Any] = {
-                "version": SNAPSHOT_VERSION,
-                "status": status,
-                "frame": dump_frame(frame),
-                "requestContext": _storable_context(control.request_context),
-                "trace": trace_context.to_dict() if trace_context is not None else None,
-                "usage": control.usage.to_dict(),
-            }
-            if extra:
-                snapshot.update(extra)
-            return StoredRun(
-                self.run_id, self.workflow.id, status, snapshot, self.resource_id, created_at
-            )
-
-        async def checkpoint() -> None:
-            await storage.save_run(stored_run("running"))
-
-        async def on_waiting() -> None:
-            await storage.save_run(stored_run("waiting"))
-
-        # Per-entry checkpoints exist so a crash loses at most the running step: a store that
-        # dies with the process gains nothing from them, and they are most of a long run's cost.
-        frame.checkpoint = checkpoint if storage.durable else None
-        control.on_waiting = on_waiting
-        control.status = "running"
-        owned = not new  # a resume or restart claimed the stored run before getting here
-        try:
-            if new:
-                await storage.insert_run(stored_run("running"))
-                owned = True
-            frame.emit(scope, start_event(frame))
-            token = scope.enter()  # user code outside steps (conditions, sleeps) nests here
-            try:
-                outcome = await drive(frame, resume)
-            except asyncio.CancelledError:
-                if not control.cancel_requested:
-                    raise
-                current = asyncio.current_task()
-                if current is not None:
-                    current.uncancel()
-                outcome = Outcome("canceled")
-            finally:
-                scope.exit(token)
-            return await self._finish(frame, outcome, out, stored_run)
-        except BaseException as exc:
-            control.status = "failed"
-            scope.end("failed", error=exc)
-            if owned and isinstance(exc, Exception):
-                # The engine or the store failed, not a step. Record the run as failed if the
-                # store still takes writes, rather than leave it "running" forever. (A bare
-                # CancelledError is a dying loop or process: the run stays "running" for a
-                # later restart. And a run we could not insert is someone else's.)
-                with contextlib.suppress(Exception):
-                    await storage.save_run(stored_run("failed", {"error": error_wire(exc)}))
-            self._fail_streams(out, exc)
-            raise
-
-    async def _finish(
-        self,
-        frame: Frame,
-        outcome: Outcome,
-        out: WorkflowStream | None,
-        stored_run: Callable[[RunStatus, dict[str, Any] | None], StoredRun],
-    ) -> WorkflowResult:
-        control = frame.run
-        scope = frame.scope
-        status: Any = end_status(outcome)
-        if status == "canceled":
-            frame.emit(
-                scope, WorkflowEvent("workflow-canceled", control.run_id, WorkflowCanceledPayload())
-            )
-        suspend_payload = {
-            path[0]: frame.steps[path[0]].suspend_payload
-            for path in outcome.suspended
-            if path and path[0] in frame.steps
-        }
-        result = WorkflowResult(
-            status=status,
-            run_id=self.run_id,
-            steps=dict(frame.steps),
-            input=frame.input,
-            result=outcome.output if status == "success" else None,
-            error=outcome.error if status == "failed" else None,
-            suspended=[list(p) for p in outcome.suspended] if status == "suspended" else [],
-            suspend_payload=suspend_payload if status == "suspended" else {},
-            state=frame.state,
-            usage=control.usage,
-            step_execution_path=list(frame.path),
-            trace_id=scope.trace_id,
-            span_id=scope.span_id,
+        execution = Execution(
+            self.workflow,
+            self.run_id,
+            self.resource_id,
+            frame,
+            start,
+            out,
+            self._open_streams,
+            stored,
+            self._stored.created_at if self._stored is not None else 0.0,
         )
-        extra: dict[str, Any] = {}
-        if status == "success":
-            extra["result"] = to_wire(result.result)
-        elif status == "failed" and result.error is not None:
-            extra["error"] = error_wire(result.error)
-        elif status == "suspended":
-            extra["suspended"] = result.suspended
-            extra["suspendPayload"] = to_wire(suspend_payload)
-        stored = stored_run(status, extra)
-        await self.workflow.storage.save_run(stored)
-        self._stored = stored
-        control.status = status
-        # Streams opened with close_on_suspend=False stay open through a suspension (they get
-        # no workflow-finish until the run really ends); every other stream closes now.
-        streams = self._streams(out)
-        kept = self._open_streams if status == "suspended" else []
-        closing = [s for s in streams if s not in kept]
-        if closing or not kept:
-            event = finish_event(frame, outcome, status)
-            scope.record(event)
-            for stream in closing:
-                stream.push(event)
-        scope.set_attribute("spanflow.run.status", status)
-        scope.end(status, output=result.result, error=result.error)
-        for stream in closing:
-            stream.finish(result)
-        self._open_streams = list(kept)
-        return result
-
-    def _fail_streams(self, out: WorkflowStream | None, error: BaseException) -> None:
-        """End this execution's stream and every open one with `error`."""
-        for stream in self._streams(out):
-            stream.fail(error)
-        self._open_streams = []
-
-    def _streams(self, out: WorkflowStream | None) -> list[WorkflowStream]:
-        """This execution's stream and every stream kept open through a suspension, once each."""
-        return list(dict.fromkeys([*([out] if out is not None else []), *self._open_streams]))
+        return await execution.execute(resume, new=new)
 
 
 def _hand_errors_to_stream(task: asyncio.Task[Any], out: WorkflowStream | None) -> None:
@@ -631,12 +494,6 @@ def _hand_errors_to_stream(task: asyncio.Task[Any], out: WorkflowStream | None) 
     logs "Task exception was never retrieved" when the task is collected."""
     if out is not None:
         task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
-
-
-def _storable_context(context: RequestContext) -> dict[str, Any]:
-    from spanflow.tracing.redaction import strip_credentials
-
-    return strip_credentials(context.to_dict())
 
 
 def _check_tracing_options(options: Any) -> None:

@@ -1,0 +1,235 @@
+"""One execution of a run (a start, a resume or a restart): drive, checkpoint, finish.
+
+An `Execution` drives the run's top-level frame under the run span, writes the run's snapshot
+when the run is created, after every top-level entry (to durable stores), when a sleep begins
+and at the end, and ends the streams that watch it. `Run` decides whether an execution may
+begin and prepares its frame; this module is what happens once it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from spanflow._schema import to_wire
+from spanflow.context import RequestContext
+from spanflow.storage.base import RunStatus, StoredRun
+from spanflow.tracing.context import StoredTraceContext
+from spanflow.tracing.instrumentation import RunStart
+from spanflow.workflows._drive import drive
+from spanflow.workflows._frame import Frame, Outcome, Resume, end_status, finish_event, start_event
+from spanflow.workflows._snapshot import RunSnapshot, dump_run_snapshot
+from spanflow.workflows.events import WorkflowCanceledPayload, WorkflowEvent
+from spanflow.workflows.results import WorkflowResult, error_wire
+
+if TYPE_CHECKING:
+    from spanflow.workflows.stream import WorkflowStream
+    from spanflow.workflows.workflow import Workflow
+
+__all__ = ["Execution", "fail_streams"]
+
+
+@dataclass(slots=True, eq=False)
+class Execution:
+    """One execution of a run, in the run's task."""
+
+    workflow: Workflow
+    run_id: str
+    resource_id: str | None
+    frame: Frame
+    """The top-level frame: new, or restored from the stored snapshot."""
+    start: RunStart
+    out: WorkflowStream | None
+    """The stream this execution was started for, if any."""
+    open_streams: list[WorkflowStream]
+    """The run's streams kept open through suspensions; updated in place."""
+    on_stored: Callable[[StoredRun], None]
+    """Told the run as stored at the end, before any stream learns the run ended."""
+    created_at: float = 0.0
+    """When the stored run was created (0 for a new run: the store fills it in)."""
+    trace: StoredTraceContext | None = field(default=None, init=False)
+    """The run span's context. It never changes during an execution: computed once."""
+
+    async def execute(self, resume: Resume | None, *, new: bool) -> WorkflowResult:
+        """Drive the frame to its end (or a suspension) and store how it ended."""
+        frame, start, out = self.frame, self.start, self.out
+        control = frame.run
+        control.instrumentation = self.workflow.instrumentation
+        scope = control.instrumentation.start_run(start)
+        frame.scope = scope
+        if out is not None:
+            out.trace_id, out.span_id = scope.trace_id, scope.span_id
+        storage = self.workflow.storage
+        self.trace = scope.persisted_context() or (start.stored_trace if not new else None)
+
+        async def checkpoint() -> None:
+            await storage.save_run(self._stored_run("running"))
+
+        async def on_waiting() -> None:
+            await storage.save_run(self._stored_run("waiting"))
+
+        # Per-entry checkpoints exist so a crash loses at most the running step: a store that
+        # dies with the process gains nothing from them, and they are most of a long run's cost.
+        frame.checkpoint = checkpoint if storage.durable else None
+        control.on_waiting = on_waiting
+        control.status = "running"
+        owned = not new  # a resume or restart claimed the stored run before getting here
+        try:
+            if new:
+                await storage.insert_run(self._stored_run("running"))
+                owned = True
+            frame.emit(scope, start_event(frame))
+            outcome = await self._drive(resume)
+            return await self._finish(outcome)
+        except BaseException as exc:
+            control.status = "failed"
+            scope.end("failed", error=exc)
+            if owned and isinstance(exc, Exception):
+                # The engine or the store failed, not a step. Record the run as failed if the
+                # store still takes writes, rather than leave it "running" forever. (A bare
+                # CancelledError is a dying loop or process: the run stays "running" for a
+                # later restart. And a run we could not insert is someone else's.)
+                with contextlib.suppress(Exception):
+                    await storage.save_run(self._stored_run("failed", error=error_wire(exc)))
+            fail_streams(out, self.open_streams, exc)
+            raise
+
+    async def _drive(self, resume: Resume | None) -> Outcome:
+        frame = self.frame
+        scope = frame.scope
+        token = scope.enter()  # user code outside steps (conditions, sleeps) nests here
+        try:
+            return await drive(frame, resume)
+        except asyncio.CancelledError:
+            if not frame.run.cancel_requested:
+                raise
+            current = asyncio.current_task()
+            if current is not None:
+                current.uncancel()
+            return Outcome("canceled")
+        finally:
+            scope.exit(token)
+
+    def _stored_run(
+        self,
+        status: RunStatus,
+        *,
+        result: Any = None,
+        error: dict[str, Any] | None = None,
+        suspended: list[list[str]] | None = None,
+        suspend_payload: dict[str, Any] | None = None,
+    ) -> StoredRun:
+        """The run as stored now, with `status` and how it ended (if it did)."""
+        control = self.frame.run
+        snapshot = RunSnapshot(
+            status=status,
+            frame=self.frame.to_snapshot(),
+            request_context=_storable_context(control.request_context),
+            trace=self.trace,
+            usage=control.usage,
+            result=result,
+            error=error,
+            suspended=suspended or [],
+            suspend_payload=suspend_payload or {},
+        )
+        return StoredRun(
+            self.run_id,
+            self.workflow.id,
+            status,
+            dump_run_snapshot(snapshot),
+            self.resource_id,
+            self.created_at,
+        )
+
+    async def _finish(self, outcome: Outcome) -> WorkflowResult:
+        frame = self.frame
+        control = frame.run
+        scope = frame.scope
+        status: Any = end_status(outcome)
+        if status == "canceled":
+            frame.emit(
+                scope, WorkflowEvent("workflow-canceled", control.run_id, WorkflowCanceledPayload())
+            )
+        result = self._result(outcome, status)
+        if status == "success":
+            stored = self._stored_run(status, result=to_wire(result.result))
+        elif status == "failed" and result.error is not None:
+            stored = self._stored_run(status, error=error_wire(result.error))
+        elif status == "suspended":
+            payload = to_wire(result.suspend_payload)
+            stored = self._stored_run(status, suspended=result.suspended, suspend_payload=payload)
+        else:
+            stored = self._stored_run(status)
+        await self.workflow.storage.save_run(stored)
+        self.on_stored(stored)
+        control.status = status
+        self._end_streams(outcome, result, status)
+        return result
+
+    def _result(self, outcome: Outcome, status: Any) -> WorkflowResult:
+        frame = self.frame
+        scope = frame.scope
+        suspend_payload = {
+            path[0]: frame.steps[path[0]].suspend_payload
+            for path in outcome.suspended
+            if path and path[0] in frame.steps
+        }
+        return WorkflowResult(
+            status=status,
+            run_id=self.run_id,
+            steps=dict(frame.steps),
+            input=frame.input,
+            result=outcome.output if status == "success" else None,
+            error=outcome.error if status == "failed" else None,
+            suspended=[list(p) for p in outcome.suspended] if status == "suspended" else [],
+            suspend_payload=suspend_payload if status == "suspended" else {},
+            state=frame.state,
+            usage=frame.run.usage,
+            step_execution_path=list(frame.path),
+            trace_id=scope.trace_id,
+            span_id=scope.span_id,
+        )
+
+    def _end_streams(self, outcome: Outcome, result: WorkflowResult, status: Any) -> None:
+        # Streams opened with close_on_suspend=False stay open through a suspension (they get
+        # no workflow-finish until the run really ends); every other stream closes now.
+        frame = self.frame
+        scope = frame.scope
+        streams = _streams(self.out, self.open_streams)
+        kept = list(self.open_streams) if status == "suspended" else []
+        closing = [s for s in streams if s not in kept]
+        if closing or not kept:
+            event = finish_event(frame, outcome, status)
+            scope.record(event)
+            for stream in closing:
+                stream.push(event)
+        scope.set_attribute("spanflow.run.status", status)
+        scope.end(status, output=result.result, error=result.error)
+        for stream in closing:
+            stream.finish(result)
+        self.open_streams[:] = kept
+
+
+def fail_streams(
+    out: WorkflowStream | None, open_streams: list[WorkflowStream], error: BaseException
+) -> None:
+    """End this execution's stream and every open one with `error` (`open_streams` empties)."""
+    for stream in _streams(out, open_streams):
+        stream.fail(error)
+    open_streams.clear()
+
+
+def _streams(
+    out: WorkflowStream | None, open_streams: list[WorkflowStream]
+) -> list[WorkflowStream]:
+    """This execution's stream and every stream kept open through a suspension, once each."""
+    return list(dict.fromkeys([*([out] if out is not None else []), *open_streams]))
+
+
+def _storable_context(context: RequestContext) -> dict[str, Any]:
+    from spanflow.tracing.redaction import strip_credentials
+
+    return strip_credentials(context.to_dict())
