@@ -3,9 +3,9 @@
 The engine speaks only the OpenTelemetry API; this package builds the SDK side. `configure()`
 takes small option groups (service resource, OTLP destinations from `presets`, batching,
 sampling, console tree, shutdown) and returns a `Telemetry` handle with the tracer provider,
-bounded `force_flush`/`shutdown` and the count of spans dropped on a full export queue. The
-id generators honour the trace id a run asks for; `spanflow_otel.testing` has the span capture
-fixture and `dump_spans`.
+bounded `force_flush`/`shutdown`, and `export_counts`: how many spans were exported, failed,
+dropped on a full export queue or not sent. The id generators honour the trace id a run asks
+for; `spanflow_otel.testing` has the span capture fixture and `dump_spans`.
 """
 
 from spanflow_otel import presets
@@ -21,7 +21,7 @@ from spanflow_otel.config import (
 from spanflow_otel.console import SpanTreeConsoleExporter, format_run_tree
 from spanflow_otel.ids import RequestedTraceIdGenerator, SequentialIdGenerator
 from spanflow_otel.otlp import ResolvedExport, build_exporter, resolve_export
-from spanflow_otel.processors import DropCountingBatchSpanProcessor
+from spanflow_otel.processors import DropCountingBatchSpanProcessor, ExportCounts
 from spanflow_otel.telemetry import Telemetry, build_resource, build_sampler, configure
 
 __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
@@ -39,6 +39,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "ShutdownOptions",
     # Building blocks
     "DropCountingBatchSpanProcessor",
+    "ExportCounts",
     "RequestedTraceIdGenerator",
     "SequentialIdGenerator",
     "SpanTreeConsoleExporter",

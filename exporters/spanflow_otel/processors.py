@@ -13,38 +13,99 @@ is then exactly "this append evicts one span".
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-__all__ = ["DropCountingBatchSpanProcessor"]
+__all__ = ["DropCountingBatchSpanProcessor", "ExportCounts"]
 
 logger = logging.getLogger("spanflow.tracing")
 
 
-class _CountingDeque(deque[Any]):
-    """A bounded deque that reports every item its ``appendleft`` evicts."""
+@dataclass(frozen=True, slots=True)
+class ExportCounts:
+    """What became of the spans handed to the OTLP exporters so far (destinations summed)."""
 
-    def __init__(self, maxlen: int, on_drop: Callable[[], None]) -> None:
+    exported: int = 0
+    """Spans in batches the collector accepted."""
+    failed: int = 0
+    """Spans in batches the exporter gave up on (collector down or refusing, timeout)."""
+    dropped: int = 0
+    """Spans evicted from a full export queue, never sent."""
+    unsent: int = 0
+    """Spans still queued or being sent; after a shutdown, those it had no time left for."""
+
+    @property
+    def total(self) -> int:
+        """Every span handed to the exporters."""
+        return self.exported + self.failed + self.dropped + self.unsent
+
+    def __add__(self, other: ExportCounts) -> ExportCounts:
+        return ExportCounts(
+            self.exported + other.exported,
+            self.failed + other.failed,
+            self.dropped + other.dropped,
+            self.unsent + other.unsent,
+        )
+
+
+class _CountingDeque(deque[Any]):
+    """A bounded deque that reports every item added and every item its ``appendleft`` evicts."""
+
+    def __init__(
+        self, maxlen: int, on_drop: Callable[[], None], on_add: Callable[[], None]
+    ) -> None:
         super().__init__((), maxlen)
         self._lock = threading.Lock()
         self._on_drop = on_drop
+        self._on_add = on_add
 
     def appendleft(self, item: Any, /) -> None:
         with self._lock:
             evicts = len(self) == self.maxlen
             super().appendleft(item)
+        self._on_add()
         if evicts:
             self._on_drop()
 
     def pop(self, *index: int) -> Any:
         with self._lock:
             return super().pop(*index)
+
+
+class _CountingExporter(SpanExporter):
+    """Passes each batch on to `exporter` and reports how many spans it delivered or not."""
+
+    def __init__(self, exporter: SpanExporter, on_result: Callable[[int, bool], None]) -> None:
+        self.exporter = exporter
+        self._on_result = on_result
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        delivered = False
+        try:
+            result = self.exporter.export(spans)
+            delivered = result is SpanExportResult.SUCCESS
+            return result
+        finally:
+            self._on_result(len(spans), delivered)
+
+    def shutdown(self, timeout_millis: float = 30_000) -> None:
+        # The SDK passes its remaining budget to an exporter whose shutdown takes one.
+        if "timeout_millis" in inspect.signature(self.exporter.shutdown).parameters:
+            self.exporter.shutdown(timeout_millis=timeout_millis)  # type: ignore[call-arg]
+        else:
+            self.exporter.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return self.exporter.force_flush(timeout_millis)
 
 
 def _default_batch_size() -> int:
@@ -55,7 +116,7 @@ def _default_batch_size() -> int:
 
 
 class DropCountingBatchSpanProcessor(BatchSpanProcessor):
-    """`BatchSpanProcessor` that counts queue-full drops and bounds its own shutdown."""
+    """`BatchSpanProcessor` that counts queue-full drops and exports, and bounds its shutdown."""
 
     def __init__(
         self,
@@ -70,13 +131,16 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
             # The SDK refuses a batch larger than the queue; a small queue means small batches.
             max_export_batch_size = min(max_queue_size, _default_batch_size())
         super().__init__(
-            exporter,
+            _CountingExporter(exporter, self._count_export),
             max_queue_size=max_queue_size,
             schedule_delay_millis=schedule_delay_millis,
             max_export_batch_size=max_export_batch_size,
         )
         self._drop_lock = threading.Lock()
         self._dropped = 0
+        self._queued = 0
+        self._exported = 0
+        self._failed = 0
         self._shutdown_timeout_millis = shutdown_timeout_millis
         self.counts_drops = self._install_counting_queue()
         """False when this SDK version's queue was not recognised (drops go uncounted)."""
@@ -85,6 +149,14 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
     def dropped_spans(self) -> int:
         """Spans dropped so far because the export queue was full."""
         return self._dropped
+
+    @property
+    def export_counts(self) -> ExportCounts:
+        """Spans exported, failed, dropped and not sent yet (unsent is 0 if drops go uncounted)."""
+        with self._drop_lock:
+            exported, failed, dropped = self._exported, self._failed, self._dropped
+            unsent = max(self._queued - exported - failed - dropped, 0)
+        return ExportCounts(exported, failed, dropped, unsent)
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued and stop, within `timeout_millis` (default: the configured)."""
@@ -103,6 +175,17 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
                 "at flush and shutdown."
             )
 
+    def _count_queued(self) -> None:
+        with self._drop_lock:
+            self._queued += 1
+
+    def _count_export(self, spans: int, delivered: bool) -> None:
+        with self._drop_lock:
+            if delivered:
+                self._exported += spans
+            else:
+                self._failed += spans
+
     def _install_counting_queue(self) -> bool:
         # Private SDK internals: the 1.3x+ layout (BatchProcessor._queue) and the older one
         # (BatchSpanProcessor.queue). Anything else: export still works, drops go uncounted.
@@ -115,5 +198,5 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
                 "spans dropped on a full export queue will not be counted."
             )
             return False
-        setattr(holder, name, _CountingDeque(queue.maxlen, self._count_drop))
+        setattr(holder, name, _CountingDeque(queue.maxlen, self._count_drop, self._count_queued))
         return True

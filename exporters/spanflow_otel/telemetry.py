@@ -38,7 +38,7 @@ from spanflow_otel.config import (
 from spanflow_otel.console import SpanTreeConsoleExporter
 from spanflow_otel.ids import RequestedTraceIdGenerator
 from spanflow_otel.otlp import build_exporter, resolve_export
-from spanflow_otel.processors import DropCountingBatchSpanProcessor
+from spanflow_otel.processors import DropCountingBatchSpanProcessor, ExportCounts
 from spanflow_otel.shutdown import ExitHooks, run_bounded
 
 __all__ = ["Telemetry", "build_resource", "build_sampler", "configure"]
@@ -79,6 +79,11 @@ class Telemetry:
     def dropped_spans(self) -> int:
         """Spans dropped so far because an export queue was full (all destinations)."""
         return sum(processor.dropped_spans for processor in self._batch_processors)
+
+    @property
+    def export_counts(self) -> ExportCounts:
+        """Spans exported, failed, dropped and not sent so far (all destinations summed)."""
+        return sum((p.export_counts for p in self._batch_processors), ExportCounts())
 
     def force_flush(self, timeout: float | None = None) -> bool:
         """Export everything finished so far; False if that took longer than `timeout` s."""

@@ -7,6 +7,7 @@ import errno
 import io
 import json
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -383,3 +384,23 @@ def test_openais_api_without_any_key_is_a_one_line_error(
         "spanflow: error: demo: SPANFLOW_DEMO_BASE_URL names OpenAI's API, which needs a key: "
         "set SPANFLOW_DEMO_API_KEY or OPENAI_API_KEY\n"
     )
+
+
+def test_the_summary_prints_the_command_that_lists_the_demos_runs(
+    db: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "200")  # the temporary path stays on one line
+    out = run_cli(db, capsys)
+
+    assert f"│ runs      spanflow runs list --db {db}" in out
+    assert main(["runs", "list", "--db", str(db)]) == 0
+    assert f"1 run, newest first, in SQLite, {db}" in capsys.readouterr().out
+
+
+def test_the_demo_says_its_database_is_in_the_temp_directory_by_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["demo", "--help"]) == 0
+
+    out = "".join(capsys.readouterr().out.split())  # argparse wraps lines, even at a hyphen
+    assert f"(default:{Path(tempfile.gettempdir()) / 'spanflow-demo.db'})" in out

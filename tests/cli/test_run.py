@@ -248,3 +248,15 @@ def _summary_value(out: str, label: str) -> str:
         if line.strip("│ ").startswith(label + " ") and cells:
             return cells[-1]
     raise AssertionError(f"no {label!r} line in:\n{out}")
+
+
+@pytest.mark.parametrize("url", ["memory://", "sqlite://"])
+def test_a_run_suspended_in_memory_says_it_cannot_be_resumed(cli: Cli, url: str) -> None:
+    done = cli("run", APPROVAL, "--input", ADA, "--storage", url)
+
+    assert done.code == 0, done.err
+    assert "runs resume" not in done.out
+    assert done.out.splitlines()[-1] == (
+        "waiting for ask; it cannot be resumed: it was stored in memory, which is gone when this "
+        "command exits; run it with --db PATH or --storage URL to resume it later"
+    )

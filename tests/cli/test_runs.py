@@ -81,7 +81,18 @@ def test_list_pages_with_limit_and_offset(cli: Cli, db: Path) -> None:
     assert page[-1] == f"runs 2-2 of 3, newest first, in SQLite, {db}; --offset 2 for more"
 
 
+def empty_database(db: Path) -> None:
+    """Create a spanflow database with no runs in it."""
+
+    async def create() -> None:
+        async with SqliteStorage(db):
+            pass
+
+    asyncio.run(create())
+
+
 def test_list_says_when_there_is_nothing_to_show(cli: Cli, db: Path) -> None:
+    empty_database(db)
     empty = cli("runs", "list", "--db", str(db))
     started(cli, db, HELLO, "Ada")
     none_match = cli("runs", "list", "--db", str(db), "--status", "failed")
@@ -154,6 +165,7 @@ def test_show_prints_what_a_suspended_run_waits_for(cli: Cli, db: Path) -> None:
 
 
 def test_show_of_an_unknown_run_is_one_line(cli: Cli, db: Path) -> None:
+    empty_database(db)
     done = cli("runs", "show", "no-such-run", "--db", str(db))
 
     assert done.code == 1

@@ -65,9 +65,11 @@ def test_trace_and_parent_ids_link_the_run_into_the_callers_trace(
     assert span.trace_id == bytes.fromhex("abc123".rjust(32, "0"))
     assert span.parent_span_id == bytes.fromhex("def456".rjust(16, "0"))
     trace_id = "abc123".rjust(32, "0")
-    assert f"trace id     {trace_id}" in done.out
-    assert f"exported to  {receiver.http_endpoint}" in done.out
-    assert f"Jaeger       http://localhost:16686/trace/{trace_id}" in done.out
+    assert f"trace id  {trace_id}" in done.out
+    assert done.out.splitlines()[-1] == (
+        f"✓ 2 spans exported to {receiver.http_endpoint}; "
+        f"the trace in Jaeger: http://localhost:16686/trace/{trace_id}"
+    )
 
 
 def test_a_traceparent_header_value_works_too(cli: Cli, db: Path, receiver: OtlpReceiver) -> None:
@@ -104,7 +106,7 @@ def test_the_otlp_variable_turns_export_on_and_grpc_works(
     spans = receiver.wait_for_spans(2)
     assert {s.transport for s in spans} == {"grpc"}
     assert {s.resource["service.name"] for s in spans} == {"greeter"}
-    assert f"exported to  {receiver.grpc_endpoint}" in done.out
+    assert f"✓ 2 spans exported to {receiver.grpc_endpoint}; the trace in Jaeger" in done.out
 
 
 def test_otel_service_name_wins_over_the_commands_default(

@@ -43,8 +43,8 @@ import argparse
 import asyncio
 import importlib
 import os
+import shlex
 import sys
-import tempfile
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -54,9 +54,15 @@ from rich.console import Console
 
 from spanflow.agents.errors import AgentDefinitionError
 from spanflow.agents.models import Model, ModelChunk, ModelRequest, OpenAIChatModel, TextDelta
-from spanflow.cli.display import RunDisplay, watch
+from spanflow.cli.display import RunDisplay, tree_width, watch
 from spanflow.cli.errors import CommandError
-from spanflow.cli.tracing import DEMO_SERVICE, CommandTracing, add_export_arguments
+from spanflow.cli.storage import DEMO_DB
+from spanflow.cli.tracing import (
+    DEMO_SERVICE,
+    CommandTracing,
+    add_export_arguments,
+    say_export_report,
+)
 from spanflow.errors import SpanflowError
 from spanflow.storage import SqliteStorage
 from spanflow.workflows.results import WorkflowResult
@@ -74,7 +80,7 @@ __all__ = [
     "writer_model_from_env",
 ]
 
-DEFAULT_DB = Path(tempfile.gettempdir()) / "spanflow-demo.db"
+DEFAULT_DB = DEMO_DB
 """Where the demo stores its runs unless ``--db`` says otherwise."""
 
 EXAMPLE_MODULE = "examples.order_fulfilment"
@@ -135,7 +141,7 @@ def add_command(commands: Any) -> None:
         help="divide every simulated delay by FACTOR (default: 1)",
     )
     add_export_arguments(parser, default_service=DEMO_SERVICE, span_tree_option=False)
-    parser.set_defaults(handler=_run_command)
+    parser.set_defaults(handler=_run_command, command_name="demo", command_parser=parser)
 
 
 def _positive_float(text: str) -> float:
@@ -152,7 +158,7 @@ def _run_command(options: argparse.Namespace) -> int:
     console = Console(highlight=False, emoji=False)
     db = options.db.expanduser().resolve()
     tracing = CommandTracing.from_options(
-        options, span_tree=True, install_global=options.as_program
+        options, span_tree=True, install_global=options.as_program, tree_width=tree_width(console)
     )
     with tracing:
         result = asyncio.run(run_demo(console, db=db, speed=options.speed, tracing=tracing))
@@ -219,7 +225,9 @@ async def run_demo(
     real_model = writer_model_from_env(os.environ)  # a bad setting fails before any output
     writer_model = real_model or _ReadingPace(scripted_writer(), SECONDS_PER_WORD / speed)
     owned = tracing is None
-    tracing = tracing or CommandTracing.start(service=DEMO_SERVICE, span_tree=True)
+    tracing = tracing or CommandTracing.start(
+        service=DEMO_SERVICE, span_tree=True, tree_width=tree_width(console)
+    )
     order = sample_order()
     workflow = _order_workflow(writer_model, tracing)
     display = RunDisplay(console, workflow)
@@ -250,7 +258,7 @@ async def run_demo(
 
         if result.status == "suspended":
             display.say(
-                f"the run is saved in {db.name}; a manager is reviewing the order...", style="dim"
+                f"the run is saved in {db}; a manager is reviewing the order...", style="dim"
             )
             await asyncio.sleep(MANAGER_REVIEW_SECONDS / speed)
             decision = ManagerDecision(
@@ -281,10 +289,15 @@ async def run_demo(
         if owned:
             tracing.close()
 
-    display.summary(result, [("storage", f"SQLite, {db}"), *tracing.rows(result.trace_id)])
+    listing = shlex.join(["spanflow", "runs", "list", "--db", str(db)])
+    display.summary(
+        result,
+        [("storage", f"SQLite, {db}"), ("runs", listing), *tracing.rows(result.trace_id)],
+    )
     display.span_tree(
         tracing.span_tree(), "span tree (the run, then its resumed half, in one trace)"
     )
+    say_export_report(display, tracing, result.trace_id)
     return result
 
 
@@ -348,11 +361,9 @@ def _order_workflow(writer_model: Model, tracing: CommandTracing) -> Workflow:
 
     writer = confirmation_writer(writer_model)
     workflow = build_order_workflow(writer)
+    # The agent has no tracing of its own: as a step it traces like the run, so its spans
+    # land in the run's tree on the demo's provider.
     tracing.instrument(workflow)
-    # The agent traces with its own instrumentation (by default the global tracer provider,
-    # which the demo does not replace when it runs inside another program, such as a test):
-    # give it the workflow's, so its spans land in the run's tree.
-    writer.instrumentation = workflow.instrumentation
     return workflow
 
 

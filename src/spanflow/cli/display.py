@@ -5,10 +5,9 @@ with ``ctx.writer`` indented under them, a line per foreach iteration plus a liv
 a panel when a step suspends for input, and a summary of the result. Given the workflow, it also
 says which steps run in parallel, which branch was taken and how wide a foreach is.
 
-An agent step's chunks (``workflow-step-output`` events whose output is an agent chunk, ``{"from":
-"AGENT", ...}``) read as a conversation under the step: a line per tool call and per tool
-result, the text word-wrapped under a bar, and the tokens the agent used. Token usage also ends
-the run's finish line and the summary.
+An agent step's chunks read as a conversation under the step (`spanflow.cli.conversation`);
+token usage also ends the run's finish line and the summary. Values are put on one line by
+`spanflow.cli.values`.
 
 On a terminal it uses colour and a live progress bar, and an agent's text appears word by word
 as it streams; when stdout is not a terminal (a pipe, a file, a test's captured output) rich's
@@ -19,14 +18,11 @@ ASCII when the output encoding cannot show them.
 
 from __future__ import annotations
 
-import json
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic_core import to_jsonable_python
 from rich import box
 from rich.console import Console, Group, OverflowMethod, RenderableType
 from rich.panel import Panel
@@ -34,7 +30,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextC
 from rich.table import Table
 from rich.text import Text
 
-from spanflow.usage import Usage
+from spanflow.cli.conversation import AgentConversation, is_agent_chunk
+from spanflow.cli.values import (
+    compact,
+    describe_error,
+    describe_usage,
+    format_duration,
+    has_tokens,
+    scalar,
+    wire,
+)
 from spanflow.workflows.events import (
     StepOutputPayload,
     StepProgressPayload,
@@ -45,7 +50,7 @@ from spanflow.workflows.events import (
     WorkflowEvent,
     WorkflowFinishPayload,
 )
-from spanflow.workflows.results import StoredError, WorkflowResult
+from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.workflow import BranchEntry, ForeachEntry, ParallelEntry, Workflow
 
 if TYPE_CHECKING:
@@ -61,6 +66,7 @@ __all__ = [
     "format_duration",
     "glyphs_for",
     "labelled",
+    "tree_width",
     "watch",
 ]
 
@@ -100,23 +106,6 @@ _STATUS_STYLE = {
 }
 
 
-_AGENT_TEXT_INDENT = "    "
-_WORD = re.compile(r"(\S*)(\s*)")
-
-
-def describe_usage(usage: Usage) -> str:
-    """``281 tokens (239 in, 42 out)``."""
-    total = usage.total_tokens or usage.input_tokens + usage.output_tokens
-    return f"{total:,} tokens ({usage.input_tokens:,} in, {usage.output_tokens:,} out)"
-
-
-def format_duration(milliseconds: float) -> str:
-    """``42 ms`` below a second, ``1.23 s`` above."""
-    if milliseconds < 1000:
-        return f"{milliseconds:.0f} ms"
-    return f"{milliseconds / 1000:.2f} s"
-
-
 class RunDisplay:
     """Prints a run's events as they arrive. Feed it every event of every stream of the run."""
 
@@ -144,17 +133,7 @@ class RunDisplay:
         self._progress: Progress | None = None
         self._progress_task: TaskID | None = None
         self._progress_step: str | None = None
-        self._agent_texts: dict[str, str] = {}
-        """Plain output: each agent text so far, by text id, printed when it ends."""
-        self._open_text: str | None = None
-        """Terminal output: the id of the agent text whose line is open (not yet ended)."""
-        self._text_column = 0
-        """Terminal output: the column after the text written on the open line."""
-        self._partial_words: dict[str, str] = {}
-        """Terminal output: by text id, the streamed start of a word not yet complete (a word
-        is wrapped whole)."""
-        self._agent_ids: dict[str, str] = {}
-        """The agent id of each agent call under way, by the call's run id."""
+        self._agent = AgentConversation(console, self.glyphs, self._print)
 
     # -- events ---------------------------------------------------------------------------
 
@@ -166,8 +145,8 @@ class RunDisplay:
         elif isinstance(payload, StepStartPayload):
             self._on_step_start(payload)
         elif isinstance(payload, StepOutputPayload):
-            if _is_agent_chunk(payload.output):
-                self._on_agent_chunk(payload.output)
+            if is_agent_chunk(payload.output):
+                self._agent.show(payload.output)
             else:
                 self._print(self._note(self._compact(payload.output, 6)))
         elif isinstance(payload, StepProgressPayload):
@@ -284,7 +263,7 @@ class RunDisplay:
         line = Text.assemble((f"{glyph} ", style), (self._workflow_id, "bold"), " ")
         if status == "success":
             line.append(f"succeeded in {elapsed}", style=style)
-            if _has_tokens(p.usage):
+            if has_tokens(p.usage):
                 line.append(f", {describe_usage(p.usage)}", style="dim")
         elif status == "suspended":
             waiting = ", ".join(self._suspended) or "a step"
@@ -295,131 +274,33 @@ class RunDisplay:
                 line.append(": " + describe_error(p.error), style=style)
         self._print(line)
 
-    # -- agent chunks ---------------------------------------------------------------------
-
-    def _on_agent_chunk(self, chunk: dict[str, Any]) -> None:
-        kind = chunk.get("type")
-        data: dict[str, Any] = chunk.get("payload") or {}
-        if kind == "text-delta":
-            self._on_text_delta(str(data.get("id")), str(data.get("text", "")))
-        elif kind == "text-end":
-            self._end_agent_text(str(data.get("id")))
-        elif kind == "tool-call":
-            self._on_tool_call(data)
-        elif kind == "tool-result":
-            failed = bool(data.get("isError"))
-            self._on_tool_result(data.get("result"), failed=failed)
-        elif kind == "tool-error":
-            self._on_tool_result(_error_text(data.get("error")), failed=True)
-        elif kind == "start":
-            self._agent_ids[str(chunk.get("runId"))] = str(data.get("agentId", "the agent"))
-        elif kind == "finish":
-            self._end_agent_text()
-            usage = Usage.from_dict((data.get("output") or {}).get("usage") or {})
-            agent = self._agent_ids.pop(str(chunk.get("runId")), "the agent")
-            if _has_tokens(usage):
-                line = Text.assemble("    ", (self.glyphs.tokens, "blue"), " ")
-                self._print(line.append(f"{agent} used {describe_usage(usage)}", style="dim"))
-        elif kind in ("error", "abort"):
-            self._end_agent_text()
-            error = data.get("error")
-            what = "agent failed" if kind == "error" else "agent aborted"
-            line = Text.assemble("    ", (self.glyphs.failed, "red"), " ")
-            self._print(
-                line.append(what + (f": {_error_text(error)}" if error else ""), style="red")
-            )
-        # step-start, text-start and step-finish add nothing a person needs to read
-
-    def _on_tool_call(self, data: dict[str, Any]) -> None:
-        args = data.get("args")
-        if isinstance(args, dict):
-            shown = ", ".join(f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in args.items())
-        else:  # arguments that were not valid JSON: the model's text as it is
-            shown = _scalar(args)
-        name = str(data.get("toolName", "tool"))
-        call = _compact(f"{name}({shown})", self.glyphs.more, max(self.console.width - 6, 24))
-        tool = call[: len(name)]
-        self._print(
-            Text.assemble(
-                "    ", (self.glyphs.tool_call, "magenta"), " ", (tool, "bold"), call[len(tool) :]
-            )
-        )
-
-    def _on_tool_result(self, result: Any, *, failed: bool) -> None:
-        glyph = (self.glyphs.tool_result, "red" if failed else "magenta")
-        line = Text.assemble("      ", glyph, " ")
-        self._print(line.append(self._compact(result, 9), style="red" if failed else ""))
-
-    def _on_text_delta(self, text_id: str, text: str) -> None:
-        if not self.console.is_terminal:
-            self._agent_texts[text_id] = self._agent_texts.get(text_id, "") + text
-            return
-        self._write_words(text_id, self._partial_words.pop(text_id, "") + text, final=False)
-
-    def _end_agent_text(self, text_id: str | None = None) -> None:
-        """The end of one text (`text_id`) or of every unfinished one: print or finish it."""
-        if not self.console.is_terminal:
-            ids = [text_id] if text_id is not None else list(self._agent_texts)
-            for done in ids:
-                self._write_words(done, self._agent_texts.pop(done, "").strip(), final=True)
-                self._close_text_line()
-            return
-        ids = [text_id] if text_id is not None else list(self._partial_words)
-        for done in ids:
-            self._write_words(done, self._partial_words.pop(done, ""), final=True)
-        if text_id is None or self._open_text == text_id:
-            self._close_text_line()
-
-    def _write_words(self, text_id: str, text: str, *, final: bool) -> None:
-        """Write `text` word-wrapped under a bar; keep an unfinished last word unless `final`."""
-        words = [(word, gap) for word, gap in _WORD.findall(text) if word or gap]
-        if not final and words and not words[-1][1]:
-            self._partial_words[text_id] = words.pop()[0]  # wrapped once we see where it ends
-        for word, gap in words:
-            if word:
-                self._write_word(text_id, word)
-            for _ in range(gap.count("\n")):
-                if self._open_text is None:  # an empty line between paragraphs
-                    bar = Text.assemble(_AGENT_TEXT_INDENT, (self.glyphs.note, "blue"))
-                    self.console.print(bar, soft_wrap=True)
-                self._close_text_line()
-
-    def _write_word(self, text_id: str, word: str) -> None:
-        start = len(_AGENT_TEXT_INDENT) + 2
-        fits = self._text_column + 1 + len(word) <= max(self.console.width, start + 20)
-        if self._open_text != text_id or not fits:
-            self._close_text_line()  # another agent's text, or a full line
-        if self._open_text is None:
-            bar = Text.assemble(_AGENT_TEXT_INDENT, (self.glyphs.note, "blue"), " ")
-            self.console.print(bar, end="", soft_wrap=True)
-            self._open_text, self._text_column = text_id, start
-        elif self._text_column > start:
-            word = " " + word
-        self.console.print(Text(word), end="", soft_wrap=True)
-        self._text_column += len(word)
-
-    def _close_text_line(self) -> None:
-        if self._open_text is not None:
-            self.console.print(soft_wrap=True)
-            self._open_text = None
-
     # -- narration and summary ------------------------------------------------------------
 
     def intro(self, title: str, rows: Sequence[tuple[str, str]]) -> None:
         """A framed heading: a title and labelled lines (what is about to run, and where)."""
         self._print(_panel(labelled(rows), Text(title, style="bold"), "cyan"))
 
-    def say(self, text: str, *, style: str = "", glyph: str | None = None) -> None:
-        """A narrator's line between runs (``glyph``: a `Glyphs` field name, e.g. "success")."""
+    def say(
+        self, text: str, *, style: str = "", glyph: str | None = None, whole: bool = False
+    ) -> None:
+        """A narrator's line between runs (``glyph``: a `Glyphs` field name, e.g. "success").
+
+        With `whole` the line is never cut to the terminal's width (a link or a command to
+        copy): the terminal wraps it instead.
+        """
         symbol = getattr(self.glyphs, glyph) + " " if glyph else ""
-        self._print(Text(symbol + text, style=style))
+        if whole:
+            self._agent.close_line()
+            self.console.print(Text(symbol + text, style=style), soft_wrap=True)
+        else:
+            self._print(Text(symbol + text, style=style))
 
     def summary(self, result: WorkflowResult, rows: Sequence[tuple[str, str]] = ()) -> None:
         """A panel with the run's final status, extra labelled `rows`, the tokens its models used
         (if any), and its result or error."""
         style = _STATUS_STYLE.get(result.status, "")
         lines = [("run id", result.run_id), *rows]
-        if _has_tokens(result.usage):
+        if has_tokens(result.usage):
             lines.append(("tokens", describe_usage(result.usage)))
         parts: list[RenderableType] = [labelled(lines)]
         if result.status == "success":
@@ -438,8 +319,9 @@ class RunDisplay:
     def span_tree(self, text: str, title: str = "span tree") -> None:
         """The tracing plugin's span tree (`spanflow_otel.format_run_tree` text), as printed.
 
-        Long lines are neither wrapped nor cut: the tree keeps its shape in a narrow terminal
-        and stays whole in a file. Box-drawing characters fall back to ASCII with the glyphs.
+        The text is printed as it is: on a terminal the plugin already fitted it to the width
+        (`tree_width`), wrapping a span's attributes under the tree's rails; in a file or a
+        pipe its lines are whole. Box-drawing characters fall back to ASCII with the glyphs.
         """
         if not text.strip():
             return
@@ -456,7 +338,7 @@ class RunDisplay:
     # -- internals ------------------------------------------------------------------------
 
     def _print(self, renderable: RenderableType) -> None:
-        self._close_text_line()  # an agent's text still streaming continues on a new line
+        self._agent.close_line()  # an agent's text still streaming continues on a new line
         if isinstance(renderable, Text):  # one event, one line: cut rather than wrap
             renderable.rstrip()
             overflow: OverflowMethod = "ellipsis" if self.glyphs is UNICODE_GLYPHS else "crop"
@@ -469,7 +351,7 @@ class RunDisplay:
 
     def _compact(self, value: Any, indent: int = 20) -> str:
         """`value` on one line that fits the console after `indent` columns."""
-        return _compact(value, self.glyphs.more, max(self.console.width - indent, 24))
+        return compact(value, self.glyphs.more, max(self.console.width - indent, 24))
 
     def _start_progress(self, step_id: str, total: int) -> None:
         self._stop_progress()
@@ -525,6 +407,11 @@ def _topology_hints(workflow: Workflow, glyphs: Glyphs) -> dict[str, str]:
     return hints
 
 
+def tree_width(console: Console) -> int | None:
+    """The width a span tree must fit on `console`: a terminal's; None (never cut) otherwise."""
+    return console.width if console.is_terminal else None
+
+
 def glyphs_for(console: Console) -> Glyphs:
     """Unicode glyphs when the console's encoding can show them, else ASCII."""
     return UNICODE_GLYPHS if _can_encode(console, UNICODE_GLYPHS) else ASCII_GLYPHS
@@ -536,53 +423,6 @@ def _can_encode(console: Console, glyphs: Glyphs) -> bool:
     except (UnicodeEncodeError, LookupError):
         return False
     return True
-
-
-def _is_agent_chunk(value: Any) -> bool:
-    """An agent's chunk forwarded by an agent step (``{"type", "from": "AGENT", ...}``)."""
-    return isinstance(value, dict) and value.get("from") == "AGENT" and "type" in value
-
-
-def _error_text(error: Any) -> str:
-    """An error as chunks carry it (``{name, message}``): ``ValueError: message``."""
-    if isinstance(error, dict) and "message" in error:
-        name = error.get("name")
-        return f"{name}: {error['message']}" if name else str(error["message"])
-    return _scalar(error)
-
-
-def _has_tokens(usage: Usage) -> bool:
-    return bool(usage.total_tokens or usage.input_tokens or usage.output_tokens)
-
-
-def _wire(value: Any) -> Any:
-    return to_jsonable_python(value, fallback=repr)
-
-
-def _scalar(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return "-"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_scalar(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(_scalar(v) for v in value) + "]"
-    return str(value)
-
-
-def _compact(value: Any, more: str, limit: int) -> str:
-    """A value on one short line: ``key=value, key=value`` for objects, shortened with `more`."""
-    data = _wire(value)
-    if isinstance(data, dict):
-        text = ", ".join(f"{k}={_scalar(v)}" for k, v in data.items())
-    elif isinstance(data, list):
-        text = f"{len(data)} items"
-    else:
-        text = _scalar(data)
-    return text if len(text) <= limit else text[: limit - len(more)] + more
 
 
 def _panel(body: RenderableType, title: Text, border: str) -> Panel:
@@ -609,12 +449,7 @@ def labelled(rows: Sequence[tuple[str, str]]) -> Table:
 
 def fields_table(value: Any) -> RenderableType:
     """An object's fields as `_labelled` rows (anything else as one line)."""
-    data = _wire(value)
+    data = wire(value)
     if not isinstance(data, dict):
-        return Text(_scalar(data))
-    return labelled([(str(key), _scalar(item)) for key, item in data.items()])
-
-
-def describe_error(error: BaseException) -> str:
-    name = error.name if isinstance(error, StoredError) else type(error).__name__
-    return f"{name}: {error}"
+        return Text(scalar(data))
+    return labelled([(str(key), scalar(item)) for key, item in data.items()])

@@ -18,6 +18,7 @@ provider alone.
 from __future__ import annotations
 
 import argparse
+import difflib
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
@@ -45,6 +46,34 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise UsageError(f"{message} (see '{self.prog} --help')")
+
+    def parse_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> argparse.Namespace:
+        """Like argparse's, but an unknown option names the subcommand's help, not the top's.
+
+        argparse leaves what a subcommand did not recognise to the top-level parser, whose
+        error would point at ``spanflow --help``; the subcommand that was given knows better.
+        """
+        options, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command: argparse.ArgumentParser = getattr(options, "command_parser", self)
+            raise UsageError(
+                f"unrecognized arguments: {' '.join(extras)}{_did_you_mean(command, extras)} "
+                f"(see '{command.prog} --help')"
+            )
+        return options
+
+
+def _did_you_mean(parser: argparse.ArgumentParser, extras: Sequence[str]) -> str:
+    """``; did you mean --input?`` for the first unknown option close to a known one."""
+    known = [flag for action in parser._actions for flag in action.option_strings]
+    for extra in extras:
+        if extra.startswith("--"):
+            close = difflib.get_close_matches(extra.partition("=")[0], known, n=1)
+            if close:
+                return f"; did you mean {close[0]}?"
+    return ""
 
 
 def _version() -> str:

@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
-from rich.text import Text
 
-from spanflow.cli.display import RunDisplay, describe_error, watch
+from spanflow.cli.display import RunDisplay, describe_error, tree_width, watch
 from spanflow.cli.inputs import json_argument, json_object_argument
 from spanflow.cli.storage import (
     STORAGE_HELP,
@@ -35,6 +34,7 @@ from spanflow.cli.tracing import (
     CommandTracing,
     add_export_arguments,
     add_tracing_option_arguments,
+    say_export_report,
     tracing_options,
 )
 from spanflow.cli.workflows import WorkflowRef, load_workflow, workflow_ref
@@ -60,6 +60,8 @@ class Shown:
 
     result: WorkflowResult
     display: RunDisplay
+    storage: SelectedStorage
+    """Where the run was stored."""
 
 
 def add_command(commands: Any) -> None:
@@ -91,7 +93,7 @@ def add_command(commands: Any) -> None:
         help="resource id of the run (what 'runs list --resource' filters on)",
     )
     add_run_arguments(parser)
-    parser.set_defaults(handler=_run_command, command_name="run")
+    parser.set_defaults(handler=_run_command, command_name="run", command_parser=parser)
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -145,7 +147,10 @@ def execute(
     selected = select_storage(options)
     display = RunDisplay(console, workflow, resuming=run_id is not None)
     with CommandTracing.from_options(
-        options, span_tree=options.span_tree, install_global=options.as_program
+        options,
+        span_tree=options.span_tree,
+        install_global=options.as_program,
+        tree_width=tree_width(console),
     ) as tracing:
         tracing.instrument(workflow)
         workflow.storage = selected.storage
@@ -163,7 +168,8 @@ def execute(
         result = asyncio.run(go())
         display.summary(result, [("storage", selected.where), *tracing.rows(result.trace_id)])
         display.span_tree(tracing.span_tree())
-    return Shown(result, display)
+        say_export_report(display, tracing, result.trace_id)
+    return Shown(result, display, selected)
 
 
 def finish(shown: Shown, options: argparse.Namespace) -> int:
@@ -171,19 +177,8 @@ def finish(shown: Shown, options: argparse.Namespace) -> int:
     result = shown.result
     if result.status == "suspended":
         waiting = ", ".join(".".join(path) for path in result.suspended)
-        ref: WorkflowRef = options.workflow
-        command = ["spanflow", "runs", "resume", result.run_id, "--workflow", str(ref)]
-        if options.db is not None:
-            command += ["--db", str(options.db)]
-        elif options.storage is not None:
-            command += ["--storage", options.storage]
-        if len(result.suspended) > 1:
-            command += ["--step", ".".join(result.suspended[0])]
-        # Printed whole, never cut to the terminal's width: it is a command to copy.
-        shown.display.console.print(
-            Text(f"waiting for {waiting}; continue with: {shlex.join(command)} --data JSON"),
-            style="dim",
-            soft_wrap=True,
+        shown.display.say(
+            f"waiting for {waiting}; {_how_to_continue(shown, options)}", style="dim", whole=True
         )
         return 0
     if result.status == "success":
@@ -192,3 +187,22 @@ def finish(shown: Shown, options: argparse.Namespace) -> int:
     message = " ".join(f"run {result.run_id} {result.status}{detail}".split())
     print(f"spanflow: error: {message}", file=sys.stderr)
     return 1
+
+
+def _how_to_continue(shown: Shown, options: argparse.Namespace) -> str:
+    """The command that resumes the suspended run, or why there is none."""
+    if not shown.storage.keeps_runs:
+        return (
+            "it cannot be resumed: it was stored in memory, which is gone when this command "
+            "exits; run it with --db PATH or --storage URL to resume it later"
+        )
+    result = shown.result
+    ref: WorkflowRef = options.workflow
+    command = ["spanflow", "runs", "resume", result.run_id, "--workflow", str(ref)]
+    if options.db is not None:
+        command += ["--db", str(options.db)]
+    elif options.storage is not None:
+        command += ["--storage", options.storage]
+    if len(result.suspended) > 1:
+        command += ["--step", ".".join(result.suspended[0])]
+    return f"continue with: {shlex.join(command)} --data JSON"

@@ -1,9 +1,10 @@
 """``spanflow runs list | show | resume``: the stored runs, one run, continuing a suspended run.
 
 All three read the store that ``--db`` / ``--storage`` / ``SPANFLOW_STORAGE_URL`` name (default
-``spanflow.db`` here). ``list`` and ``show`` need nothing but the store. ``resume`` runs code, so
-it needs the workflow too: ``--workflow module:attribute``, the same reference ``spanflow run``
-takes; the stored run must belong to that workflow.
+``spanflow.db`` here). ``list`` and ``show`` need nothing but the store, and only read it: a
+SQLite file is opened read-only, and a missing one is an error, never created. ``resume`` runs
+code, so it needs the workflow too: ``--workflow module:attribute``, the same reference
+``spanflow run`` takes; the stored run must belong to that workflow.
 """
 
 from __future__ import annotations
@@ -65,7 +66,7 @@ def add_command(commands: Any) -> None:
         "--offset", type=_count(minimum=0), default=0, metavar="N", help="skip the N newest"
     )
     add_storage_arguments(listing)
-    listing.set_defaults(handler=_list_command, command_name="runs list")
+    listing.set_defaults(handler=_list_command, command_name="runs list", command_parser=listing)
 
     show = runs.add_parser(
         "show",
@@ -75,7 +76,7 @@ def add_command(commands: Any) -> None:
     )
     show.add_argument("run_id", metavar="RUN_ID")
     add_storage_arguments(show)
-    show.set_defaults(handler=_show_command, command_name="runs show")
+    show.set_defaults(handler=_show_command, command_name="runs show", command_parser=show)
 
     resume = runs.add_parser(
         "resume",
@@ -108,7 +109,7 @@ def add_command(commands: Any) -> None:
         "needed only when several are suspended",
     )
     add_run_arguments(resume)
-    resume.set_defaults(handler=_resume_command, command_name="runs resume")
+    resume.set_defaults(handler=_resume_command, command_name="runs resume", command_parser=resume)
 
 
 def _count(*, minimum: int) -> typing.Callable[[str], int]:
@@ -125,7 +126,7 @@ def _count(*, minimum: int) -> typing.Callable[[str], int]:
 
 
 def _list_command(options: argparse.Namespace) -> int:
-    selected = select_storage(options)
+    selected = select_storage(options, read_only=True)
 
     async def read() -> RunPage:
         try:
@@ -145,7 +146,7 @@ def _list_command(options: argparse.Namespace) -> int:
 
 
 def _show_command(options: argparse.Namespace) -> int:
-    selected = select_storage(options)
+    selected = select_storage(options, read_only=True)
 
     async def read() -> StoredRun:
         try:

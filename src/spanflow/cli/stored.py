@@ -13,9 +13,9 @@ from typing import Any
 from rich.console import Console, Group, RenderableType
 from rich.text import Text
 
-from spanflow.cli.display import fields_table, format_duration, glyphs_for, labelled
+from spanflow.cli.display import fields_table, glyphs_for, labelled
+from spanflow.cli.values import format_duration
 from spanflow.storage import RunPage, StoredRun
-from spanflow.workflows._snapshot import read_run_snapshot
 
 __all__ = ["format_time", "print_run", "print_runs", "runs_table"]
 
@@ -78,8 +78,8 @@ def print_runs(page: RunPage, where: str, *, filtered: bool = False) -> None:
 
 def print_run(console: Console, stored: StoredRun, where: str) -> None:
     """``runs show``: status, ids and times, steps, then result, error or what it waits for."""
-    snapshot = read_run_snapshot(stored)
-    trace = snapshot.trace
+    snapshot = stored.snapshot
+    trace = snapshot.get("trace") or {}
     rows = [
         ("run id", stored.run_id),
         ("workflow", stored.workflow_id),
@@ -87,30 +87,41 @@ def print_run(console: Console, stored: StoredRun, where: str) -> None:
         ("resource", stored.resource_id or "-"),
         ("created", format_time(stored.created_at)),
         ("updated", format_time(stored.updated_at)),
-        ("trace id", trace.trace_id if trace is not None else "-"),
-        ("run span", trace.span_id if trace is not None else "-"),
+        ("trace id", str(trace.get("traceId") or "-")),
+        ("run span", str(trace.get("spanId") or "-")),
         ("storage", where),
     ]
     parts: list[RenderableType] = [labelled(rows)]
-    steps = snapshot.frame.steps
+    steps = (snapshot.get("frame") or {}).get("steps") or {}
     if steps:
         parts += [Text("\nsteps", style="bold"), _steps_table(console, steps)]
-    if stored.status == "success":
-        parts += [Text("\nresult", style="bold"), fields_table(snapshot.result)]
-    error = snapshot.error
+    if stored.status == "success" and "result" in snapshot:
+        parts += [Text("\nresult", style="bold"), fields_table(snapshot["result"])]
+    error = snapshot.get("error")
     if isinstance(error, dict):
         name, message = error.get("name", "Error"), error.get("message", "")
         parts += [Text("\nerror", style="bold"), Text(f"{name}: {message}", style="red")]
     if stored.status == "suspended":
-        payloads = snapshot.suspend_payload
-        for path in snapshot.suspended:
+        payloads = snapshot.get("suspendPayload") or {}
+        for path in snapshot.get("suspended") or []:
             step_path = ".".join(path)
             parts.append(Text(f"\nwaiting for {step_path}", style="bold yellow"))
             payload = payloads.get(path[0]) if path else None
             if payload is not None:
                 parts.append(fields_table(payload))
     for part in parts:
+        _print_trimmed(console, part)
+
+
+def _print_trimmed(console: Console, part: RenderableType) -> None:
+    """Print `part`; in plain output without the spaces a table pads its last column with."""
+    if console.is_terminal:
         console.print(part)
+        return
+    with console.capture() as capture:
+        console.print(part)
+    for line in capture.get().splitlines():
+        console.out(line.rstrip(), highlight=False)
 
 
 def _steps_table(console: Console, steps: dict[str, Any]) -> RenderableType:

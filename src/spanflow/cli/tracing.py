@@ -5,8 +5,10 @@ plugin (`spanflow_otel.configure`), so the run's trace id is recorded with it an
 ``runs resume`` continues the same trace. Spans are exported over OTLP only when asked:
 ``--otlp URL``, or the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` /
 ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` variables. The console exporter writes the run's span
-tree to a buffer that the command prints after the run. The export queue is flushed, within the
-plugin's bounded timeout, before the command exits.
+tree to a buffer that the command prints after the run, fitted to the terminal's width when
+there is one. The export queue is flushed, within the plugin's bounded timeout, before the
+command exits; `CommandTracing.close` then says in an `ExportReport` what arrived (the
+exporter's own log messages are folded into it, see `spanflow.cli.export_report`).
 
 ``--trace-id``, ``--parent-span-id``, ``--traceparent``, ``--tag`` and ``--meta`` become the
 run's `TracingOptions`, checked strictly: a bad id is a usage error, not a silent new trace.
@@ -15,6 +17,7 @@ run's `TracingOptions`, checked strictly: a bad id is a usage error, not a silen
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import io
 import os
@@ -24,7 +27,15 @@ from typing import TYPE_CHECKING
 from opentelemetry import trace
 
 from spanflow.cli.errors import CommandError, UsageError
+from spanflow.cli.export_report import (
+    DEFAULT_JAEGER_UI,
+    EXPORTER_LOGGER,
+    ExportReport,
+    FoldedLog,
+    failure_reason,
+)
 from spanflow.cli.inputs import meta_pair, nest_metadata
+from spanflow.cli.logs import warn
 from spanflow.tracing import (
     OtelInstrumentation,
     TracingOptions,
@@ -36,6 +47,8 @@ from spanflow.workflows.workflow import Workflow
 if TYPE_CHECKING:
     from spanflow_otel import OtlpProtocol, Telemetry
 
+    from spanflow.cli.display import RunDisplay
+
 __all__ = [
     "DEFAULT_JAEGER_UI",
     "DEMO_SERVICE",
@@ -43,12 +56,9 @@ __all__ = [
     "CommandTracing",
     "add_export_arguments",
     "add_tracing_option_arguments",
-    "jaeger_trace_url",
+    "say_export_report",
     "tracing_options",
 ]
-
-DEFAULT_JAEGER_UI = "http://localhost:16686"
-"""Jaeger's UI in ``docker-compose.jaeger.yml``; ``--jaeger-ui`` changes it."""
 
 DEMO_SERVICE = "spanflow-demo"
 """The ``service.name`` of ``spanflow demo``'s spans (what to pick in Jaeger's Search)."""
@@ -93,9 +103,9 @@ def add_export_arguments(
     )
     group.add_argument(
         "--jaeger-ui",
-        default=DEFAULT_JAEGER_UI,
         metavar="URL",
-        help=f"Jaeger UI the printed trace link points to (default: {DEFAULT_JAEGER_UI})",
+        help=f"Jaeger UI the printed trace link points to (default: {DEFAULT_JAEGER_UI}; "
+        "an --otlp URL on port 6006 is taken for Phoenix instead, unless this is given)",
     )
     if span_tree_option:
         group.add_argument(
@@ -174,11 +184,6 @@ def tracing_options(options: argparse.Namespace) -> TracingOptions | None:
     return given
 
 
-def jaeger_trace_url(ui: str, trace_id: str) -> str:
-    """The page of `trace_id` in the Jaeger UI at `ui`."""
-    return f"{ui.rstrip('/')}/trace/{trace_id}"
-
-
 class CommandTracing:
     """The tracer provider a command runs its workflows under, and what it tells the user."""
 
@@ -187,7 +192,7 @@ class CommandTracing:
         telemetry: Telemetry | None,
         *,
         export_endpoint: str | None,
-        jaeger_ui: str,
+        jaeger_ui: str | None,
         tree: io.StringIO | None,
     ) -> None:
         self.telemetry = telemetry
@@ -195,12 +200,24 @@ class CommandTracing:
         self.export_endpoint = export_endpoint
         """Where spans are exported (the resolved OTLP URL), or None."""
         self.jaeger_ui = jaeger_ui
+        """The Jaeger UI given on the command line (None: the default, or Phoenix)."""
+        self.report: ExportReport | None = None
+        """What arrived at `export_endpoint`, once `close` flushed (None before, or no export)."""
         self._tree = tree
         self._closed = False
+        self._exporter_log = FoldedLog()
+        self._folding = contextlib.ExitStack()
+        if export_endpoint is not None:
+            self._folding.enter_context(self._exporter_log.folding(EXPORTER_LOGGER))
 
     @classmethod
     def from_options(
-        cls, options: argparse.Namespace, *, span_tree: bool, install_global: bool
+        cls,
+        options: argparse.Namespace,
+        *,
+        span_tree: bool,
+        install_global: bool,
+        tree_width: int | None = None,
     ) -> CommandTracing:
         """`start` with the values of `add_export_arguments`' options."""
         return cls.start(
@@ -209,6 +226,7 @@ class CommandTracing:
             service=_service_name(options.service, options.default_service),
             jaeger_ui=options.jaeger_ui,
             span_tree=span_tree,
+            tree_width=tree_width,
             install_global=install_global,
         )
 
@@ -219,8 +237,9 @@ class CommandTracing:
         otlp: str | None = None,
         protocol: OtlpProtocol | None = None,
         service: str | None = None,
-        jaeger_ui: str = DEFAULT_JAEGER_UI,
+        jaeger_ui: str | None = None,
         span_tree: bool = False,
+        tree_width: int | None = None,
         install_global: bool = False,
     ) -> CommandTracing:
         """Configure tracing for one command.
@@ -229,8 +248,10 @@ class CommandTracing:
             otlp: Export to this OTLP endpoint; None: only if the OTLP variables name one.
             protocol: OTLP transport; None: from the environment, else HTTP/protobuf.
             service: ``service.name``; None: from the environment.
-            jaeger_ui: Base URL of the Jaeger UI for trace links.
+            jaeger_ui: Base URL of the Jaeger UI for trace links (None: the default one, or
+                Phoenix for an endpoint on its port; see `spanflow.cli.export_report`).
             span_tree: Collect each finished run's span tree for `span_tree`.
+            tree_width: Fit the tree's lines in this many columns (None: never cut them).
             install_global: Also make the provider OpenTelemetry's global one (when the
                 command is the program; never when `main` is called by a test), so libraries
                 instrumented inside steps nest their spans under the step's.
@@ -243,6 +264,7 @@ class CommandTracing:
         )
         try:
             import spanflow_otel as so
+            from spanflow_otel.console import span_tree_processor
         except ImportError:
             if exporting:
                 raise CommandError(
@@ -252,10 +274,15 @@ class CommandTracing:
 
         export = so.ExportOptions(endpoint=otlp, protocol=protocol) if exporting else None
         tree = io.StringIO() if span_tree else None
+        console = (
+            []
+            if tree is None
+            else [span_tree_processor(so.ConsoleOptions(stream=tree), width=tree_width)]
+        )
         telemetry = so.configure(
             so.ServiceOptions(name=service),
             export=export,
-            console=so.ConsoleOptions(stream=tree) if tree is not None else False,
+            span_processors=console,
             shutdown=so.ShutdownOptions(atexit=False, sigterm=install_global),
             set_global=install_global
             and isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider),
@@ -282,31 +309,54 @@ class CommandTracing:
             workflow.instrumentation = OtelInstrumentation(config)
 
     def rows(self, trace_id: str | None) -> list[tuple[str, str]]:
-        """Summary lines: the trace id and, when exporting, where to look at the trace."""
-        if trace_id is None:
-            return []
-        rows = [("trace id", trace_id)]
-        if self.export_endpoint is not None:
-            rows.append(("exported to", self.export_endpoint))
-            rows.append(("Jaeger", jaeger_trace_url(self.jaeger_ui, trace_id)))
-        return rows
+        """Summary lines: the trace id (where the spans went is known after `close`)."""
+        return [] if trace_id is None else [("trace id", trace_id)]
 
     def span_tree(self) -> str:
         """What the console exporter printed so far (one tree per finished run span)."""
         return self._tree.getvalue() if self._tree is not None else ""
 
-    def close(self) -> bool:
-        """Flush and stop within the plugin's bounded timeout; False if spans were left."""
+    def close(self) -> ExportReport | None:
+        """Flush and stop within the plugin's bounded timeout; what arrived, when exporting."""
         if self._closed or self.telemetry is None:
-            return True
+            return self.report
         self._closed = True
-        return self.telemetry.shutdown()
+        with self._folding, self._exporter_log.folding("spanflow.tracing"):
+            self.telemetry.shutdown()
+        if self.export_endpoint is not None:
+            counts = self.telemetry.export_counts
+            self.report = ExportReport(
+                self.export_endpoint,
+                exported=counts.exported,
+                failed=counts.failed,
+                dropped=counts.dropped,
+                unsent=counts.unsent,
+                reason=failure_reason(self._exporter_log.messages),
+            )
+        return self.report
 
     def __enter__(self) -> CommandTracing:
         return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc_info: object) -> None:
+        report = self.close()
+        if exc_type is not None and report is not None and not report.complete:
+            warn(report.line(None))  # the command failed before it could say so itself
+
+
+def say_export_report(display: RunDisplay, tracing: CommandTracing, trace_id: str | None) -> None:
+    """Flush `tracing`, then say in one line what reached the OTLP endpoint (if exporting).
+
+    A tracing failure never fails the command: the line says what failed, and that is all.
+    """
+    report = tracing.close()
+    if report is None:
+        return
+    line = report.line(trace_id, tracing.jaeger_ui)
+    if report.complete:
+        display.say(line, style="green", glyph="success", whole=True)
+    else:
+        display.say(line, style="yellow", glyph="failed", whole=True)
 
 
 def _service_name(given: str | None, default: str) -> str | None:

@@ -7,6 +7,10 @@ makes a writer wait for another instead of failing at once, and `claim_run` is a
 ``UPDATE`` inside ``BEGIN IMMEDIATE``, so of several processes claiming a run exactly one wins.
 ``synchronous=NORMAL``: a crashed process loses nothing committed (an OS crash or power loss
 may lose the last commits, never corrupt the file). Every write is one transaction.
+
+``read_only=True`` opens the file with SQLite's ``mode=ro``: it must exist, nothing in it is
+created or changed (not even the journal mode), and a file without spanflow's tables is a
+`StorageError` rather than a database to set up.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import asyncio
 import os
 import sqlite3
 import time
+import urllib.parse
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -59,6 +64,7 @@ _UPSERT = (
 )
 _SELECT = f"SELECT {_COLUMNS} FROM {RUNS_TABLE} WHERE run_id = ?"
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
+_OTHER_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 5"
 
 
 class SqliteStorage:
@@ -73,6 +79,7 @@ class SqliteStorage:
         *,
         busy_timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         """Create a store for `path`; the file is opened (and created) on first use.
 
@@ -82,8 +89,13 @@ class SqliteStorage:
             busy_timeout: Seconds a write waits for another process's write to finish before
                 failing with `StorageError`.
             clock: Returns the current time in epoch seconds; tests pass a fake one.
+            read_only: Only read: the file must exist and hold spanflow's tables, and any
+                write fails with `StorageError`.
         """
         self._path = os.fspath(path)
+        if read_only and self._path == ":memory:":
+            raise ValueError("a read-only SqliteStorage needs a file, not ':memory:'")
+        self._read_only = read_only
         self._busy_timeout = busy_timeout
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanflow-sqlite")
@@ -242,20 +254,29 @@ class SqliteStorage:
             raise self._storage_error(err) from err
 
     def _connect(self) -> sqlite3.Connection:
+        if self._read_only:
+            quoted = urllib.parse.quote(os.path.abspath(self._path))
+            target, uri = f"file:{quoted}?mode=ro", True
+        else:
+            target, uri = self._path, False
         try:
             connection = sqlite3.connect(
-                self._path,
+                target,
                 timeout=self._busy_timeout,
                 isolation_level=None,  # we issue BEGIN / COMMIT ourselves
                 check_same_thread=False,  # created here, used only on this worker thread
+                uri=uri,
             )
         except sqlite3.Error as err:
             raise self._storage_error(err) from err
         try:
             connection.execute(f"PRAGMA busy_timeout = {round(self._busy_timeout * 1000)}")
-            connection.execute("PRAGMA journal_mode = WAL")
-            connection.execute("PRAGMA synchronous = NORMAL")
-            self._prepare_tables(connection)
+            if self._read_only:
+                self._check_tables(connection)
+            else:
+                connection.execute("PRAGMA journal_mode = WAL")
+                connection.execute("PRAGMA synchronous = NORMAL")
+                self._prepare_tables(connection)
         except BaseException as err:
             connection.close()
             if isinstance(err, sqlite3.Error):
@@ -274,6 +295,15 @@ class SqliteStorage:
             if tables_to_create(_inspect(connection), where=self._path):
                 for statement in sqlite_ddl():
                     connection.execute(statement)
+
+    def _check_tables(self, connection: sqlite3.Connection) -> None:
+        if tables_to_create(_inspect(connection), where=self._path):
+            others = [name for (name,) in connection.execute(_OTHER_TABLES)]
+            holds = f"its tables: {', '.join(others)}" if others else "it has no tables"
+            raise StorageError(
+                f"{self._path} is not a spanflow database (no {RUNS_TABLE} table; {holds}); "
+                "it was opened read-only and left unchanged"
+            )
 
     def _disconnect(self) -> None:
         if self._connection is not None:
@@ -296,6 +326,8 @@ class SqliteStorage:
         code = getattr(err, "sqlite_errorname", "")
         if code in ("SQLITE_NOTADB", "SQLITE_CORRUPT"):
             return StorageError(f"{self._path} is not a spanflow database: {err}")
+        if code == "SQLITE_READONLY" and self._read_only:
+            return StorageError(f"SQLite database {self._path} was opened read-only: {err}")
         if code == "SQLITE_CANTOPEN":
             return StorageError(
                 f"cannot open SQLite database {self._path}: {err} "

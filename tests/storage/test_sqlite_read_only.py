@@ -1,0 +1,78 @@
+"""`SqliteStorage(read_only=True)`: reads a spanflow database and never creates or changes one."""
+
+from __future__ import annotations
+
+import hashlib
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from spanflow.errors import StorageError
+from spanflow.storage import SqliteStorage, StoredRun
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+async def test_a_read_only_store_reads_the_runs_another_store_wrote(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    async with SqliteStorage(path) as writer:
+        await writer.save_run(
+            StoredRun(run_id="r1", workflow_id="w", status="success", snapshot={})
+        )
+
+    async with SqliteStorage(path, read_only=True) as reader:
+        page = await reader.list_runs()
+        run = await reader.get_run("r1")
+
+    assert [stored.run_id for stored in page.runs] == ["r1"]
+    assert run is not None
+    assert run.status == "success"
+
+
+async def test_a_read_only_store_refuses_to_write(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    async with SqliteStorage(path):
+        pass
+    before = digest(path)
+
+    async with SqliteStorage(path, read_only=True) as reader:
+        with pytest.raises(StorageError, match="was opened read-only"):
+            await reader.save_run(
+                StoredRun(run_id="r1", workflow_id="w", status="success", snapshot={})
+            )
+
+    assert digest(path) == before
+
+
+async def test_a_read_only_store_never_creates_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "missing.db"
+
+    with pytest.raises(StorageError, match="cannot open SQLite database"):
+        async with SqliteStorage(path, read_only=True):
+            pass
+
+    assert not path.exists()
+
+
+async def test_a_file_without_spanflows_tables_is_a_storage_error_left_unchanged(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "notes.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE notes (body TEXT)")
+    connection.close()
+    before = digest(path)
+
+    with pytest.raises(StorageError, match=r"is not a spanflow database \(no spanflow_runs"):
+        async with SqliteStorage(path, read_only=True):
+            pass
+
+    assert digest(path) == before
+
+
+def test_read_only_needs_a_file() -> None:
+    with pytest.raises(ValueError, match="needs a file"):
+        SqliteStorage(":memory:", read_only=True)
