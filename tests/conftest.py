@@ -14,8 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from spanflow.tracing._guard import RAISE_INTERNAL_ERRORS
 from tests.support.postgres import PostgresBinariesMissing, ThrowawayPostgres
 from tests.support.stores import ALL_STORES, SHARED_STORES, FakeClock, StoreSpec, make_spec
+
+# A tracing bug fails the test that meets it instead of vanishing into a log (`_guard`); also
+# in the worker subprocesses the tests start, which inherit the environment.
+os.environ[RAISE_INTERNAL_ERRORS] = "1"
+
+
+@pytest.fixture
+def tracing_errors_logged(monkeypatch: pytest.MonkeyPatch) -> None:
+    """For a test that breaks tracing on purpose: the guard logs and swallows, as in production."""
+    monkeypatch.delenv(RAISE_INTERNAL_ERRORS)
 
 
 @pytest.fixture

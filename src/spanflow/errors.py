@@ -21,6 +21,7 @@ __all__ = [
     "SpanflowError",
     "StepNotFoundError",
     "StorageError",
+    "StoredError",
     "SuspendSignal",
     "SyncInLoopError",
     "WorkflowDefinitionError",
@@ -93,3 +94,15 @@ class BailSignal(ControlFlowSignal):
     def __init__(self, value: Any) -> None:
         super().__init__("run bailed")
         self.value = value
+
+
+class StoredError(Exception):
+    """An error restored from a snapshot: the original type's name, message and stack."""
+
+    def __init__(self, name: str, message: str, stack: str | None = None) -> None:
+        super().__init__(message)
+        self.name = name
+        self.stack = stack
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -2,7 +2,9 @@
 
 A user's redaction function that raises, a span method or span processor that raises, a tracer
 or logger provider that is broken: the run ends exactly as it would untraced, the error is
-logged on the ``spanflow.tracing`` logger, and whatever could still be traced is.
+logged on the ``spanflow.tracing`` logger, and whatever could still be traced is. These tests
+break tracing on purpose, so the guard behaves as in production here (``tracing_errors_logged``)
+instead of re-raising as it does in the rest of the suite.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from spanflow import StepContext, TracingConfig, Workflow, create_workflow, step
 from spanflow.tracing import Redactor, StepTracing
 
 from .span_helpers import attribute, expected, run, traced, tree
+
+pytestmark = pytest.mark.usefixtures("tracing_errors_logged")
 
 NOT_RECORDED = "[not recorded: tracing error, see the spanflow.tracing log]"
 

@@ -20,12 +20,11 @@ from spanflow import (
     RetryConfig,
     StepContext,
     Workflow,
-    WorkflowEvent,
     create_step,
     create_workflow,
 )
 from spanflow.tracing.context import StoredTraceContext
-from spanflow.tracing.instrumentation import RunStart, Scope, StepTracing
+from spanflow.tracing.instrumentation import RecordableEvent, RunStart, Scope, StepTracing
 
 from .support import fn_step
 
@@ -64,7 +63,7 @@ class RecordingScope:
     def nested_run(self, workflow_id: str, run_id: str, input: Any) -> Scope:
         return RecordingScope(f"run {workflow_id}", self._log)
 
-    def record(self, event: WorkflowEvent) -> None:
+    def record(self, event: RecordableEvent) -> None:
         pass
 
     def set_attribute(self, key: str, value: Any) -> None:

@@ -26,7 +26,8 @@ from spanflow.agents.results import AgentResult
 from spanflow.agents.tools import TOOL_NAME_PATTERN, Tool
 from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError
-from spanflow.tracing.genai import GenAITracing
+from spanflow.tracing.config import TracingConfig
+from spanflow.tracing.genai import GenAITracing, enclosing_genai_tracing
 from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
 
@@ -52,9 +53,10 @@ class Agent:
         max_steps: Most model calls per ``generate``/``stream`` (each tool round is a step).
         description: What the agent does (``gen_ai.agent.description``, step description).
         model_settings: Default `ModelSettings` of every call.
-        instrumentation: Tracing: a `GenAITracing`, a `TracingConfig`, or a workflow
-            instrumentation; default: OpenTelemetry's global tracer provider. The `Spanflow`
-            registry sets it to its own on registration.
+        instrumentation: Tracing of its own: a `GenAITracing` or a `TracingConfig`. Without
+            one, a call traces like the run or agent call it is made in (a workflow step, a
+            tool), and with OpenTelemetry's global tracer provider outside any. The `Spanflow`
+            registry gives the agent its tracing on registration.
 
     Raises:
         AgentDefinitionError: A bad id, model, tool list or ``max_steps``.
@@ -71,7 +73,7 @@ class Agent:
         max_steps: int = 5,
         description: str | None = None,
         model_settings: ModelSettings | None = None,
-        instrumentation: object = None,
+        instrumentation: GenAITracing | TracingConfig | None = None,
     ) -> None:
         if not isinstance(id, str) or not id:
             raise AgentDefinitionError(f"an agent needs a non-empty string id, got {id!r}")
@@ -99,18 +101,18 @@ class Agent:
             ToolDefinition(name, tool.description, tool.parameters)
             for name, tool in self.tools.items()
         )
-        self._instrumentation = GenAITracing.coerce(instrumentation)
+        self._instrumentation = _genai_tracing(id, instrumentation)
         self._own_tracing = instrumentation is not None
 
     @property
     def instrumentation(self) -> GenAITracing:
-        """How this agent's calls are traced (default: OpenTelemetry's global provider; as a
-        workflow step, an agent without tracing of its own traces like the workflow's run)."""
+        """How this agent's calls are traced when it has tracing of its own, and outside any
+        run or agent call when it has none (OpenTelemetry's global provider)."""
         return self._instrumentation
 
     @instrumentation.setter
-    def instrumentation(self, value: object) -> None:
-        self._instrumentation = GenAITracing.coerce(value)
+    def instrumentation(self, value: GenAITracing | TracingConfig) -> None:
+        self._instrumentation = _genai_tracing(self.id, value)
         self._own_tracing = True
 
     @property
@@ -254,8 +256,14 @@ class Agent:
             thread_id=thread_id,
             resource_id=resource_id,
             abort_signal=abort_signal,
-            tracing=tracing or self._instrumentation,
+            tracing=tracing or self._tracing(),
         )
+
+    def _tracing(self) -> GenAITracing:
+        """Its own tracing, else the enclosing run's or agent call's, else the global one."""
+        if self._own_tracing:
+            return self._instrumentation
+        return enclosing_genai_tracing() or self._instrumentation
 
     def __repr__(self) -> str:
         return f"<Agent {self.id!r} model={self.model.model_id!r} tools={list(self.tools)}>"
@@ -407,3 +415,16 @@ def _tool_table(agent_id: str, tools: Sequence[Tool] | Mapping[str, Tool]) -> di
             raise AgentDefinitionError(f"agent {agent_id!r}: two tools are named {name!r}")
         table[name] = tool
     return table
+
+
+def _genai_tracing(agent_id: str, value: object) -> GenAITracing:
+    if value is None:
+        return GenAITracing()
+    if isinstance(value, GenAITracing):
+        return value
+    if isinstance(value, TracingConfig):
+        return GenAITracing(value)
+    raise AgentDefinitionError(
+        f"agent {agent_id!r}: instrumentation must be a GenAITracing or a TracingConfig, "
+        f"got {type(value).__name__}"
+    )

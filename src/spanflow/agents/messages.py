@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 
 from spanflow.errors import InvalidInputError
+from spanflow.tracing.semconv import output_message, text_part, tool_response_message
 
 __all__ = [
     "AssistantMessage",
@@ -66,6 +67,10 @@ class SystemMessage:
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content}
 
+    def to_genai(self) -> dict[str, Any]:
+        """The GenAI conventions' shape (tracing puts it in ``gen_ai.system_instructions``)."""
+        return {"role": self.role, "parts": [text_part(self.content)]}
+
 
 @dataclass(frozen=True, slots=True)
 class UserMessage:
@@ -76,6 +81,10 @@ class UserMessage:
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content}
+
+    def to_genai(self) -> dict[str, Any]:
+        """The GenAI conventions' shape, for ``gen_ai.input.messages``."""
+        return {"role": self.role, "parts": [text_part(self.content)]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,6 +100,10 @@ class AssistantMessage:
         if self.tool_calls:
             out["tool_calls"] = [call.to_dict() for call in self.tool_calls]
         return out
+
+    def to_genai(self) -> dict[str, Any]:
+        """The GenAI conventions' shape, for ``gen_ai.input.messages``."""
+        return output_message(self.content, self.tool_calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +125,10 @@ class ToolMessage:
             "content": self.content,
             "is_error": self.is_error,
         }
+
+    def to_genai(self) -> dict[str, Any]:
+        """The GenAI conventions' shape, for ``gen_ai.input.messages``."""
+        return tool_response_message(self.tool_call_id, self.content)
 
 
 Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage

@@ -21,7 +21,6 @@ import pydantic
 
 from spanflow.agents.errors import AgentRunError
 from spanflow.agents.messages import MessagesInput
-from spanflow.tracing.genai import GenAITracing
 from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
 from spanflow.workflows.step import Step, StepContext, create_step
@@ -85,7 +84,6 @@ def create_agent_step(
                 request_context=ctx.request_context,
                 tracing_options=tracing_options,
                 resource_id=ctx.resource_id,
-                tracing=_run_tracing(agent, ctx),
             )
         )
         try:
@@ -114,13 +112,3 @@ def create_agent_step(
         output_schema=AgentStepOutput,
         description=description or agent.description,
     )
-
-
-def _run_tracing(agent: Agent, ctx: StepContext[Any]) -> GenAITracing | None:
-    """The enclosing run's tracing for an agent without its own, so a workflow traced to a
-    specific provider gets its agent's spans there too (not on the global provider)."""
-    if agent.has_own_tracing:
-        return None
-    frame = ctx._frame
-    instrumentation = frame.run.instrumentation if frame is not None else None
-    return GenAITracing.coerce(instrumentation) if instrumentation is not None else None

@@ -1,15 +1,16 @@
 """Where a run or agent span hangs: the nesting rule and explicit remote parents, in one place.
 
-A run or agent call started while a span of another spanflow run or agent is current is
-*nested* (``tracing.md`` §3): it stays a child of that span whatever trace ids it was given, and
-merges its tags and metadata into the enclosing run's, which are read back from that span's
-attributes. Otherwise explicit ids win (a remote parent, or a root span in a requested trace),
-then the ambient span, then a new trace. Workflow runs (`otel`) and agents (`genai`) share this.
+A run or agent call started inside another spanflow run or agent call (its tracing context is
+current: `spanflow.tracing.context`) is *nested* (``tracing.md`` §3): it stays a child of the
+current span whatever trace ids it was given, inherits the enclosing call's tags, metadata and
+hide flags, and merges its own over them. Otherwise explicit ids win (a remote parent, or a root
+span in a requested trace), then the ambient span, then a new trace. Workflow runs (`otel`) and
+agents (`genai`) share this.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -17,52 +18,48 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from spanflow.tracing._requested import REQUESTED_TRACE_ID
-from spanflow.tracing.attributes import METADATA_PREFIX, TAG_PREFIX, TAGS_ATTRIBUTE
-from spanflow.tracing.options import ResolvedTracing
+from spanflow.tracing.config import TracingConfig
+from spanflow.tracing.context import TracingContext, current_tracing_context
+from spanflow.tracing.options import (
+    ResolvedTracing,
+    TracingOptions,
+    merge_nested,
+    resolve_tracing_options,
+)
 
-__all__ = [
-    "NESTING_MARKERS",
-    "enclosing_attributes",
-    "explicit_parent",
-    "inherited_tracing",
-    "start_top_span",
-]
-
-NESTING_MARKERS = ("spanflow.run.id", "spanflow.agent.id")
-"""Attributes that mark a span as part of a spanflow run or agent call."""
+__all__ = ["explicit_parent", "resolve_nested", "start_top_span"]
 
 
-def enclosing_attributes() -> dict[str, Any] | None:
-    """The current span's attributes if it belongs to a spanflow run or agent, else None.
+def resolve_nested(
+    options: TracingOptions | None,
+    *,
+    request_context: object,
+    config: TracingConfig,
+    may_nest: bool = True,
+) -> tuple[ResolvedTracing, TracingContext | None]:
+    """A call's tracing options, merged into the enclosing call's when nested.
 
-    Only SDK spans expose their attributes; under a provider whose spans do not, nothing counts
-    as nested and the ambient span simply becomes the parent.
+    Returns the resolved options and the enclosing call's context (``None`` when not nested).
+    `may_nest` is false for a resume, which continues its own trace.
     """
-    span = trace.get_current_span()
-    if not span.is_recording():
-        return None
-    attributes = getattr(span, "attributes", None)
-    if not isinstance(attributes, Mapping):
-        return None
-    if not any(marker in attributes for marker in NESTING_MARKERS):
-        return None
-    return dict(attributes)
-
-
-def inherited_tracing(attributes: Mapping[str, Any]) -> ResolvedTracing:
-    """The enclosing run's tags and metadata, read back from its span's attributes."""
-    raw_tags = attributes.get(TAGS_ATTRIBUTE)
-    tags = (
-        tuple(str(tag) for tag in raw_tags)
-        if isinstance(raw_tags, Sequence) and not isinstance(raw_tags, str)
-        else ()
+    enclosing = current_tracing_context() if may_nest else None
+    if enclosing is not None:
+        resolved = merge_nested(
+            enclosing.inherited(),
+            options,
+            request_context=request_context,
+            redactor=config.redactor,
+            max_attribute_length=config.max_attribute_length,
+        )
+        return resolved, enclosing
+    resolved = resolve_tracing_options(
+        options,
+        request_context=request_context,
+        global_request_context_keys=config.request_context_keys,
+        redactor=config.redactor,
+        max_attribute_length=config.max_attribute_length,
     )
-    carried = {
-        key: value
-        for key, value in attributes.items()
-        if key == TAGS_ATTRIBUTE or key.startswith((METADATA_PREFIX + ".", TAG_PREFIX + "."))
-    }
-    return ResolvedTracing(tags=tags, attributes=carried)
+    return resolved, None
 
 
 def explicit_parent(

@@ -18,6 +18,7 @@ import pydantic
 import pydantic_core
 from opentelemetry.util.types import AttributeValue
 
+from spanflow.errors import StoredError
 from spanflow.tracing.redaction import Redactor, truncate
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "TAGS_ATTRIBUTE",
     "TAG_PREFIX",
     "AttributeValue",
+    "error_type",
     "flatten_metadata",
     "flatten_value",
     "limit_attribute_lengths",
@@ -307,3 +309,12 @@ def _attribute(container: object, name: str) -> tuple[bool, object]:
     if inspect.isroutine(value):
         return False, None
     return True, value
+
+
+def error_type(error: BaseException) -> str:
+    """``error.type``: the exception's qualified class name (builtins unqualified)."""
+    if isinstance(error, StoredError):
+        return error.name
+    cls = type(error)
+    module = cls.__module__
+    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"

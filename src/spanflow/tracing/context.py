@@ -1,7 +1,8 @@
 """The one tracing context: the facts of the run or agent call whose span is current.
 
 Workflow runs and agent calls put their tracing facts (ids, tags, metadata and request-context
-attributes, hide flags) in one context variable while their spans are current. A run or agent
+attributes, hide flags, the settings they trace with) in one context variable while their
+spans are current. A run or agent
 started inside reads them from there, never back from the enclosing span's attributes: it is
 *nested* (``tracing.md`` §3), inherits the tags and metadata, and hides what the enclosing call
 hides, whatever SDK or provider records the spans.
@@ -20,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from spanflow.tracing.attributes import TAGS_ATTRIBUTE
+from spanflow.tracing.config import TracingConfig
+from spanflow.tracing.options import ResolvedTracing
 
 __all__ = [
     "StoredTraceContext",
@@ -49,6 +52,18 @@ class TracingContext:
     """Inputs are not recorded: inherited fail-closed by everything started inside."""
     hide_output: bool = False
     """Outputs are not recorded: inherited fail-closed by everything started inside."""
+    config: TracingConfig = field(default_factory=TracingConfig)
+    """The settings the enclosing call is traced with: an agent without tracing of its own,
+    called inside, traces with them (same provider, limits and redaction)."""
+
+    def inherited(self) -> ResolvedTracing:
+        """What a run or agent call started inside inherits, before its own options."""
+        return ResolvedTracing(
+            tags=self.tags,
+            attributes=dict(self.attributes),
+            hide_input=self.hide_input,
+            hide_output=self.hide_output,
+        )
 
     def within(
         self, *, run_id: str | None = None, workflow_id: str | None = None

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
@@ -20,12 +19,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from spanflow.errors import ControlFlowSignal
+from spanflow.tracing._guard import internal_errors
 
 if TYPE_CHECKING:
     from spanflow.context import RequestContext
     from spanflow.tracing.context import StoredTraceContext
     from spanflow.tracing.options import TracingOptions
-    from spanflow.workflows.events import WorkflowEvent
 
 __all__ = [
     "NOOP_SCOPE",
@@ -33,16 +32,34 @@ __all__ = [
     "EndStatus",
     "Instrumentation",
     "NoopInstrumentation",
+    "RecordableEvent",
     "RunStart",
     "Scope",
     "StepTracing",
     "default_instrumentation",
 ]
 
-logger = logging.getLogger("spanflow.tracing")
 
 BlockKind = Literal["parallel", "conditional", "condition", "loop", "sleep"]
 EndStatus = Literal["success", "failed", "suspended", "canceled", "waiting", "skipped", "bailed"]
+
+
+class _EventPayload(Protocol):
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+class RecordableEvent(Protocol):
+    """What the seam needs of a stream event to record it (the engine's `WorkflowEvent`)."""
+
+    @property
+    def type(self) -> str:
+        """The event type (``workflow-step-start``, ...), the span event's name."""
+        ...
+
+    @property
+    def payload(self) -> _EventPayload:
+        """The payload, whose wire form (`to_dict`) gives the event's attributes."""
+        ...
 
 
 @dataclass(slots=True)
@@ -88,7 +105,7 @@ class Scope(Protocol):
         """The run scope of a nested workflow, child of this (step) scope."""
         ...
 
-    def record(self, event: WorkflowEvent) -> None:
+    def record(self, event: RecordableEvent) -> None:
         """Record a stream event on this scope (as a span event or log record)."""
         ...
 
@@ -167,14 +184,10 @@ class StepTracing:
                 _mark_failed(span, error)
             raise
         finally:
-            try:
+            with internal_errors("could not restore the context after span %r", name):
                 otel_context.detach(token)  # type: ignore[arg-type]
-            except Exception:
-                logger.exception("spanflow: could not restore the context after span %r", name)
-            try:
+            with internal_errors("could not end span %r", name):
                 span.end()
-            except Exception:
-                logger.exception("spanflow: could not end span %r", name)
 
 
 _NOT_ERRORS = (ControlFlowSignal, asyncio.CancelledError, GeneratorExit)
@@ -185,28 +198,23 @@ def _open_span(
     tracer: trace.Tracer, name: str, parent: trace.Span, attributes: dict[str, Any]
 ) -> tuple[trace.Span, object] | None:
     """Start a child span of `parent` and make it current, or log why it could not be."""
-    try:
+    with internal_errors("could not open span %r", name):
         span = tracer.start_span(
             name, context=trace.set_span_in_context(parent), attributes=attributes
         )
-    except Exception:
-        logger.exception("spanflow: could not open span %r", name)
-        return None
-    try:
-        return span, otel_context.attach(trace.set_span_in_context(span))
-    except Exception:
-        logger.exception("spanflow: could not make span %r current", name)
-        with contextlib.suppress(Exception):
-            span.end()
-        return None
+        try:
+            return span, otel_context.attach(trace.set_span_in_context(span))
+        except Exception:
+            with contextlib.suppress(Exception):
+                span.end()
+            raise
+    return None
 
 
 def _mark_failed(span: trace.Span, error: BaseException) -> None:
-    try:
+    with internal_errors("could not record an error on a span"):
         span.record_exception(error)
         span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-    except Exception:
-        logger.exception("spanflow: could not record an error on a span")
 
 
 class _NoopScope:
@@ -228,7 +236,7 @@ class _NoopScope:
     def nested_run(self, workflow_id: str, run_id: str, input: Any) -> Scope:
         return self
 
-    def record(self, event: WorkflowEvent) -> None:
+    def record(self, event: RecordableEvent) -> None:
         pass
 
     def set_attribute(self, key: str, value: Any) -> None:

@@ -3,8 +3,10 @@
 `OtelInstrumentation.start_run` opens a live run span (parent chosen by `TracingOptions`, then
 the ambient span, then a new trace; a run started inside another run's span is nested in it)
 and returns an `OtelScope`; the executor opens every other span through it. Spans are real and
-current while user code runs, so auto-instrumented libraries nest under the step. Nothing here
-may fail a run: every method swallows and logs its own errors. When the provider hands out
+current while user code runs, so auto-instrumented libraries nest under the step, and the run's
+`TracingContext` is current with them, so a run or agent started inside is nested in this one.
+Nothing here may fail a run: every method runs under the one guard (`_guard.internal_errors`).
+When the provider hands out
 non-recording spans (no SDK configured), runs get the no-op scope and tracing costs next to
 nothing.
 """
@@ -32,28 +34,29 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from spanflow.tracing._nesting import (
-    enclosing_attributes,
-    explicit_parent,
-    inherited_tracing,
-    start_top_span,
-)
-from spanflow.tracing.attributes import TAGS_ATTRIBUTE
+from spanflow.errors import StoredError
+from spanflow.tracing._guard import internal_errors
+from spanflow.tracing._nesting import explicit_parent, resolve_nested, start_top_span
+from spanflow.tracing.attributes import TAGS_ATTRIBUTE, error_type
 from spanflow.tracing.config import TracingConfig
-from spanflow.tracing.context import StoredTraceContext
+from spanflow.tracing.context import (
+    StoredTraceContext,
+    TracingContext,
+    reset_tracing_context,
+    set_tracing_context,
+)
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.instrumentation import (
     NOOP_SCOPE,
     BlockKind,
     EndStatus,
+    RecordableEvent,
     RunStart,
     Scope,
     StepTracing,
 )
-from spanflow.tracing.options import ResolvedTracing, merge_nested, resolve_tracing_options
+from spanflow.tracing.options import ResolvedTracing
 from spanflow.tracing.redaction import to_attribute_json
-from spanflow.workflows.events import WorkflowEvent
-from spanflow.workflows.results import StoredError
 
 __all__ = ["OtelInstrumentation", "OtelScope"]
 
@@ -94,7 +97,7 @@ _RECORDS_EXCEPTIONS = frozenset(
 _HIGH_RATE_CHUNKS = frozenset({"text-delta", "reasoning-delta", "tool-call-delta"})
 
 
-def _is_high_rate_chunk(event: WorkflowEvent) -> bool:
+def _is_high_rate_chunk(event: RecordableEvent) -> bool:
     if event.type != "workflow-step-output":
         return False
     output = getattr(event.payload, "output", None)
@@ -110,15 +113,6 @@ def _snake(key: str) -> str:
 
 
 _EVENT_KEYS = {k: "spanflow.event." + _snake(k) for k in _EVENT_SCALARS}
-
-
-def error_type(error: BaseException) -> str:
-    """``error.type``: the exception's qualified class name (builtins unqualified)."""
-    if isinstance(error, StoredError):
-        return error.name
-    cls = type(error)
-    module = cls.__module__
-    return cls.__qualname__ if module == "builtins" else f"{module}.{cls.__qualname__}"
 
 
 @dataclass(slots=True, eq=False)
@@ -140,6 +134,8 @@ class _RunTrace:
     logger_provider: Any = None
     carried: dict[str, Any] = field(default_factory=dict)
     """Tags and metadata attributes of the run, stored with its trace context."""
+    context: TracingContext = field(default_factory=TracingContext)
+    """The run's tracing facts, current while any of its scopes is (read by nested calls)."""
     failures: dict[int, tuple[BaseException, int]] = field(default_factory=dict)
     """When each exception was first recorded (by ``id``), so that every span it fails
     stamps its ``exception`` event with the moment it happened, not the moment it ended."""
@@ -153,14 +149,11 @@ class OtelInstrumentation:
         self._warned_root = False
 
     def start_run(self, start: RunStart) -> Scope:
-        config = self.config
-        if not config.enabled:
+        if not self.config.enabled:
             return NOOP_SCOPE
-        try:
+        with internal_errors("could not open the run span; tracing this run is off"):
             return self._start_run(start)
-        except Exception:  # tracing never fails a run
-            logger.exception("spanflow: could not open the run span; tracing this run is off")
-            return NOOP_SCOPE
+        return NOOP_SCOPE
 
     def _start_run(self, start: RunStart) -> Scope:
         config = self.config
@@ -170,7 +163,13 @@ class OtelInstrumentation:
             # and rendering the input for a span nobody sees (most of a short run's cost).
             return NOOP_SCOPE
         tracer = provider.get_tracer(_SCOPE_NAME)
-        resolved = self._resolve(start)
+        # A resume is never nested: it continues its own trace.
+        resolved, _ = resolve_nested(
+            start.options,
+            request_context=start.request_context,
+            config=config,
+            may_nest=not start.resumed,
+        )
         # A resumed run keeps the tags, metadata and hide flags of the run it continues
         # (stored with the trace context), so a search by metadata finds both halves and what
         # was hidden stays hidden; new options add to them.
@@ -225,34 +224,17 @@ class OtelInstrumentation:
             if log_events
             else None,
             carried=carried,
+            context=TracingContext(
+                run_id=start.run_id,
+                workflow_id=start.workflow_id,
+                tags=resolved.tags,
+                attributes=carried,
+                hide_input=hide_input,
+                hide_output=hide_output,
+                config=config,
+            ),
         )
         return OtelScope(run, span, "spanflow.run.status")
-
-    def _resolve(self, start: RunStart) -> ResolvedTracing:
-        """The run's tracing options, merged into the enclosing run's when nested (§3).
-
-        A run started while a span of another spanflow run is current (a workflow run started
-        by a step or by an agent's tool) is nested: it stays a child of that span whatever
-        trace ids it was given, and adds its tags and metadata to the enclosing run's. A resume
-        is never nested: it continues its own trace.
-        """
-        config = self.config
-        enclosing = None if start.resumed else enclosing_attributes()
-        if enclosing is not None:
-            return merge_nested(
-                inherited_tracing(enclosing),
-                start.options,
-                request_context=start.request_context,
-                redactor=config.redactor,
-                max_attribute_length=config.max_attribute_length,
-            )
-        return resolve_tracing_options(
-            start.options,
-            request_context=start.request_context,
-            global_request_context_keys=config.request_context_keys,
-            redactor=config.redactor,
-            max_attribute_length=config.max_attribute_length,
-        )
 
     def _parent(
         self, start: RunStart, resolved: ResolvedTracing
@@ -276,11 +258,9 @@ class OtelInstrumentation:
 
 def _attribute_json(value: Any, config: TracingConfig) -> str:
     """`to_attribute_json` that never raises (a user's redactor function may)."""
-    try:
+    with internal_errors("could not redact a value for a span; it is not recorded"):
         return to_attribute_json(value, redactor=config.redactor, limit=config.max_attribute_length)
-    except Exception:
-        logger.exception("spanflow: could not redact a value for a span; it is not recorded")
-        return _NOT_RECORDED
+    return _NOT_RECORDED
 
 
 def _carried_attributes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -316,19 +296,15 @@ class OtelScope:
 
     @property
     def trace_id(self) -> str | None:
-        try:
+        with internal_errors("could not read the trace id of a span"):
             return format_trace_id(self._span.get_span_context().trace_id)
-        except Exception:
-            logger.exception("spanflow: could not read the trace id of a span")
-            return None
+        return None
 
     @property
     def span_id(self) -> str | None:
-        try:
+        with internal_errors("could not read the id of a span"):
             return format_span_id(self._span.get_span_context().span_id)
-        except Exception:
-            logger.exception("spanflow: could not read the id of a span")
-            return None
+        return None
 
     def _child(
         self,
@@ -338,13 +314,11 @@ class OtelScope:
         run: _RunTrace | None = None,
     ) -> Scope:
         run = run or self._run
-        try:
+        with internal_errors("could not open span %r", name):
             ctx = trace.set_span_in_context(self._span)
             span = run.tracer.start_span(name, ctx, SpanKind.INTERNAL, attributes)
             return OtelScope(run, span, status_key)
-        except Exception:
-            logger.exception("spanflow: could not open span %r", name)
-            return NOOP_SCOPE
+        return NOOP_SCOPE
 
     def step(
         self, step_id: str, *, input: Any, attempt: int, foreach_index: int | None = None
@@ -371,18 +345,22 @@ class OtelScope:
             "spanflow.workflow.id": workflow_id,
             "spanflow.run.id": run_id,
         }
-        run = dataclasses.replace(self._run, common=common)
+        run = dataclasses.replace(
+            self._run,
+            common=common,
+            context=self._run.context.within(run_id=run_id, workflow_id=workflow_id),
+        )
         attributes = dict(common)
         attributes["spanflow.workflow.nested"] = True
         if run.capture_input and input is not None:
             attributes["spanflow.input"] = self._json(input)
         return self._child(f"invoke_workflow {workflow_id}", attributes, "spanflow.run.status", run)
 
-    def record(self, event: WorkflowEvent) -> None:
+    def record(self, event: RecordableEvent) -> None:
         run = self._run
         if run.config.events == "none" or _is_high_rate_chunk(event):
             return
-        try:
+        with internal_errors("could not record event %s", event.type):
             wire = event.payload.to_dict()
             attributes: dict[str, Any] = {}
             for key, value in wire.items():
@@ -395,10 +373,8 @@ class OtelScope:
                 self._log(event.type, attributes)
             else:
                 self._span.add_event(event.type, attributes)
-        except Exception:
-            logger.exception("spanflow: could not record event %s", event.type)
 
-    def _may_show(self, event: WorkflowEvent) -> bool:
+    def _may_show(self, event: RecordableEvent) -> bool:
         # Payloads carry inputs and outputs: hiding either hides the payloads too.
         return self._run.capture_input and self._run.capture_output
 
@@ -420,25 +396,22 @@ class OtelScope:
         )
 
     def set_attribute(self, key: str, value: Any) -> None:
-        try:
+        with internal_errors("could not set attribute %s", key):
             self._span.set_attribute(key, value)
-        except Exception:
-            logger.exception("spanflow: could not set attribute %s", key)
 
     def enter(self) -> object:
-        try:
-            return otel_context.attach(trace.set_span_in_context(self._span))
-        except Exception:
-            logger.exception("spanflow: could not make a span current")
-            return None
+        with internal_errors("could not make a span current"):
+            facts = set_tracing_context(self._run.context)
+            return facts, otel_context.attach(trace.set_span_in_context(self._span))
+        return None
 
     def exit(self, token: object) -> None:
-        if token is None:
+        if not isinstance(token, tuple):
             return
-        try:
-            otel_context.detach(token)  # type: ignore[arg-type]
-        except Exception:
-            logger.debug("spanflow: context detach failed", exc_info=True)
+        facts, attached = token
+        with internal_errors("could not restore the context after a span"):
+            otel_context.detach(attached)
+            reset_tracing_context(facts)
 
     @contextlib.contextmanager
     def current(self) -> Iterator[None]:
@@ -452,7 +425,7 @@ class OtelScope:
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
     ) -> None:
         span = self._span
-        try:
+        with internal_errors("could not finish a span"):
             shown = "success" if status == "bailed" else status
             span.set_attribute(self._status_key, shown)
             if status == "bailed":
@@ -466,12 +439,8 @@ class OtelScope:
                         self._record_exception(error)
             elif shown == "success" and output is not None and self._run.capture_output:
                 span.set_attribute("spanflow.output", self._json(output))
-        except Exception:
-            logger.exception("spanflow: could not finish a span")
-        try:
+        with internal_errors("could not end a span"):
             span.end()
-        except Exception:
-            logger.exception("spanflow: could not end a span")
 
     def _record_exception(self, error: BaseException) -> None:
         failures = self._run.failures
@@ -493,7 +462,7 @@ class OtelScope:
 
     def persisted_context(self) -> StoredTraceContext | None:
         run = self._run
-        try:
+        with internal_errors("could not read the span context to store"):
             ctx = self._span.get_span_context()
             return StoredTraceContext(
                 trace_id=format_trace_id(ctx.trace_id),
@@ -503,9 +472,7 @@ class OtelScope:
                 hide_input=run.hide_input,
                 hide_output=run.hide_output,
             )
-        except Exception:
-            logger.exception("spanflow: could not read the span context to store")
-            return None
+        return None
 
     def user_tracing(self) -> StepTracing:
         return StepTracing(self._span, self._run.tracer, self._run.common)

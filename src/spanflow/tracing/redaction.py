@@ -22,16 +22,27 @@ from typing import Final, cast
 import pydantic
 import pydantic_core
 
+from spanflow.errors import SpanflowError
+
 __all__ = [
     "DEFAULT_MAX_ATTRIBUTE_LENGTH",
     "DEFAULT_REDACTOR",
     "DEFAULT_SENSITIVE_KEYS",
     "REDACTED",
+    "RedactionError",
     "Redactor",
     "strip_credentials",
     "to_attribute_json",
     "truncate",
 ]
+
+
+class RedactionError(SpanflowError):
+    """A `Redactor`'s own ``function`` raised: the value it was redacting is not recorded.
+
+    The user's code failed, not tracing: the never-fail guard always logs it (never re-raises).
+    """
+
 
 DEFAULT_SENSITIVE_KEYS: Final[tuple[str, ...]] = (
     "password",
@@ -201,7 +212,10 @@ class Redactor:
                 result[key] = self.replacement
                 continue
             if self.function is not None:
-                item = self.function(key, item)
+                try:
+                    item = self.function(key, item)
+                except Exception as error:
+                    raise RedactionError(f"the redactor function raised for key {key!r}") from error
             result[key] = self._walk(item, active, depth + 1)
         return result
 

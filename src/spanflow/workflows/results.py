@@ -11,9 +11,17 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spanflow._schema import to_wire
+from spanflow.errors import StoredError
 from spanflow.usage import Usage
 
-__all__ = ["StepResult", "StepStatus", "WorkflowResult", "WorkflowStatus", "error_to_dict"]
+__all__ = [
+    "StepResult",
+    "StepStatus",
+    "StoredError",
+    "WorkflowResult",
+    "WorkflowStatus",
+    "error_to_dict",
+]
 
 WorkflowStatus = Literal["success", "failed", "suspended", "canceled", "tripwire"]
 StepStatus = Literal["success", "failed", "suspended", "running", "waiting", "skipped", "canceled"]
@@ -23,18 +31,6 @@ def error_to_dict(error: BaseException) -> dict[str, Any]:
     """``{name, message, stack}`` for an exception (the stack as Python formats it)."""
     stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     return {"name": type(error).__name__, "message": str(error), "stack": stack}
-
-
-class StoredError(Exception):
-    """An error restored from a snapshot: the original type's name, message and stack."""
-
-    def __init__(self, name: str, message: str, stack: str | None = None) -> None:
-        super().__init__(message)
-        self.name = name
-        self.stack = stack
-
-    def __str__(self) -> str:
-        return str(self.args[0]) if self.args else ""
 
 
 @dataclass(slots=True)
