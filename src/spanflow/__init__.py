@@ -19,7 +19,7 @@ from spanflow.errors import (
     SyncInLoopError,
     WorkflowDefinitionError,
 )
-from spanflow.registry import NotRegisteredError, Spanflow
+from spanflow.registry import NotRegisteredError, Spanflow, StorageConflictError
 from spanflow.tracing import TracingConfig, TracingOptions, TracingOptionsError
 from spanflow.usage import Usage
 from spanflow.workflows.events import (
@@ -83,6 +83,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "RunStateError",
     "SpanflowError",
     "StepNotFoundError",
+    "StorageConflictError",
     "StorageError",
     "SyncInLoopError",
     "TracingOptionsError",

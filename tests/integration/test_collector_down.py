@@ -115,7 +115,12 @@ def test_with_a_slow_collector_exit_gives_up_at_the_flush_timeout(
     assert child.report["run_seconds"] < RUN_LIMIT
     assert slow_collector.attempts >= 1  # the export was under way, stuck at the collector
     assert child.exit_seconds <= FLUSH_TIMEOUT + EXIT_MARGIN, child.stderr
-    assert "did not finish within 1.0s" in child.stderr
+    # The spans fit the queue (none dropped) and none reached the collector: the exit gave up
+    # on them. Which warning says so is a race at the deadline (the SDK's shutdown joins its
+    # worker for the same budget, then closes the exporter, which cancels the stuck request),
+    # so the test does not depend on the log line.
+    assert child.report["dropped"] == 0
+    assert slow_collector.spans() == []
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """The workflows of the Mastra reference captures, rebuilt with spanflow.
 
-``/work/shared/reference/mastra/README.md`` describes them: `ref-wf` is
+``tests/workflows/reference/mastra/README.md`` describes them: `ref-wf` is
 add-one -> double (writes custom output) -> parallel[par-a, par-b] -> merge ->
 branch[big | small] -> to-list -> foreach(per-item, concurrency 2) -> approve (suspends) ->
 maybe-fail (throws when the input asks for it); `fail-wf` is add-one -> boom (throws). The step
@@ -36,8 +36,8 @@ __all__ = [
     "load_capture",
 ]
 
-REFERENCE_DIR = Path(__file__).resolve().parents[3] / "shared" / "reference" / "mastra"
-"""The Mastra captures: ``/work/shared`` sits next to the repository."""
+REFERENCE_DIR = Path(__file__).resolve().parent / "reference" / "mastra"
+"""The Mastra captures, copied into the repository so the suite needs nothing outside it."""
 
 RESUME_DATA = {"approvedBy": "alice"}
 """What the captured resume stream resumed `approve` with."""
