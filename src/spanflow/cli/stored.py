@@ -16,6 +16,7 @@ from rich.text import Text
 from spanflow.cli.display import fields_table, glyphs_for, labelled
 from spanflow.cli.values import format_duration
 from spanflow.storage import RunPage, StoredRun
+from spanflow.workflows._snapshot import read_run_snapshot
 
 __all__ = ["format_time", "print_run", "print_runs", "runs_table"]
 
@@ -78,8 +79,8 @@ def print_runs(page: RunPage, where: str, *, filtered: bool = False) -> None:
 
 def print_run(console: Console, stored: StoredRun, where: str) -> None:
     """``runs show``: status, ids and times, steps, then result, error or what it waits for."""
-    snapshot = stored.snapshot
-    trace = snapshot.get("trace") or {}
+    snapshot = read_run_snapshot(stored)
+    trace = snapshot.trace
     rows = [
         ("run id", stored.run_id),
         ("workflow", stored.workflow_id),
@@ -87,23 +88,23 @@ def print_run(console: Console, stored: StoredRun, where: str) -> None:
         ("resource", stored.resource_id or "-"),
         ("created", format_time(stored.created_at)),
         ("updated", format_time(stored.updated_at)),
-        ("trace id", str(trace.get("traceId") or "-")),
-        ("run span", str(trace.get("spanId") or "-")),
+        ("trace id", trace.trace_id if trace is not None else "-"),
+        ("run span", trace.span_id if trace is not None else "-"),
         ("storage", where),
     ]
     parts: list[RenderableType] = [labelled(rows)]
-    steps = (snapshot.get("frame") or {}).get("steps") or {}
+    steps = snapshot.frame.steps
     if steps:
         parts += [Text("\nsteps", style="bold"), _steps_table(console, steps)]
-    if stored.status == "success" and "result" in snapshot:
-        parts += [Text("\nresult", style="bold"), fields_table(snapshot["result"])]
-    error = snapshot.get("error")
+    if stored.status == "success":
+        parts += [Text("\nresult", style="bold"), fields_table(snapshot.result)]
+    error = snapshot.error
     if isinstance(error, dict):
         name, message = error.get("name", "Error"), error.get("message", "")
         parts += [Text("\nerror", style="bold"), Text(f"{name}: {message}", style="red")]
     if stored.status == "suspended":
-        payloads = snapshot.get("suspendPayload") or {}
-        for path in snapshot.get("suspended") or []:
+        payloads = snapshot.suspend_payload
+        for path in snapshot.suspended:
             step_path = ".".join(path)
             parts.append(Text(f"\nwaiting for {step_path}", style="bold yellow"))
             payload = payloads.get(path[0]) if path else None
