@@ -13,9 +13,17 @@ import inspect
 import logging
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanflow.tracing.instrumentation import Scope
+from spanflow.workflows._entries import (
+    BranchEntry,
+    ConditionContext,
+    ConditionFunction,
+    LoopEntry,
+    ParallelEntry,
+    SleepEntry,
+)
 from spanflow.workflows._frame import (
     Frame,
     Outcome,
@@ -36,15 +44,9 @@ from spanflow.workflows._step_runner import run_step
 from spanflow.workflows.events import StepResultPayload, StepWaitingPayload, WorkflowEvent
 from spanflow.workflows.results import StepResult
 from spanflow.workflows.step import Step
-from spanflow.workflows.workflow import (
-    BranchEntry,
-    ConditionContext,
-    ConditionFunction,
-    LoopEntry,
-    ParallelEntry,
-    SleepEntry,
-    Workflow,
-)
+
+if TYPE_CHECKING:
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = ["condition_context", "run_branch", "run_loop", "run_parallel", "run_sleep"]
 

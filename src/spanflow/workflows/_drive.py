@@ -12,11 +12,7 @@ from typing import Any
 
 from spanflow.errors import InvalidInputError
 from spanflow.workflows._blocks import run_branch, run_loop, run_parallel, run_sleep
-from spanflow.workflows._foreach import run_foreach
-from spanflow.workflows._frame import Frame, Outcome, Resume, outcome_of
-from spanflow.workflows._snapshot import NestedProgress
-from spanflow.workflows._step_runner import run_step
-from spanflow.workflows.workflow import (
+from spanflow.workflows._entries import (
     BranchEntry,
     Entry,
     ForeachEntry,
@@ -24,6 +20,10 @@ from spanflow.workflows.workflow import (
     ParallelEntry,
     StepEntry,
 )
+from spanflow.workflows._foreach import run_foreach
+from spanflow.workflows._frame import Frame, Outcome, Resume, outcome_of
+from spanflow.workflows._snapshot import NestedProgress
+from spanflow.workflows._step_runner import run_step
 
 __all__ = ["drive"]
 

@@ -19,6 +19,7 @@ from spanflow.context import RequestContext
 from spanflow.storage.base import RunStatus, StoredRun
 from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import RunStart
+from spanflow.tracing.redaction import strip_credentials
 from spanflow.workflows._drive import drive
 from spanflow.workflows._frame import Frame, Outcome, Resume, end_status, finish_event, start_event
 from spanflow.workflows._snapshot import RunSnapshot, dump_run_snapshot
@@ -230,6 +231,4 @@ def _streams(
 
 
 def _storable_context(context: RequestContext) -> dict[str, Any]:
-    from spanflow.tracing.redaction import strip_credentials
-
     return strip_credentials(context.to_dict())

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from spanflow.tracing.instrumentation import Scope
+from spanflow.workflows._entries import ForeachEntry
 from spanflow.workflows._frame import Frame, Outcome, Resume, StepRun, now_ms
 from spanflow.workflows._snapshot import ForeachProgress
 from spanflow.workflows._step_runner import run_step
@@ -29,7 +30,6 @@ from spanflow.workflows.events import (
     WorkflowEvent,
 )
 from spanflow.workflows.results import StepResult
-from spanflow.workflows.workflow import ForeachEntry
 
 __all__ = ["run_foreach"]
 

@@ -11,16 +11,17 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from spanflow._schema import to_wire
 from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError, StorageError
 from spanflow.tracing.instrumentation import Scope
 from spanflow.usage import Usage
+from spanflow.workflows._entries import ForeachEntry
 from spanflow.workflows._snapshot import (
     EntryProgress,
     ForeachProgress,
@@ -35,7 +36,9 @@ from spanflow.workflows.events import (
     WorkflowStartPayload,
 )
 from spanflow.workflows.results import StepResult
-from spanflow.workflows.workflow import ForeachEntry, Workflow
+
+if TYPE_CHECKING:
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = [
     "Frame",
@@ -91,14 +94,35 @@ class RunControl:
     cancel_requested: bool = False
     status: str = "running"
     instrumentation: Any = None
-    """The run's tracing seam (an `Instrumentation`); an agent step traces its agent with it
-    unless the agent was given tracing of its own."""
+    """The run's tracing seam (an `Instrumentation`)."""
+    run_nested: NestedRunner = field(kw_only=True)
+    """Runs a workflow used as a step (`_nested.run_nested`). The run hands it in: the step
+    runner cannot import it, since it drives the nested workflow with the driver, which
+    imports the step runner."""
     on_waiting: Callable[[], Any] | None = None
     """Awaited when a sleep begins (the run stores a ``waiting`` snapshot)."""
 
     def request_cancel(self) -> None:
         """Ask the run to stop scheduling further entries."""
         self.cancel_requested = True
+
+
+class NestedRunner(Protocol):
+    """Runs (or resumes) `workflow` as one step of `frame`; `_nested.run_nested` is one."""
+
+    def __call__(
+        self,
+        frame: Frame,
+        workflow: Workflow,
+        value: Any,
+        parent: Scope,
+        *,
+        resume: Resume | None,
+        prior: StepResult | None,
+        slot: FrameSnapshot | None,
+        foreach_index: int | None,
+        events: bool,
+    ) -> Awaitable[StepRun]: ...
 
 
 @dataclass(slots=True)

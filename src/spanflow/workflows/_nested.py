@@ -10,7 +10,7 @@ straight back to it.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanflow.errors import InvalidInputError
 from spanflow.tracing.instrumentation import Scope
@@ -30,7 +30,9 @@ from spanflow.workflows._snapshot import FrameSnapshot
 from spanflow.workflows._step_runner import emit_step_end
 from spanflow.workflows.events import StepStartPayload, WorkflowEvent
 from spanflow.workflows.results import StepResult
-from spanflow.workflows.workflow import Workflow
+
+if TYPE_CHECKING:
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = ["run_nested"]
 

@@ -8,16 +8,19 @@ path like ``"outer.inner"``) into one suspended path, with errors that list what
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from spanflow.errors import InvalidInputError, RunStateError, StepNotFoundError
+from spanflow.workflows._entries import ForeachEntry
 from spanflow.workflows._snapshot import ForeachProgress, RunSnapshot
 from spanflow.workflows.step import Step
-from spanflow.workflows.workflow import ForeachEntry, Workflow
+
+if TYPE_CHECKING:
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = ["StepRef", "check_foreach_index", "find_step", "pick_suspended"]
 
-StepRef = Step[Any, Any] | Workflow | str | Sequence[str]
+StepRef: TypeAlias = "Step[Any, Any] | Workflow | str | Sequence[str]"
 """How a caller names the step to resume: the step, its id, or its path."""
 
 
@@ -35,10 +38,10 @@ def pick_suspended(run_id: str, suspended: list[list[str]], step: StepRef | None
         )
     if isinstance(step, str):
         wanted = step.split(".")
-    elif isinstance(step, Step | Workflow):
-        wanted = [step.id]
-    else:
+    elif isinstance(step, Sequence):
         wanted = [str(s) for s in step]
+    else:  # a step or a nested workflow
+        wanted = [step.id]
     if wanted in paths:
         return wanted
     tails = [p for p in paths if p[-len(wanted) :] == wanted or p[: len(wanted)] == wanted]
@@ -58,7 +61,7 @@ def pick_suspended(run_id: str, suspended: list[list[str]], step: StepRef | None
 def find_step(workflow: Workflow, path: list[str]) -> Any:
     current: Any = workflow
     for part in path:
-        if not isinstance(current, Workflow):
+        if isinstance(current, Step):  # a step has no steps inside: the path ends here
             break
         found = current.find_step(part)
         if found is None:

@@ -9,7 +9,7 @@ emits the step's start and end events. Nested workflows are handed to `spanflow.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spanflow._schema import Schema
 from spanflow.errors import BailSignal, InvalidInputError, NonRetryableError, SuspendSignal
@@ -24,7 +24,9 @@ from spanflow.workflows.events import (
 )
 from spanflow.workflows.results import StepResult
 from spanflow.workflows.step import NO_STATE_CHANGE, Step, StepContext, StepWriter
-from spanflow.workflows.workflow import Workflow
+
+if TYPE_CHECKING:
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = ["emit_step_end", "run_step"]
 
@@ -46,11 +48,8 @@ async def run_step(
     `events=False` (foreach iterations) leaves the start/result events to the caller, and
     does not record a per-iteration result in ``frame.steps``.
     """
-    if isinstance(step, Workflow):
-        # Deferred: a nested workflow runs through the driver, which imports this module.
-        from spanflow.workflows._nested import run_nested
-
-        return await run_nested(
+    if not isinstance(step, Step):  # a nested workflow: the run hands in how to drive it
+        return await frame.run.run_nested(
             frame, step, value, parent, resume=resume, prior=prior, slot=slot,
             foreach_index=foreach_index, events=events,
         )  # fmt: skip

@@ -24,8 +24,10 @@ from spanflow.errors import (
 )
 from spanflow.storage.base import RunStatus, StoredRun
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
+from spanflow.tracing.options import TracingOptions, resolve_tracing_options
 from spanflow.workflows._execution import Execution, fail_streams
 from spanflow.workflows._frame import Frame, Resume, RunControl, restore_frame
+from spanflow.workflows._nested import run_nested
 from spanflow.workflows._resume_target import (
     StepRef,
     check_foreach_index,
@@ -35,10 +37,9 @@ from spanflow.workflows._resume_target import (
 from spanflow.workflows._snapshot import RunSnapshot, dump_run_snapshot, read_run_snapshot
 from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.stream import WorkflowStream, chain_sinks
-from spanflow.workflows.workflow import Workflow
 
 if TYPE_CHECKING:
-    from spanflow.tracing.options import TracingOptions
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = ["Run"]
 
@@ -170,7 +171,7 @@ class Run:
                 context_wire, what=f"request context of workflow '{wf.id}'"
             )
         _check_tracing_options(tracing_options)
-        control = RunControl(self.run_id, wf.id, self.resource_id, context)
+        control = RunControl(self.run_id, wf.id, self.resource_id, context, run_nested=run_nested)
         control.sink = out.push if out is not None else None
         self._control = control
         frame = Frame(wf, control, NOOP_SCOPE, input_value, state)
@@ -449,7 +450,9 @@ class Run:
         )
         context.to_dict()  # raises on values that cannot be stored
         _check_tracing_options(tracing_options)
-        control = RunControl(self.run_id, self.workflow.id, self.resource_id, context)
+        control = RunControl(
+            self.run_id, self.workflow.id, self.resource_id, context, run_nested=run_nested
+        )
         control.usage = replace(snapshot.usage)
         return control
 
@@ -499,13 +502,9 @@ def _hand_errors_to_stream(task: asyncio.Task[Any], out: WorkflowStream | None) 
 def _check_tracing_options(options: Any) -> None:
     if options is None:
         return
-    from spanflow.tracing.options import TracingOptions
-
     if not isinstance(options, TracingOptions):
         raise InvalidInputError(
             f"tracing_options must be a TracingOptions, got {type(options).__name__}"
         )
     if options.strict:  # strict mode raises here, before the run starts; lenient mode logs
-        from spanflow.tracing.options import resolve_tracing_options
-
         resolve_tracing_options(options)

@@ -8,22 +8,32 @@ usable as a step (a nested workflow).
 from __future__ import annotations
 
 import itertools
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
 from spanflow._schema import Schema, schema_of
 from spanflow._sync import run_sync
-from spanflow.context import RequestContext
 from spanflow.errors import WorkflowDefinitionError
 from spanflow.storage.memory import MemoryStorage
 from spanflow.tracing.instrumentation import Instrumentation, default_instrumentation
+from spanflow.workflows._entries import (
+    BranchEntry,
+    ConditionContext,
+    ConditionFunction,
+    Entry,
+    ForeachEntry,
+    LoopEntry,
+    ParallelEntry,
+    RetryConfig,
+    SleepEntry,
+    StepEntry,
+)
+from spanflow.workflows.run import Run
 from spanflow.workflows.step import Step, StepFunction, create_step
 
 if TYPE_CHECKING:
     from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
-    from spanflow.workflows.run import Run
 
 __all__ = [
     "BranchEntry",
@@ -39,105 +49,6 @@ __all__ = [
     "Workflow",
     "create_workflow",
 ]
-
-
-@dataclass(frozen=True, slots=True)
-class RetryConfig:
-    """Default retries for every step of a workflow (a step's own `retries` wins)."""
-
-    attempts: int = 0
-    """Extra attempts after the first failure."""
-    delay: float = 0.0
-    """Seconds to wait between attempts."""
-
-    def __post_init__(self) -> None:
-        if self.attempts < 0 or self.delay < 0:
-            raise WorkflowDefinitionError(
-                f"RetryConfig needs attempts >= 0 and delay >= 0, got {self}"
-            )
-
-
-@dataclass(slots=True, eq=False)
-class ConditionContext:
-    """What a branch or loop condition receives."""
-
-    input_data: Any
-    """For a branch: the entry's input. For a loop: the step's latest output."""
-    state: Any
-    request_context: RequestContext
-    run_id: str
-    iteration_count: int = 0
-    """Loops only: how many times the step has run so far (1-based)."""
-    _steps: dict[str, Any] = field(default_factory=dict, repr=False)
-    _init: Any = field(default=None, repr=False)
-
-    def get_step_result(self, step: Step[Any, Any] | str) -> Any:
-        """That step's output if it succeeded in this run, else ``None``."""
-        result = self._steps.get(step if isinstance(step, str) else step.id)
-        return result.output if result is not None and result.status == "success" else None
-
-    def get_init_data(self) -> Any:
-        """The workflow's original input."""
-        return self._init
-
-
-ConditionFunction = Callable[[ConditionContext], bool | Awaitable[bool]]
-
-
-@dataclass(frozen=True, slots=True)
-class _EntryBase:
-    id: str
-    description: str | None
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class StepEntry(_EntryBase):
-    """``.then(step)``, ``.map(fn)`` or a nested workflow."""
-
-    step: Step[Any, Any] | Workflow
-
-
-@dataclass(frozen=True, slots=True)
-class ParallelEntry(_EntryBase):
-    """``.parallel([...])``: all steps at once; output ``{step_id: output}``."""
-
-    steps: tuple[Step[Any, Any] | Workflow, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class BranchEntry(_EntryBase):
-    """``.branch([(cond, step), ...])``: every step whose condition holds runs."""
-
-    branches: tuple[tuple[ConditionFunction, Step[Any, Any] | Workflow], ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ForeachEntry(_EntryBase):
-    """``.foreach(step, concurrency=n)``: one execution per element of a list input."""
-
-    step: Step[Any, Any] | Workflow
-    concurrency: int
-
-
-@dataclass(frozen=True, slots=True)
-class LoopEntry(_EntryBase):
-    """``.dowhile(step, cond)`` / ``.dountil(step, cond)``."""
-
-    step: Step[Any, Any] | Workflow
-    condition: ConditionFunction
-    kind: Literal["dowhile", "dountil"]
-
-
-@dataclass(frozen=True, slots=True)
-class SleepEntry(_EntryBase):
-    """``.sleep(seconds)`` / ``.sleep_until(when)``; the input passes through."""
-
-    seconds: float | Callable[[ConditionContext], float] | None = None
-    until: datetime | Callable[[ConditionContext], datetime] | None = None
-
-
-Entry = StepEntry | ParallelEntry | BranchEntry | ForeachEntry | LoopEntry | SleepEntry
 
 
 class Workflow:
@@ -333,9 +244,6 @@ class Workflow:
 
     async def create_run(self, run_id: str | None = None, resource_id: str | None = None) -> Run:
         """A new run, or, given the id of a stored run, that run (to resume or inspect it)."""
-        # Deferred: the engine modules that `Run` uses import this module's entries.
-        from spanflow.workflows.run import Run
-
         self._require_committed()
         return await Run.open(self, run_id=run_id, resource_id=resource_id)
 
