@@ -8,19 +8,19 @@ under the one guard: tracing never fails an agent.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from spanflow.tracing._current import current, make_current, restore
 from spanflow.tracing._guard import internal_errors
 from spanflow.tracing.attributes import error_type
 from spanflow.tracing.config import TracingConfig
-from spanflow.tracing.context import TracingContext, reset_tracing_context, set_tracing_context
+from spanflow.tracing.context import TracingContext
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.redaction import to_attribute_json
 from spanflow.tracing.semconv import GenAIMessage, output_message
@@ -114,26 +114,13 @@ class _OtelSpanScope:
         self._span = span
 
     def enter(self) -> object:
-        with internal_errors("could not make a span current"):
-            facts = set_tracing_context(self._run.context)
-            return facts, otel_context.attach(trace.set_span_in_context(self._span))
-        return None
+        return make_current(self._span, self._run.context)
 
     def exit(self, token: object) -> None:
-        if not isinstance(token, tuple):
-            return
-        facts, attached = token
-        with internal_errors("could not restore the context after a span"):
-            otel_context.detach(attached)
-            reset_tracing_context(facts)
+        restore(token)
 
-    @contextmanager
-    def current(self) -> Iterator[None]:
-        token = self.enter()
-        try:
-            yield
-        finally:
-            self.exit(token)
+    def current(self) -> AbstractContextManager[None]:
+        return current(self._span, self._run.context)
 
     def _finish(self, status_key: str, status: ScopeStatus, error: BaseException | None) -> None:
         span = self._span

@@ -13,11 +13,11 @@ nothing.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,6 +35,7 @@ from opentelemetry.trace import (
 )
 
 from spanflow.errors import StoredError
+from spanflow.tracing._current import current, make_current, restore
 from spanflow.tracing._guard import internal_errors
 from spanflow.tracing._nesting import explicit_parent, resolve_nested, start_top_span
 from spanflow.tracing.attributes import TAGS_ATTRIBUTE, error_type
@@ -42,8 +43,6 @@ from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.context import (
     StoredTraceContext,
     TracingContext,
-    reset_tracing_context,
-    set_tracing_context,
 )
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.instrumentation import (
@@ -400,26 +399,13 @@ class OtelScope:
             self._span.set_attribute(key, value)
 
     def enter(self) -> object:
-        with internal_errors("could not make a span current"):
-            facts = set_tracing_context(self._run.context)
-            return facts, otel_context.attach(trace.set_span_in_context(self._span))
-        return None
+        return make_current(self._span, self._run.context)
 
     def exit(self, token: object) -> None:
-        if not isinstance(token, tuple):
-            return
-        facts, attached = token
-        with internal_errors("could not restore the context after a span"):
-            otel_context.detach(attached)
-            reset_tracing_context(facts)
+        restore(token)
 
-    @contextlib.contextmanager
-    def current(self) -> Iterator[None]:
-        token = self.enter()
-        try:
-            yield
-        finally:
-            self.exit(token)
+    def current(self) -> AbstractContextManager[None]:
+        return current(self._span, self._run.context)
 
     def end(
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
