@@ -16,7 +16,7 @@ from rich.text import Text
 from spanflow.cli.display import fields_table, glyphs_for, labelled
 from spanflow.cli.values import format_duration
 from spanflow.storage import RunPage, StoredRun
-from spanflow.workflows._snapshot import read_run_snapshot
+from spanflow.workflows import read_run_snapshot
 
 __all__ = ["format_time", "print_run", "print_runs", "runs_table"]
 

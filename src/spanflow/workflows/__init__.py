@@ -5,9 +5,11 @@ Public modules are nouns: `workflow` (the builder and its entries), `step`, `run
 entries, `_blocks` and `_foreach` run the control-flow blocks, `_step_runner` runs one step
 and its attempts, `_frame` holds the execution state, `_nested` runs a workflow as a step,
 `_snapshot` is the typed run snapshot and its codec, `_resume_target` finds the step a resume
-is for. `from spanflow import ...` re-exports the public names.
+is for. `from spanflow import ...` re-exports the public names; `RunSnapshot` and
+`read_run_snapshot` are the typed view of a stored run, for the CLI and the server.
 """
 
+from spanflow.workflows._snapshot import RunSnapshot, read_run_snapshot
 from spanflow.workflows.events import (
     CustomPayload,
     StepOutputPayload,
@@ -42,6 +44,9 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "StepResult",
     "WorkflowResult",
     "WorkflowStream",
+    # Stored runs
+    "RunSnapshot",
+    "read_run_snapshot",
     # Events
     "CustomPayload",
     "StepOutputPayload",
