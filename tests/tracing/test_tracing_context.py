@@ -10,13 +10,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from pydantic import BaseModel
 from spanflow_otel.testing import SpanCapture
 
 from spanflow import StepContext, TracingConfig, TracingOptions, create_step, create_workflow, step
 from spanflow.agents import Agent, ScriptedModel, ScriptedReply, ScriptedToolCall, tool
 from spanflow.agents.models import ModelRequest, last_tool_results
+from spanflow.tracing import OtelInstrumentation
 from spanflow.tracing.context import TracingContext, current_tracing_context
+from spanflow.tracing.instrumentation import NoopInstrumentation
 
 PROMPT = "the secret launch plan"
 ANSWER = "launch at dawn"
@@ -150,8 +155,6 @@ async def test_a_nested_agent_inherits_metadata_even_when_step_spans_do_not_carr
     agent = planner()
     agent.instrumentation = config
     workflow = create_workflow(id="plan").then(agent.as_step()).commit()
-    from spanflow.tracing import OtelInstrumentation
-
     workflow.instrumentation = OtelInstrumentation(config)
 
     await (await workflow.create_run()).start(
@@ -189,3 +192,133 @@ async def test_the_context_holds_the_facts_of_the_current_run(span_capture: Span
     assert (facts.run_id, facts.workflow_id, facts.tags) == ("run-1", "look", ("vip",))
     assert facts.attributes["spanflow.metadata.user.id"] == "u-42"
     assert (facts.hide_input, facts.hide_output) == (True, False)
+
+
+def quiet_agent() -> Agent:
+    return Agent(id="quiet", model=ScriptedModel(lambda request: ScriptedReply(ANSWER)))
+
+
+async def test_an_agent_step_of_a_run_with_tracing_disabled_records_nothing(
+    span_capture: SpanCapture,
+) -> None:
+    workflow = create_workflow(id="off").then(quiet_agent().as_step()).commit()
+    workflow.instrumentation = OtelInstrumentation(TracingConfig(enabled=False))
+
+    result = await (await workflow.create_run()).start({"prompt": PROMPT})
+
+    assert result.status == "success"
+    assert span_capture.spans == ()
+
+
+async def test_an_agent_step_of_an_untraced_workflow_records_nothing(
+    span_capture: SpanCapture,
+) -> None:
+    workflow = create_workflow(id="off").then(quiet_agent().as_step()).commit()
+    workflow.instrumentation = NoopInstrumentation()
+
+    await (await workflow.create_run()).start({"prompt": PROMPT})
+
+    assert span_capture.spans == ()
+
+
+async def test_a_sampled_out_run_passes_its_decision_and_its_hiding_on(
+    span_capture: SpanCapture,
+) -> None:
+    never = TracerProvider(sampler=ALWAYS_OFF)
+    own = SpanCapture()  # an agent with tracing of its own, on a provider that samples all
+    hiding_agent = Agent(
+        id="own",
+        model=ScriptedModel(lambda request: ScriptedReply(ANSWER)),
+        instrumentation=TracingConfig(tracer_provider=own.provider),
+    )
+
+    async def ask(ctx: StepContext[Any]) -> Any:
+        return (await hiding_agent.generate(PROMPT)).text
+
+    workflow = (
+        create_workflow(id="sampled-out")
+        .then(quiet_agent().as_step())
+        .then(create_step(id="ask", execute=ask))
+        .commit()
+    )
+    workflow.instrumentation = OtelInstrumentation(TracingConfig(tracer_provider=never))
+
+    result = await (await workflow.create_run()).start({"prompt": PROMPT}, tracing_options=HIDDEN)
+
+    assert result.status == "success"
+    assert span_capture.spans == ()  # the step's agent traces like its run: not sampled
+    # An agent with tracing of its own records its spans, as children of the sampled-out run
+    # (same trace, not sampled), and hides what the run hides.
+    assert [s.name for s in own.spans][-1] == "invoke_agent own"
+    assert {s.context.trace_id for s in own.spans} == {own.spans[-1].context.trace_id}
+    assert own.spans[-1].parent is not None
+    assert recorded_payload_keys(own) == {}
+    own.shutdown()
+
+
+async def test_an_untraced_run_still_hides_from_an_agent_with_tracing_of_its_own() -> None:
+    own = SpanCapture()
+    hiding_agent = Agent(
+        id="own",
+        model=ScriptedModel(lambda request: ScriptedReply(ANSWER)),
+        instrumentation=TracingConfig(tracer_provider=own.provider),
+    )
+
+    async def ask(ctx: StepContext[Any]) -> Any:
+        return (await hiding_agent.generate(PROMPT)).text
+
+    workflow = create_workflow(id="no-sdk").then(create_step(id="ask", execute=ask)).commit()
+    # A provider that records nothing, as OpenTelemetry's global one is without an SDK.
+    workflow.instrumentation = OtelInstrumentation(
+        TracingConfig(tracer_provider=trace.NoOpTracerProvider())
+    )
+
+    result = await (await workflow.create_run()).start({}, tracing_options=HIDDEN)
+
+    assert result.status == "success"
+    assert [s.name for s in own.spans][-1] == "invoke_agent own"
+    assert recorded_payload_keys(own) == {}
+    assert leaked(own, PROMPT, ANSWER) == []
+    own.shutdown()
+
+
+async def test_inside_a_resumed_run_an_agent_keeps_the_tags_of_both_halves(
+    span_capture: SpanCapture,
+) -> None:
+    async def wait(ctx: StepContext[Any]) -> Any:
+        if ctx.resume_data is None:
+            return await ctx.suspend({"ask": "go on?"})
+        return {}
+
+    async def ask(ctx: StepContext[Any]) -> Any:
+        reply = await quiet_agent().generate("q", tracing_options=TracingOptions(tags=["agent"]))
+        return reply.text
+
+    workflow = (
+        create_workflow(id="tags")
+        .then(create_step(id="wait", execute=wait))
+        .then(create_step(id="ask", execute=ask))
+        .commit()
+    )
+    run = await workflow.create_run()
+    await run.start({}, tracing_options=TracingOptions(tags=["old"]))
+    await run.resume({"ok": True}, tracing_options=TracingOptions(tags=["new"]))
+
+    agent_span = next(s for s in span_capture.spans if s.name == "invoke_agent quiet")
+    assert (agent_span.attributes or {})["spanflow.tags"] == ("old", "new", "agent")
+
+
+async def test_a_written_value_of_any_shape_never_fails_a_traced_step(
+    span_capture: SpanCapture,
+) -> None:
+    async def write(ctx: StepContext[Any]) -> Any:
+        await ctx.writer.write({"type": ["not", "hashable"]})
+        return 1
+
+    workflow = create_workflow(id="writes").then(create_step(id="w", execute=write)).commit()
+
+    result = await (await workflow.create_run()).start({})
+
+    assert result.status == "success"
+    [step_span] = [s for s in span_capture.spans if s.name == "workflow_step w"]
+    assert [e.name for e in step_span.events].count("workflow-step-output") == 1

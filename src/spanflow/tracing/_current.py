@@ -16,14 +16,20 @@ from opentelemetry import trace
 from spanflow.tracing._guard import internal_errors
 from spanflow.tracing.context import TracingContext, reset_tracing_context, set_tracing_context
 
-__all__ = ["current", "make_current", "restore"]
+__all__ = ["as_current", "make_current", "restore"]
 
 
-def make_current(span: trace.Span, context: TracingContext) -> object:
-    """Make `span` and `context` current; the token undoes it (`restore`)."""
+def make_current(span: trace.Span | None, context: TracingContext) -> object:
+    """Make `span` (``None``: leave the current span as it is) and `context` current; the token
+    undoes it (`restore`)."""
     with internal_errors("could not make a span current"):
-        facts = set_tracing_context(context)
-        return facts, otel_context.attach(trace.set_span_in_context(span))
+        attached = None if span is None else otel_context.attach(trace.set_span_in_context(span))
+        try:
+            return set_tracing_context(context), attached
+        except BaseException:
+            if attached is not None:
+                otel_context.detach(attached)
+            raise
     return None
 
 
@@ -33,13 +39,14 @@ def restore(token: object) -> None:
         return
     facts, attached = token
     with internal_errors("could not restore the context after a span"):
-        otel_context.detach(attached)
         reset_tracing_context(facts)
+        if attached is not None:
+            otel_context.detach(attached)
 
 
 @contextmanager
-def current(span: trace.Span, context: TracingContext) -> Iterator[None]:
-    """``with current(span, context):`` both are current inside the block."""
+def as_current(span: trace.Span | None, context: TracingContext) -> Iterator[None]:
+    """``with as_current(span, context):`` both are current inside the block."""
     token = make_current(span, context)
     try:
         yield

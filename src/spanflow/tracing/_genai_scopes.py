@@ -16,13 +16,12 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from spanflow.tracing._current import current, make_current, restore
+from spanflow.tracing._current import as_current, make_current, restore
 from spanflow.tracing._guard import internal_errors
 from spanflow.tracing.attributes import error_type
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.context import TracingContext
 from spanflow.tracing.ids import format_span_id, format_trace_id
-from spanflow.tracing.redaction import to_attribute_json
 from spanflow.tracing.semconv import GenAIMessage, output_message
 from spanflow.usage import Usage
 
@@ -94,8 +93,7 @@ class AgentTrace:
         return self.config.capture_output and not self.context.hide_output
 
     def json(self, value: Any) -> str:
-        config = self.config
-        return to_attribute_json(value, redactor=config.redactor, limit=config.max_attribute_length)
+        return self.config.attribute_json(value)
 
     def child(
         self, name: str, kind: SpanKind, attributes: dict[str, Any], parent: trace.Span
@@ -120,7 +118,7 @@ class _OtelSpanScope:
         restore(token)
 
     def current(self) -> AbstractContextManager[None]:
-        return current(self._span, self._run.context)
+        return as_current(self._span, self._run.context)
 
     def _finish(self, status_key: str, status: ScopeStatus, error: BaseException | None) -> None:
         span = self._span

@@ -8,14 +8,23 @@ and is handed to the registry (``Spanflow(tracing=...)``) or to a workflow's ins
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Final, Literal
 
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.trace import TracerProvider
 
-from spanflow.tracing.redaction import DEFAULT_MAX_ATTRIBUTE_LENGTH, DEFAULT_REDACTOR, Redactor
+from spanflow.tracing._guard import internal_errors
+from spanflow.tracing.redaction import (
+    DEFAULT_MAX_ATTRIBUTE_LENGTH,
+    DEFAULT_REDACTOR,
+    Redactor,
+    to_attribute_json,
+)
 
-__all__ = ["EventMode", "TracingConfig"]
+__all__ = ["NOT_RECORDED", "EventMode", "TracingConfig"]
+
+NOT_RECORDED: Final = "[not recorded: tracing error, see the spanflow.tracing log]"
+"""Put where an input, output or payload could not be redacted: never the raw value."""
 
 EventMode = Literal["span_events", "logs", "none"]
 
@@ -46,3 +55,13 @@ class TracingConfig:
     """Where log records go with ``events="logs"``; ``None`` means the global logger provider."""
     event_payloads: bool = True
     """Add the redacted, truncated payload JSON (``spanflow.event.payload``) to each event."""
+
+    def attribute_json(self, value: Any) -> str:
+        """`value` as a span attribute under these settings: redacted, truncated JSON.
+
+        `NOT_RECORDED` (and a log line) instead when it cannot be rendered, a redactor's own
+        function raising among the reasons: never the raw value, and never an error.
+        """
+        with internal_errors("could not redact a value for a span; it is not recorded"):
+            return to_attribute_json(value, redactor=self.redactor, limit=self.max_attribute_length)
+        return NOT_RECORDED

@@ -19,7 +19,10 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from spanflow.errors import ControlFlowSignal
+from spanflow.tracing._current import as_current, make_current, restore
 from spanflow.tracing._guard import internal_errors
+from spanflow.tracing.config import TracingConfig
+from spanflow.tracing.context import TracingContext
 
 if TYPE_CHECKING:
     from spanflow.context import RequestContext
@@ -32,6 +35,7 @@ __all__ = [
     "EndStatus",
     "Instrumentation",
     "NoopInstrumentation",
+    "QuietScope",
     "RecordableEvent",
     "RunStart",
     "Scope",
@@ -265,6 +269,34 @@ class _NoopScope:
 
 _NOTHING: AbstractContextManager[None] = contextlib.nullcontext()
 NOOP_SCOPE: Scope = _NoopScope()
+
+
+class QuietScope(_NoopScope):
+    """A run that records nothing, but passes on what it decided to what starts inside it.
+
+    Its `TracingContext` is current while its scopes are, so an agent without tracing of its
+    own traces like the run (not at all, when tracing is off) and every agent or run started
+    inside hides what it hides. A sampled-out run also makes its non-recording span current, so
+    what starts inside joins its trace unsampled instead of starting traces of its own.
+    """
+
+    __slots__ = ("_context", "_span")
+
+    def __init__(self, context: TracingContext, span: trace.Span | None = None) -> None:
+        self._context = context
+        self._span = span
+
+    def enter(self) -> object:
+        return make_current(self._span, self._context)
+
+    def exit(self, token: object) -> None:
+        restore(token)
+
+    def current(self) -> AbstractContextManager[None]:
+        return as_current(self._span, self._context)
+
+
+_TRACING_OFF = TracingContext(config=TracingConfig(enabled=False))
 _NOOP_STEP_TRACING = StepTracing(trace.INVALID_SPAN, trace.NoOpTracer())
 
 
@@ -275,10 +307,10 @@ class Instrumentation(Protocol):
 
 
 class NoopInstrumentation:
-    """Tracing off: every run gets `NOOP_SCOPE`."""
+    """Tracing off: every run records nothing, nor do agents without tracing of their own in it."""
 
     def start_run(self, start: RunStart) -> Scope:
-        return NOOP_SCOPE
+        return QuietScope(_TRACING_OFF)
 
 
 def default_instrumentation() -> Instrumentation:

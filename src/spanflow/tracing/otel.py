@@ -35,34 +35,29 @@ from opentelemetry.trace import (
 )
 
 from spanflow.errors import StoredError
-from spanflow.tracing._current import current, make_current, restore
+from spanflow.tracing._current import as_current, make_current, restore
 from spanflow.tracing._guard import internal_errors
 from spanflow.tracing._nesting import explicit_parent, resolve_nested, start_top_span
 from spanflow.tracing.attributes import TAGS_ATTRIBUTE, error_type
 from spanflow.tracing.config import TracingConfig
-from spanflow.tracing.context import (
-    StoredTraceContext,
-    TracingContext,
-)
+from spanflow.tracing.context import StoredTraceContext, TracingContext, current_tracing_context
 from spanflow.tracing.ids import format_span_id, format_trace_id
 from spanflow.tracing.instrumentation import (
     NOOP_SCOPE,
     BlockKind,
     EndStatus,
+    QuietScope,
     RecordableEvent,
     RunStart,
     Scope,
     StepTracing,
 )
 from spanflow.tracing.options import ResolvedTracing
-from spanflow.tracing.redaction import to_attribute_json
 
 __all__ = ["OtelInstrumentation", "OtelScope"]
 
 logger = logging.getLogger("spanflow.tracing")
 _SCOPE_NAME = "spanflow"
-_NOT_RECORDED = "[not recorded: tracing error, see the spanflow.tracing log]"
-"""Put where an input, output or payload could not be redacted: never the raw value."""
 _EVENT_SCALARS = frozenset(
     {
         "id",
@@ -100,7 +95,10 @@ def _is_high_rate_chunk(event: RecordableEvent) -> bool:
     if event.type != "workflow-step-output":
         return False
     output = getattr(event.payload, "output", None)
-    return isinstance(output, Mapping) and output.get("type") in _HIGH_RATE_CHUNKS
+    if not isinstance(output, Mapping):
+        return False
+    kind = output.get("type")
+    return isinstance(kind, str) and kind in _HIGH_RATE_CHUNKS
 
 
 _NO_SDK = (trace.ProxyTracerProvider, trace.NoOpTracerProvider)
@@ -149,7 +147,7 @@ class OtelInstrumentation:
 
     def start_run(self, start: RunStart) -> Scope:
         if not self.config.enabled:
-            return NOOP_SCOPE
+            return _quiet_scope(start, self.config)
         with internal_errors("could not open the run span; tracing this run is off"):
             return self._start_run(start)
         return NOOP_SCOPE
@@ -160,7 +158,7 @@ class OtelInstrumentation:
         if isinstance(provider, _NO_SDK):
             # No SDK configured: every span would be non-recording, so skip resolving options
             # and rendering the input for a span nobody sees (most of a short run's cost).
-            return NOOP_SCOPE
+            return _quiet_scope(start, config)
         tracer = provider.get_tracer(_SCOPE_NAME)
         # A resume is never nested: it continues its own trace.
         resolved, _ = resolve_nested(
@@ -169,32 +167,15 @@ class OtelInstrumentation:
             config=config,
             may_nest=not start.resumed,
         )
-        # A resumed run keeps the tags, metadata and hide flags of the run it continues
-        # (stored with the trace context), so a search by metadata finds both halves and what
-        # was hidden stays hidden; new options add to them.
-        stored = start.stored_trace
-        carried = _carried_attributes(stored.attributes if stored else {}, resolved.attributes)
-        hide_input = resolved.hide_input or (stored is not None and stored.hide_input)
-        hide_output = resolved.hide_output or (stored is not None and stored.hide_output)
+        context = _run_context(start, resolved, config)
         common: dict[str, Any] = {
             "spanflow.workflow.id": start.workflow_id,
             "spanflow.run.id": start.run_id,
         }
         if config.metadata_on_every_span:
-            common.update(carried)
-        attributes = dict(common)
-        attributes.update(carried)
-        attributes.update(resolved.rejected_attribute())
-        if start.resource_id is not None:
-            attributes["spanflow.resource.id"] = start.resource_id
-        if start.resumed:
-            attributes["spanflow.run.resumed"] = True
-        capture_input = config.capture_input and not hide_input
-        capture_output = config.capture_output and not hide_output
-        if capture_input and start.input is not None:
-            key = "spanflow.resume_data" if start.resumed else "spanflow.input"
-            attributes[key] = self._json(start.input)
-
+            common.update(context.attributes)
+        capture_input = config.capture_input and not context.hide_input
+        attributes = self._run_attributes(start, common, context, resolved, capture_input)
         parent, links, requested = self._parent(start, resolved)
         name = f"invoke_workflow {start.workflow_id}"
         span, ignored = start_top_span(tracer, name, parent, requested, attributes, links)
@@ -205,9 +186,9 @@ class OtelInstrumentation:
                 "trace id (configure tracing with spanflow_otel.configure()); "
                 "runs given only a trace_id start new traces"
             )
-        if not span.is_recording():
+        if not span.is_recording():  # sampled out
             span.end()
-            return NOOP_SCOPE
+            return QuietScope(context, span)
         log_events = config.events == "logs"
         run = _RunTrace(
             tracer,
@@ -215,25 +196,38 @@ class OtelInstrumentation:
             resolved,
             common,
             capture_input,
-            capture_output,
-            hide_input=hide_input,
-            hide_output=hide_output,
+            config.capture_output and not context.hide_output,
+            hide_input=context.hide_input,
+            hide_output=context.hide_output,
             log_events=log_events,
             logger_provider=(config.logger_provider or get_logger_provider())
             if log_events
             else None,
-            carried=carried,
-            context=TracingContext(
-                run_id=start.run_id,
-                workflow_id=start.workflow_id,
-                tags=resolved.tags,
-                attributes=carried,
-                hide_input=hide_input,
-                hide_output=hide_output,
-                config=config,
-            ),
+            carried=dict(context.attributes),
+            context=context,
         )
         return OtelScope(run, span, "spanflow.run.status")
+
+    def _run_attributes(
+        self,
+        start: RunStart,
+        common: dict[str, Any],
+        context: TracingContext,
+        resolved: ResolvedTracing,
+        capture_input: bool,
+    ) -> dict[str, Any]:
+        """The run span's attributes at its start."""
+        attributes = dict(common)
+        attributes.update(context.attributes)
+        attributes.update(resolved.rejected_attribute())
+        if start.resource_id is not None:
+            attributes["spanflow.resource.id"] = start.resource_id
+        if start.resumed:
+            attributes["spanflow.run.resumed"] = True
+        if capture_input and start.input is not None:
+            key = "spanflow.resume_data" if start.resumed else "spanflow.input"
+            attributes[key] = self._json(start.input)
+        return attributes
 
     def _parent(
         self, start: RunStart, resolved: ResolvedTracing
@@ -252,14 +246,59 @@ class OtelInstrumentation:
         return None, [], None  # the ambient span, if any, or a new trace
 
     def _json(self, value: Any) -> str:
-        return _attribute_json(value, self.config)
+        return self.config.attribute_json(value)
 
 
-def _attribute_json(value: Any, config: TracingConfig) -> str:
-    """`to_attribute_json` that never raises (a user's redactor function may)."""
-    with internal_errors("could not redact a value for a span; it is not recorded"):
-        return to_attribute_json(value, redactor=config.redactor, limit=config.max_attribute_length)
-    return _NOT_RECORDED
+def _run_context(
+    start: RunStart, resolved: ResolvedTracing, config: TracingConfig
+) -> TracingContext:
+    """The run's tracing facts.
+
+    A resumed run keeps the tags, metadata and hide flags of the run it continues (stored with
+    the trace context), so a search by metadata finds both halves and what was hidden stays
+    hidden; new options add to them.
+    """
+    stored = start.stored_trace
+    carried = _carried_attributes(stored.attributes if stored else {}, resolved.attributes)
+    tags = carried.get(TAGS_ATTRIBUTE)
+    return TracingContext(
+        run_id=start.run_id,
+        workflow_id=start.workflow_id,
+        tags=tags if isinstance(tags, tuple) else resolved.tags,
+        attributes=carried,
+        hide_input=resolved.hide_input or (stored is not None and stored.hide_input),
+        hide_output=resolved.hide_output or (stored is not None and stored.hide_output),
+        config=config,
+    )
+
+
+def _quiet_scope(start: RunStart, config: TracingConfig) -> Scope:
+    """The scope of a run that records nothing (tracing off, or no SDK to record).
+
+    `NOOP_SCOPE`, the cheapest, unless the run has something to pass on to what starts inside
+    it: tracing off (an agent without tracing of its own must not trace either), or hide flags
+    (an agent with tracing of its own must still hide). The options are not resolved for this:
+    only the flags are read.
+    """
+    options, stored = start.options, start.stored_trace
+    hide_input = (options is not None and bool(options.hide_input)) or (
+        stored is not None and stored.hide_input
+    )
+    hide_output = (options is not None and bool(options.hide_output)) or (
+        stored is not None and stored.hide_output
+    )
+    if config.enabled and not (hide_input or hide_output):
+        return NOOP_SCOPE
+    enclosing = None if start.resumed else current_tracing_context()
+    base = enclosing or TracingContext(run_id=start.run_id, workflow_id=start.workflow_id)
+    return QuietScope(
+        dataclasses.replace(
+            base,
+            hide_input=base.hide_input or hide_input,
+            hide_output=base.hide_output or hide_output,
+            config=config,
+        )
+    )
 
 
 def _carried_attributes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
@@ -357,9 +396,11 @@ class OtelScope:
 
     def record(self, event: RecordableEvent) -> None:
         run = self._run
-        if run.config.events == "none" or _is_high_rate_chunk(event):
+        if run.config.events == "none":
             return
         with internal_errors("could not record event %s", event.type):
+            if _is_high_rate_chunk(event):
+                return
             wire = event.payload.to_dict()
             attributes: dict[str, Any] = {}
             for key, value in wire.items():
@@ -405,7 +446,7 @@ class OtelScope:
         restore(token)
 
     def current(self) -> AbstractContextManager[None]:
-        return current(self._span, self._run.context)
+        return as_current(self._span, self._run.context)
 
     def end(
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
@@ -464,4 +505,4 @@ class OtelScope:
         return StepTracing(self._span, self._run.tracer, self._run.common)
 
     def _json(self, value: Any) -> str:
-        return _attribute_json(value, self._run.config)
+        return self._run.config.attribute_json(value)

@@ -3,7 +3,8 @@
 `run_step` validates the input, opens one scope (span) per attempt, runs ``execute`` with the
 scope current, turns suspend and bail signals into results (never errors), retries failures as
 the step or workflow says, validates the output and the new state, records the `StepResult` and
-emits the step's start and end events. Nested workflows are handed to `spanflow.nested`.
+emits the step's start and end events. Nested workflows go to the run's `RunControl.run_nested`
+(`_nested.run_nested`).
 """
 
 from __future__ import annotations
