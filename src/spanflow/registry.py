@@ -1,18 +1,23 @@
 """`Spanflow`: the optional registry (Mastra's ``Mastra`` class).
 
 It holds what a deployment shares: the run store and the tracing configuration. Registering a
-workflow gives it that tracing, and that store unless it has its own; without a registry a
-workflow keeps its runs in memory and traces through OpenTelemetry's global tracer provider.
+workflow gives it that tracing and that store; without a registry a workflow keeps its runs in
+memory (unless given a store) and traces through OpenTelemetry's global tracer provider.
 
-Which store a registered workflow uses:
+Which store a registered workflow uses: every registered workflow keeps its runs in the
+registry's store, so `Spanflow.list_runs` and `Spanflow.get_run` see them all.
 
-- A workflow with no store of its own (none passed to `create_workflow`, none assigned to
-  ``workflow.storage``) gets the registry's.
-- A workflow that has its own keeps it when the registry was given no ``storage``; the registry
-  then adopts the first such store as its own (so ``list_runs`` sees those runs) instead of
-  opening ``SPANFLOW_STORAGE_URL`` or ``./spanflow.db``.
-- A workflow whose own store differs from the ``storage`` the registry was given is refused with
-  `StorageConflictError`: spanflow never moves a workflow's runs to another store silently.
+- The registry's store is the ``storage`` it was given; else the first given workflow's own
+  store (adopted at construction); else `spanflow.storage.default_storage_from_env`
+  (``SPANFLOW_STORAGE_URL``, else ``./spanflow.db``).
+- A workflow's own store is the one its user set: passed to `create_workflow` or assigned to
+  ``workflow.storage`` (`Workflow.own_storage`). Running a workflow, or reading its
+  ``storage``, before registering it gives it none.
+- A workflow without a store of its own gets the registry's (`Workflow.use_shared_storage`,
+  which does not make it its own: the same workflow can be registered again elsewhere).
+- A workflow whose own store differs from the registry's is refused with
+  `StorageConflictError`: spanflow never moves a workflow's runs to another store silently,
+  nor keeps runs the registry cannot list.
 """
 
 from __future__ import annotations
@@ -34,15 +39,15 @@ class NotRegisteredError(SpanflowError, LookupError):
 
 
 class StorageConflictError(SpanflowError):
-    """A workflow with its own store was registered in a registry given a different one."""
+    """A workflow with its own store was registered in a registry keeping runs in another."""
 
 
 class Spanflow:
     """Workflows and agents sharing one store and one tracing configuration.
 
     Args:
-        workflows: Committed workflows to register (each gets this registry's tracing, and its
-            store unless the workflow has its own; see the module docstring).
+        workflows: Committed workflows to register (each gets this registry's tracing and
+            keeps its runs in this registry's store; see the module docstring).
         agents: Agents to register (anything with an ``id``).
         storage: The run store. Default: the first given workflow's own store, else
             `spanflow.storage.default_storage_from_env`, i.e. the ``SPANFLOW_STORAGE_URL``
@@ -60,14 +65,8 @@ class Spanflow:
         tracing: TracingConfig | None = None,
     ) -> None:
         workflows = list(workflows)
-        self._storage_given = storage is not None
-        if storage is None:
-            storage = next((own for own in map(_own_storage, workflows) if own is not None), None)
-        if storage is None:
-            from spanflow.storage import default_storage_from_env
-
-            storage = default_storage_from_env()
-        self.storage: Storage = storage
+        self.storage: Storage
+        self.storage, self._storage_source = _registry_storage(storage, workflows)
         self.tracing: TracingConfig = tracing or TracingConfig()
         self.instrumentation = OtelInstrumentation(self.tracing)
         self._workflows: dict[str, Workflow] = {}
@@ -78,12 +77,11 @@ class Spanflow:
             self.add_agent(agent)
 
     def add_workflow(self, workflow: Workflow) -> Workflow:
-        """Register a committed workflow: it traces as configured and, unless it has its own
-        store, keeps its runs in the registry's.
+        """Register a committed workflow: it traces as configured and keeps its runs in the
+        registry's store.
 
         Raises:
-            StorageConflictError: The workflow has its own store and this registry was given a
-                different one.
+            StorageConflictError: The workflow has its own store, other than the registry's.
         """
         if not isinstance(workflow, Workflow):
             raise WorkflowDefinitionError(f"expected a Workflow, got {workflow!r}")
@@ -94,14 +92,15 @@ class Spanflow:
         existing = self._workflows.get(workflow.id)
         if existing is not None and existing is not workflow:
             raise WorkflowDefinitionError(f"a workflow with id {workflow.id!r} is registered")
-        own = _own_storage(workflow)
+        own = workflow.own_storage
         if own is None:
-            workflow.storage = self.storage
-        elif own is not self.storage and self._storage_given:
+            workflow.use_shared_storage(self.storage)
+        elif own is not self.storage:
             raise StorageConflictError(
-                f"workflow {workflow.id!r} has its own store, {own!r}, and the registry was "
-                f"given another, {self.storage!r}; set the store in one place only (remove "
-                "one of them, or pass the same store to both)"
+                f"workflow {workflow.id!r} has its own store, {own!r}, but every registered "
+                f"workflow keeps its runs in the registry's store, {self.storage!r} "
+                f"({self._storage_source}); pass the same store to both, or remove the "
+                "workflow's own so that it uses the registry's"
             )
         workflow.instrumentation = self.instrumentation
         self._workflows[workflow.id] = workflow
@@ -176,9 +175,15 @@ class Spanflow:
         await self.storage.close()
 
 
-def _own_storage(workflow: Workflow) -> Storage | None:
-    """The store set on `workflow` (at creation or by assignment), or None if it has none."""
-    # The private field: the public `storage` property would create the in-memory default.
-    # getattr, because the constructor looks before `add_workflow` checks the type.
-    own: Storage | None = getattr(workflow, "_storage", None)
-    return own
+def _registry_storage(given: Storage | None, workflows: list[Workflow]) -> tuple[Storage, str]:
+    """The registry's store, and where it came from (for `StorageConflictError` messages)."""
+    if given is not None:
+        return given, "given to the registry"
+    for workflow in workflows:
+        # isinstance: a non-workflow is refused by `add_workflow`, with a clearer error.
+        own = workflow.own_storage if isinstance(workflow, Workflow) else None
+        if own is not None:
+            return own, f"adopted from workflow {workflow.id!r}"
+    from spanflow.storage import default_storage_from_env
+
+    return default_storage_from_env(), "the default, from SPANFLOW_STORAGE_URL or ./spanflow.db"

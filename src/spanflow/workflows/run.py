@@ -21,6 +21,7 @@ from spanflow.errors import (
     InvalidInputError,
     RunClaimError,
     RunStateError,
+    StorageError,
 )
 from spanflow.storage.base import RunStatus, StoredRun
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
@@ -359,10 +360,17 @@ class Run:
         stored = self._stored
         if stored is None or stored.status in ("success", "failed", "canceled"):
             return
+        # Read before claiming: a snapshot this spanflow cannot read (a newer version, damaged)
+        # must leave the run exactly as it was, not a canceled row whose snapshot says otherwise.
+        try:
+            snapshot = read_run_snapshot(stored)
+        except StorageError as error:
+            raise StorageError(f"{error} (not canceled: the run is left {stored.status})") from None
         claimed = await self.workflow.storage.claim_run(
             self.run_id, from_status=(stored.status,), to_status="canceled"
         )
-        snapshot = read_run_snapshot(claimed)
+        if claimed.snapshot != stored.snapshot:  # saved again between the read and the claim
+            snapshot = read_run_snapshot(claimed)
         snapshot.status = "canceled"
         claimed.snapshot = dump_run_snapshot(snapshot)
         await self.workflow.storage.save_run(claimed)

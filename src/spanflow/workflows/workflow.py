@@ -86,7 +86,13 @@ class Workflow:
         self._steps: dict[str, Step[Any, Any] | Workflow] = {}
         self._counter = itertools.count(1)
         self._committed = False
-        self._storage = storage
+        # Which store runs use, in order: the one the user set (the workflow's own), the one a
+        # registry shares with it, a private in-memory one made when first needed. Only the
+        # first counts as the workflow's own, so running the workflow (or reading `storage`)
+        # before registering it does not tie it to that private store.
+        self._own_storage = storage
+        self._shared_storage: Storage | None = None
+        self._private_storage: Storage | None = None
         self._instrumentation: Instrumentation | None = None
 
     # -- building -------------------------------------------------------------------------
@@ -263,14 +269,36 @@ class Workflow:
 
     @property
     def storage(self) -> Storage:
-        """Where runs are stored: the configured store, else a private in-memory one."""
-        if self._storage is None:
-            self._storage = MemoryStorage()
-        return self._storage
+        """Where runs are stored: the workflow's own store, else the one a registry shares with
+        it, else a private in-memory one.
+
+        Assigning it sets the workflow's own store (as ``create_workflow(storage=...)`` does).
+        """
+        if self._own_storage is not None:
+            return self._own_storage
+        if self._shared_storage is not None:
+            return self._shared_storage
+        if self._private_storage is None:
+            self._private_storage = MemoryStorage()
+        return self._private_storage
 
     @storage.setter
     def storage(self, storage: Storage) -> None:
-        self._storage = storage
+        self._own_storage = storage
+
+    @property
+    def own_storage(self) -> Storage | None:
+        """The store the user set (at creation or by assigning `storage`), or ``None``."""
+        return self._own_storage
+
+    def use_shared_storage(self, storage: Storage) -> None:
+        """Keep runs in `storage`, a store shared by several workflows (a registry's), unless
+        the workflow has its own.
+
+        Unlike assigning `storage`, this does not make it the workflow's own: registering the
+        workflow in another registry gives it that registry's store instead.
+        """
+        self._shared_storage = storage
 
     @property
     def instrumentation(self) -> Instrumentation:
