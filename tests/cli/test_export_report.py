@@ -105,6 +105,26 @@ def test_a_partial_export_says_what_was_lost_and_links_what_arrived() -> None:
     )
 
 
+def test_without_a_trace_id_a_partial_export_says_what_was_lost_and_no_more() -> None:
+    # A command that failed before its summary reports its spans with no trace id to link.
+    report = ExportReport(
+        "http://collector:4318/v1/traces", exported=5, failed=5, reason="timed out"
+    )
+
+    assert report.line(None) == (
+        "5 of 10 spans exported to http://collector:4318/v1/traces: 5 failed (timed out)"
+    )
+
+
+def test_without_a_trace_id_nothing_arriving_still_says_why_there_is_no_link() -> None:
+    report = ExportReport("http://collector:4318/v1/traces", exported=0, failed=3)
+
+    assert report.line(None) == (
+        "0 of 3 spans exported to http://collector:4318/v1/traces: 3 failed; "
+        "no trace link, since nothing arrived"
+    )
+
+
 @pytest.mark.parametrize(
     ("messages", "reason"),
     [

@@ -84,3 +84,23 @@ def test_piped_show_lines_have_no_trailing_spaces(cli: Cli, db: Path) -> None:
     assert done.code == 0, done.err
     assert "workflow  hello\n" in done.out
     assert [line for line in done.out.splitlines() if line != line.rstrip()] == []
+
+
+def test_reading_a_spanflow_database_leaves_its_bytes_and_adds_only_sqlites_wal_files(
+    cli: Cli, db: Path
+) -> None:
+    # A spanflow database is in WAL mode, and any reader of a WAL database makes SQLite create
+    # its shared-memory index (-shm) and an empty log (-wal) beside it: they are SQLite's, not
+    # a change to the database, which stays byte for byte what the writer left.
+    cli("run", HELLO, "--input", '{"name": "Ada"}', "--db", str(db))
+    run_id = cli("runs", "list", "--db", str(db)).out.splitlines()[1].split()[0]
+    before = digest(db)
+
+    listed = cli("runs", "list", "--db", str(db))
+    shown = cli("runs", "show", run_id, "--db", str(db))
+
+    assert (listed.code, shown.code) == (0, 0), listed.err + shown.err
+    assert digest(db) == before
+    assert {p.name for p in db.parent.iterdir()} <= {"runs.db", "runs.db-shm", "runs.db-wal"}
+    wal = db.with_name("runs.db-wal")
+    assert not wal.exists() or wal.stat().st_size == 0

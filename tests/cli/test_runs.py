@@ -5,9 +5,11 @@ from __future__ import annotations
 import asyncio
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from spanflow.cli.stored import format_time
 from spanflow.storage import SqliteStorage, StoredRun
 
 from .conftest import Cli
@@ -33,6 +35,19 @@ def stored(db: Path, run_id: str) -> StoredRun:
     run = asyncio.run(read())
     assert run is not None
     return run
+
+
+def rewrite_snapshot(db: Path, run_id: str, snapshot: dict[str, Any]) -> StoredRun:
+    """Store `snapshot` as the run's snapshot, as another spanflow (or a bad disk) would."""
+    run = stored(db, run_id)
+    run.snapshot = snapshot
+
+    async def write() -> None:
+        async with SqliteStorage(db) as storage:
+            await storage.save_run(run)
+
+    asyncio.run(write())
+    return stored(db, run_id)
 
 
 # -- list ------------------------------------------------------------------------------------
@@ -170,6 +185,57 @@ def test_show_of_an_unknown_run_is_one_line(cli: Cli, db: Path) -> None:
 
     assert done.code == 1
     assert done.error_line == f"spanflow: error: runs show: no run 'no-such-run' in SQLite, {db}"
+
+
+def test_show_of_a_run_stored_by_a_newer_spanflow_prints_its_row_and_why_not_the_rest(
+    cli: Cli, db: Path
+) -> None:
+    run_id = started(cli, db, HELLO, "Ada")
+    first = stored(db, run_id).snapshot
+    trace = first["trace"]
+    run = rewrite_snapshot(db, run_id, {**first, "version": 999, "frame": {"new": "layout"}})
+
+    done = cli("runs", "show", run_id, "--db", str(db))
+
+    assert done.code == 0, done.err
+    assert done.err == ""
+    *rows, why = [line.rstrip() for line in done.out.splitlines()]
+    assert rows == [
+        f"run id    {run_id}",
+        "workflow  hello",
+        "status    success",
+        "resource  -",
+        f"created   {format_time(run.created_at)}",
+        f"updated   {format_time(run.updated_at)}",
+        f"trace id  {trace['traceId']}",
+        f"run span  {trace['spanId']}",
+        f"storage   SQLite, {db}",
+        "",
+    ]
+    assert re.fullmatch(
+        rf"snapshot not shown: run {re.escape(repr(run_id))} was stored by a newer spanflow "
+        r"\(snapshot version 999, this one reads up to \d+\): upgrade spanflow to resume it",
+        why,
+    ), why
+
+
+def test_show_of_a_damaged_snapshot_prints_its_row_and_why_not_the_rest(cli: Cli, db: Path) -> None:
+    run_id = started(cli, db, HELLO, "Ada")
+    first = stored(db, run_id).snapshot
+    rewrite_snapshot(db, run_id, {**first, "trace": "garbled", "frame": {"steps": 7}})
+
+    done = cli("runs", "show", run_id, "--db", str(db))
+
+    assert done.code == 0, done.err
+    lines = [line.rstrip() for line in done.out.splitlines()]
+    assert "status    success" in lines
+    assert "trace id  -" in lines
+    assert "steps" not in lines
+    assert re.fullmatch(
+        rf"snapshot not shown: run {re.escape(repr(run_id))}: stored snapshot is damaged "
+        r"\(\d+ errors?; first: .+\)",
+        lines[-1],
+    ), lines
 
 
 # -- resume ----------------------------------------------------------------------------------

@@ -5,13 +5,15 @@ Each test starts a child process (this module, run with ``python -m``) that conf
 tracing plugin as an application would (global provider, atexit flush, SIGTERM hook), runs a
 real workflow, prints its result and exits without calling anything: the plugin's exit hook
 does the final flush. The parent measures from the moment the result line arrives to the end
-of the process.
+of the process. A last exit hook, registered before the plugin's so it runs after it, prints
+what became of the spans (`Telemetry.export_counts`) and how long the exit took in the child.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import json
 import socket
 import subprocess
@@ -39,7 +41,10 @@ PROTOCOLS = ["http/protobuf", "grpc"]
 @dataclass(frozen=True)
 class ChildOutcome:
     report: dict[str, Any]
-    """What the child printed after its run (status, run_seconds, dropped, trace_id)."""
+    """What the child printed after its run (status, run_seconds, dropped, trace_id, spans)."""
+    after_exit: dict[str, Any]
+    """What the child printed after the plugin's exit hook: the export counts (exported,
+    failed, dropped, unsent) and exit_seconds, from its report to that moment."""
     exit_seconds: float
     """From the report to the end of the process: the exit-time flush and teardown."""
     returncode: int
@@ -68,13 +73,17 @@ def run_child(endpoint: str, protocol: str, *, items: int = 50, queue: int = 204
         reported = time.monotonic()
         child.wait(timeout=60)
         exit_seconds = time.monotonic() - reported
+        after_exit = child.stdout.readline()
         stderr = child.stderr.read()
     finally:
         if child.poll() is None:
             child.kill()
             child.wait()
     assert line, f"the child printed nothing; stderr:\n{stderr}"
-    return ChildOutcome(json.loads(line), exit_seconds, child.returncode, stderr)
+    assert after_exit, f"the child printed nothing after its exit hook; stderr:\n{stderr}"
+    return ChildOutcome(
+        json.loads(line), json.loads(after_exit), exit_seconds, child.returncode, stderr
+    )
 
 
 @pytest.fixture
@@ -114,13 +123,18 @@ def test_with_a_slow_collector_exit_gives_up_at_the_flush_timeout(
     assert child.report["status"] == "success"
     assert child.report["run_seconds"] < RUN_LIMIT
     assert slow_collector.attempts >= 1  # the export was under way, stuck at the collector
+    # The exit hook waited on the stuck export for the whole flush timeout, then gave up.
+    assert child.after_exit["exit_seconds"] >= FLUSH_TIMEOUT, child.after_exit
     assert child.exit_seconds <= FLUSH_TIMEOUT + EXIT_MARGIN, child.stderr
-    # The spans fit the queue (none dropped) and none reached the collector: the exit gave up
-    # on them. Which warning says so is a race at the deadline (the SDK's shutdown joins its
-    # worker for the same budget, then closes the exporter, which cancels the stuck request),
-    # so the test does not depend on the log line.
-    assert child.report["dropped"] == 0
-    assert slow_collector.spans() == []
+    # Every span the run made fit the queue and none arrived: the exit gave up on them all.
+    # Whether a span counts as failed or unsent is a race at the deadline (the SDK's shutdown
+    # joins its worker for the same budget, then closes the exporter, which may or may not
+    # fail the stuck request in time), so only their sum is exact.
+    spans = child.report["spans"]
+    assert spans > child.report["items"]  # a span per item, and the run's own
+    counts = child.after_exit
+    assert (counts["exported"], counts["dropped"]) == (0, 0), counts
+    assert counts["failed"] + counts["unsent"] == spans, counts
 
 
 @pytest.mark.slow
@@ -157,12 +171,40 @@ def _child_main(argv: list[str]) -> None:
     parser.add_argument("--queue", type=int, required=True)
     args = parser.parse_args(argv)
 
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
+
+    class SpanCount(SpanProcessor):
+        """Counts the sampled spans that ended: every span handed to the exporters."""
+
+        def __init__(self) -> None:
+            self.ended = 0
+
+        def on_end(self, span: ReadableSpan) -> None:
+            if span.context is not None and span.context.trace_flags.sampled:
+                self.ended += 1
+
+    def report_after_exit() -> None:
+        counts = telemetry.export_counts
+        after_exit = {
+            "exported": counts.exported,
+            "failed": counts.failed,
+            "dropped": counts.dropped,
+            "unsent": counts.unsent,
+            "exit_seconds": time.monotonic() - reported,
+        }
+        print(json.dumps(after_exit), flush=True)
+
+    # Registered before configure() registers the plugin's hook, so it runs after it (atexit
+    # runs its hooks last registered first).
+    atexit.register(report_after_exit)
     telemetry = so.configure(
         "collector-down-test",
         export=so.ExportOptions(endpoint=args.endpoint, protocol=args.protocol, timeout=30.0),
         batch=so.BatchOptions(max_queue_size=args.queue, schedule_delay=0.05),
         shutdown=so.ShutdownOptions(flush_timeout=args.flush_timeout),
     )
+    span_count = SpanCount()
+    telemetry.provider.add_span_processor(span_count)
 
     class Item(BaseModel):
         n: int
@@ -191,8 +233,11 @@ def _child_main(argv: list[str]) -> None:
         "run_seconds": time.monotonic() - started,
         "dropped": telemetry.dropped_spans,
         "trace_id": result.trace_id,
+        "items": args.items,
+        "spans": span_count.ended,
     }
     print(json.dumps(report), flush=True)
+    reported = time.monotonic()
     # No shutdown here: the plugin's atexit hook flushes, bounded by the flush timeout.
 
 

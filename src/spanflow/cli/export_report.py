@@ -105,8 +105,10 @@ class ExportReport:
         else:
             text = f"{self.exported} of {_spans(self.total)} exported to {self.endpoint}: "
             text += ", ".join(self._losses())
-        if self.exported == 0 or trace_id is None:
-            return text + ("" if self.complete else "; no trace link, since nothing arrived")
+        if self.exported == 0 and not self.complete:
+            return text + "; no trace link, since nothing arrived"
+        if self.exported == 0 or trace_id is None:  # no spans at all, or no id to link
+            return text
         viewer, link = trace_viewer(self.endpoint, trace_id, jaeger_ui)
         return (
             f"{text}; {'the trace' if self.complete else 'part of the trace'} in {viewer}: {link}"

@@ -1,7 +1,9 @@
 """Stored runs for a person: the ``runs list`` table and the ``runs show`` report.
 
 Both read only what the store keeps (`StoredRun` and its snapshot), so they need no workflow
-code. Times are shown in the local time zone, to the second.
+code. Times are shown in the local time zone, to the second. A snapshot this spanflow cannot
+read (written by a newer one, or damaged) still shows the run's stored columns, with a line
+saying why the rest is not shown.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from rich.text import Text
 
 from spanflow.cli.display import fields_table, glyphs_for, labelled
 from spanflow.cli.values import format_duration
+from spanflow.errors import StorageError
 from spanflow.storage import RunPage, StoredRun
 from spanflow.workflows import read_run_snapshot
 
@@ -78,20 +81,25 @@ def print_runs(page: RunPage, where: str, *, filtered: bool = False) -> None:
 
 
 def print_run(console: Console, stored: StoredRun, where: str) -> None:
-    """``runs show``: status, ids and times, steps, then result, error or what it waits for."""
-    snapshot = read_run_snapshot(stored)
+    """``runs show``: status, ids and times, steps, then result, error or what it waits for.
+
+    When the snapshot cannot be read, only the stored columns (and the trace ids, if the raw
+    snapshot has them) and one line saying why.
+    """
+    try:
+        snapshot = read_run_snapshot(stored)
+    except StorageError as unreadable:
+        trace_id, span_id = _raw_trace_ids(stored.snapshot)
+        _print_trimmed(console, labelled(_run_rows(stored, trace_id, span_id, where)))
+        console.print(Text(f"\nsnapshot not shown: {unreadable}", style="yellow"), soft_wrap=True)
+        return
     trace = snapshot.trace
-    rows = [
-        ("run id", stored.run_id),
-        ("workflow", stored.workflow_id),
-        ("status", stored.status),
-        ("resource", stored.resource_id or "-"),
-        ("created", format_time(stored.created_at)),
-        ("updated", format_time(stored.updated_at)),
-        ("trace id", trace.trace_id if trace is not None else "-"),
-        ("run span", trace.span_id if trace is not None else "-"),
-        ("storage", where),
-    ]
+    rows = _run_rows(
+        stored,
+        trace.trace_id if trace is not None else "-",
+        trace.span_id if trace is not None else "-",
+        where,
+    )
     parts: list[RenderableType] = [labelled(rows)]
     steps = snapshot.frame.steps
     if steps:
@@ -112,6 +120,32 @@ def print_run(console: Console, stored: StoredRun, where: str) -> None:
                 parts.append(fields_table(payload))
     for part in parts:
         _print_trimmed(console, part)
+
+
+def _run_rows(stored: StoredRun, trace_id: str, span_id: str, where: str) -> list[tuple[str, str]]:
+    return [
+        ("run id", stored.run_id),
+        ("workflow", stored.workflow_id),
+        ("status", stored.status),
+        ("resource", stored.resource_id or "-"),
+        ("created", format_time(stored.created_at)),
+        ("updated", format_time(stored.updated_at)),
+        ("trace id", trace_id),
+        ("run span", span_id),
+        ("storage", where),
+    ]
+
+
+def _raw_trace_ids(snapshot: Any) -> tuple[str, str]:
+    """The trace and run span ids of a snapshot too new or damaged to read, ``-`` if absent."""
+    trace = snapshot.get("trace") if isinstance(snapshot, dict) else None
+    if not isinstance(trace, dict):
+        return "-", "-"
+    trace_id, span_id = trace.get("traceId"), trace.get("spanId")
+    return (
+        trace_id if isinstance(trace_id, str) and trace_id else "-",
+        span_id if isinstance(span_id, str) and span_id else "-",
+    )
 
 
 def _print_trimmed(console: Console, part: RenderableType) -> None:

@@ -10,7 +10,10 @@ may lose the last commits, never corrupt the file). Every write is one transacti
 
 ``read_only=True`` opens the file with SQLite's ``mode=ro``: it must exist, nothing in it is
 created or changed (not even the journal mode), and a file without spanflow's tables is a
-`StorageError` rather than a database to set up.
+`StorageError` rather than a database to set up. A spanflow database is in WAL mode, so SQLite
+itself, as for any reader of a WAL database, creates ``<file>-shm`` (its shared-memory index)
+and an empty ``<file>-wal`` beside it when missing, and leaves them; the database file is not
+touched. ``immutable=1`` would avoid them but is unsafe while another process writes.
 """
 
 from __future__ import annotations
@@ -90,7 +93,8 @@ class SqliteStorage:
                 failing with `StorageError`.
             clock: Returns the current time in epoch seconds; tests pass a fake one.
             read_only: Only read: the file must exist and hold spanflow's tables, and any
-                write fails with `StorageError`.
+                write fails with `StorageError`. The file is left unchanged, though SQLite may
+                create its ``-shm`` and ``-wal`` files beside it (see the module docstring).
         """
         self._path = os.fspath(path)
         if read_only and self._path == ":memory:":
