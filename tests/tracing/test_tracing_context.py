@@ -16,7 +16,15 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from pydantic import BaseModel
 from spanflow_otel.testing import SpanCapture
 
-from spanflow import StepContext, TracingConfig, TracingOptions, create_step, create_workflow, step
+from spanflow import (
+    Step,
+    StepContext,
+    TracingConfig,
+    TracingOptions,
+    create_step,
+    create_workflow,
+    step,
+)
 from spanflow.agents import Agent, ScriptedModel, ScriptedReply, ScriptedToolCall, tool
 from spanflow.agents.models import ModelRequest, last_tool_results
 from spanflow.tracing import OtelInstrumentation
@@ -198,6 +206,20 @@ def quiet_agent() -> Agent:
     return Agent(id="quiet", model=ScriptedModel(lambda request: ScriptedReply(ANSWER)))
 
 
+def asking_an_agent_traced_to(capture: SpanCapture) -> Step[Any, Any]:
+    """A step that asks an agent with tracing of its own, to `capture`."""
+    agent = Agent(
+        id="own",
+        model=ScriptedModel(lambda request: ScriptedReply(ANSWER)),
+        instrumentation=TracingConfig(tracer_provider=capture.provider),
+    )
+
+    async def ask(ctx: StepContext[Any]) -> Any:
+        return (await agent.generate(PROMPT)).text
+
+    return create_step(id="ask", execute=ask)
+
+
 async def test_an_agent_step_of_a_run_with_tracing_disabled_records_nothing(
     span_capture: SpanCapture,
 ) -> None:
@@ -226,19 +248,10 @@ async def test_a_sampled_out_run_passes_its_decision_and_its_hiding_on(
 ) -> None:
     never = TracerProvider(sampler=ALWAYS_OFF)
     own = SpanCapture()  # an agent with tracing of its own, on a provider that samples all
-    hiding_agent = Agent(
-        id="own",
-        model=ScriptedModel(lambda request: ScriptedReply(ANSWER)),
-        instrumentation=TracingConfig(tracer_provider=own.provider),
-    )
-
-    async def ask(ctx: StepContext[Any]) -> Any:
-        return (await hiding_agent.generate(PROMPT)).text
-
     workflow = (
         create_workflow(id="sampled-out")
         .then(quiet_agent().as_step())
-        .then(create_step(id="ask", execute=ask))
+        .then(asking_an_agent_traced_to(own))
         .commit()
     )
     workflow.instrumentation = OtelInstrumentation(TracingConfig(tracer_provider=never))
@@ -258,16 +271,7 @@ async def test_a_sampled_out_run_passes_its_decision_and_its_hiding_on(
 
 async def test_an_untraced_run_still_hides_from_an_agent_with_tracing_of_its_own() -> None:
     own = SpanCapture()
-    hiding_agent = Agent(
-        id="own",
-        model=ScriptedModel(lambda request: ScriptedReply(ANSWER)),
-        instrumentation=TracingConfig(tracer_provider=own.provider),
-    )
-
-    async def ask(ctx: StepContext[Any]) -> Any:
-        return (await hiding_agent.generate(PROMPT)).text
-
-    workflow = create_workflow(id="no-sdk").then(create_step(id="ask", execute=ask)).commit()
+    workflow = create_workflow(id="no-sdk").then(asking_an_agent_traced_to(own)).commit()
     # A provider that records nothing, as OpenTelemetry's global one is without an SDK.
     workflow.instrumentation = OtelInstrumentation(
         TracingConfig(tracer_provider=trace.NoOpTracerProvider())
