@@ -270,4 +270,4 @@ async def test_a_broken_log_pipeline_never_fails_the_run(
           workflow_step lookup [INTERNAL] UNSET
           workflow_step summarize [INTERNAL] UNSET
     """)
-    assert any("could not record event" in message for message in tracing_errors(caplog))
+    assert any("could not record an event" in message for message in tracing_errors(caplog))

@@ -20,7 +20,7 @@ from types import TracebackType
 
 from spanflow.tracing.redaction import RedactionError
 
-__all__ = ["RAISE_INTERNAL_ERRORS", "internal_errors"]
+__all__ = ["RAISE_INTERNAL_ERRORS", "InternalErrors", "internal_errors"]
 
 logger = logging.getLogger("spanflow.tracing")
 
@@ -28,17 +28,22 @@ RAISE_INTERNAL_ERRORS = "SPANFLOW_RAISE_INTERNAL_ERRORS"
 """The environment variable that makes the guard re-raise (``1``): spanflow's test suite."""
 
 
-def internal_errors(what: str, *args: object) -> _InternalErrors:
+def internal_errors(what: str, *args: object) -> InternalErrors:
     """``with internal_errors(...):`` logs and swallows an error raised inside (re-raises it
     under the test suite); code after the block runs as the fallback.
+
+    A guard holds no state, so one instance serves every use: code on a hot path (every span,
+    every event) keeps its guards as module constants instead of making one per call.
 
     Args:
         what: What could not be done, for the log line (``%``-style, with `args`).
     """
-    return _InternalErrors(what, args)
+    return InternalErrors(what, args)
 
 
-class _InternalErrors:
+class InternalErrors:
+    """The guard `internal_errors` returns (a reusable context manager)."""
+
     __slots__ = ("_args", "_what")
 
     def __init__(self, what: str, args: tuple[object, ...]) -> None:
@@ -54,7 +59,7 @@ class _InternalErrors:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool:
-        if not isinstance(error, Exception):
+        if error is None or not isinstance(error, Exception):
             return False
         if not isinstance(error, RedactionError) and os.environ.get(RAISE_INTERNAL_ERRORS) == "1":
             return False

@@ -26,6 +26,9 @@ __all__ = ["NOT_RECORDED", "EventMode", "TracingConfig"]
 NOT_RECORDED: Final = "[not recorded: tracing error, see the spanflow.tracing log]"
 """Put where an input, output or payload could not be redacted: never the raw value."""
 
+# The guards of the hot paths, one each (see `internal_errors`).
+_RENDERING = internal_errors("could not redact a value for a span; it is not recorded")
+
 EventMode = Literal["span_events", "logs", "none"]
 
 
@@ -62,6 +65,6 @@ class TracingConfig:
         `NOT_RECORDED` (and a log line) instead when it cannot be rendered, a redactor's own
         function raising among the reasons: never the raw value, and never an error.
         """
-        with internal_errors("could not redact a value for a span; it is not recorded"):
+        with _RENDERING:
             return to_attribute_json(value, redactor=self.redactor, limit=self.max_attribute_length)
         return NOT_RECORDED

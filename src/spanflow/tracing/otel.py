@@ -111,6 +111,15 @@ def _snake(key: str) -> str:
 
 _EVENT_KEYS = {k: "spanflow.event." + _snake(k) for k in _EVENT_SCALARS}
 
+# The guards of the hot paths, one each (see `internal_errors`).
+_READING_TRACE_ID = internal_errors("could not read the trace id of a span")
+_READING_SPAN_ID = internal_errors("could not read the id of a span")
+_OPENING = internal_errors("could not open a span")
+_RECORDING = internal_errors("could not record an event")
+_SETTING = internal_errors("could not set a span attribute")
+_FINISHING = internal_errors("could not finish a span")
+_STORING = internal_errors("could not read the span context to store")
+
 
 @dataclass(slots=True, eq=False)
 class _RunTrace:
@@ -334,13 +343,13 @@ class OtelScope:
 
     @property
     def trace_id(self) -> str | None:
-        with internal_errors("could not read the trace id of a span"):
+        with _READING_TRACE_ID:
             return format_trace_id(self._span.get_span_context().trace_id)
         return None
 
     @property
     def span_id(self) -> str | None:
-        with internal_errors("could not read the id of a span"):
+        with _READING_SPAN_ID:
             return format_span_id(self._span.get_span_context().span_id)
         return None
 
@@ -352,7 +361,7 @@ class OtelScope:
         run: _RunTrace | None = None,
     ) -> Scope:
         run = run or self._run
-        with internal_errors("could not open span %r", name):
+        with _OPENING:
             ctx = trace.set_span_in_context(self._span)
             span = run.tracer.start_span(name, ctx, SpanKind.INTERNAL, attributes)
             return OtelScope(run, span, status_key)
@@ -398,7 +407,7 @@ class OtelScope:
         run = self._run
         if run.config.events == "none":
             return
-        with internal_errors("could not record event %s", event.type):
+        with _RECORDING:
             if _is_high_rate_chunk(event):
                 return
             wire = event.payload.to_dict()
@@ -436,7 +445,7 @@ class OtelScope:
         )
 
     def set_attribute(self, key: str, value: Any) -> None:
-        with internal_errors("could not set attribute %s", key):
+        with _SETTING:
             self._span.set_attribute(key, value)
 
     def enter(self) -> object:
@@ -451,23 +460,27 @@ class OtelScope:
     def end(
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
     ) -> None:
+        with _FINISHING:
+            try:
+                self._record_end(status, output, error)
+            finally:  # the span ends even when recording how failed
+                self._span.end()
+
+    def _record_end(self, status: EndStatus, output: Any, error: BaseException | None) -> None:
         span = self._span
-        with internal_errors("could not finish a span"):
-            shown = "success" if status == "bailed" else status
-            span.set_attribute(self._status_key, shown)
-            if status == "bailed":
-                span.set_attribute("spanflow.run.bailed", True)
-            if status == "failed":
-                message = str(error) if error is not None else "failed"
-                span.set_status(Status(StatusCode.ERROR, message))
-                if error is not None:
-                    span.set_attribute("error.type", error_type(error))
-                    if self._status_key in _RECORDS_EXCEPTIONS:
-                        self._record_exception(error)
-            elif shown == "success" and output is not None and self._run.capture_output:
-                span.set_attribute("spanflow.output", self._json(output))
-        with internal_errors("could not end a span"):
-            span.end()
+        shown = "success" if status == "bailed" else status
+        span.set_attribute(self._status_key, shown)
+        if status == "bailed":
+            span.set_attribute("spanflow.run.bailed", True)
+        if status == "failed":
+            message = str(error) if error is not None else "failed"
+            span.set_status(Status(StatusCode.ERROR, message))
+            if error is not None:
+                span.set_attribute("error.type", error_type(error))
+                if self._status_key in _RECORDS_EXCEPTIONS:
+                    self._record_exception(error)
+        elif shown == "success" and output is not None and self._run.capture_output:
+            span.set_attribute("spanflow.output", self._json(output))
 
     def _record_exception(self, error: BaseException) -> None:
         failures = self._run.failures
@@ -489,7 +502,7 @@ class OtelScope:
 
     def persisted_context(self) -> StoredTraceContext | None:
         run = self._run
-        with internal_errors("could not read the span context to store"):
+        with _STORING:
             ctx = self._span.get_span_context()
             return StoredTraceContext(
                 trace_id=format_trace_id(ctx.trace_id),
