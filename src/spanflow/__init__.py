@@ -22,24 +22,31 @@ from spanflow.errors import (
 from spanflow.registry import NotRegisteredError, Spanflow, StorageConflictError
 from spanflow.tracing import TracingConfig, TracingOptions, TracingOptionsError
 from spanflow.usage import Usage
-from spanflow.workflows.events import (
+from spanflow.workflows import (
+    ConditionContext,
     CustomPayload,
+    RetryConfig,
+    Run,
+    Step,
+    StepContext,
     StepOutputPayload,
     StepProgressPayload,
+    StepResult,
     StepResultPayload,
     StepStartPayload,
     StepSuspendedPayload,
     StepWaitingPayload,
+    Workflow,
     WorkflowCanceledPayload,
     WorkflowEvent,
     WorkflowFinishPayload,
+    WorkflowResult,
     WorkflowStartPayload,
+    WorkflowStream,
+    create_step,
+    create_workflow,
+    step,
 )
-from spanflow.workflows.results import StepResult, WorkflowResult
-from spanflow.workflows.run import Run
-from spanflow.workflows.step import Step, StepContext, create_step, step
-from spanflow.workflows.stream import WorkflowStream
-from spanflow.workflows.workflow import ConditionContext, RetryConfig, Workflow, create_workflow
 
 __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # Building

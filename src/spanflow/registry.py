@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from spanflow.errors import SpanflowError, WorkflowDefinitionError
+from spanflow.storage import default_storage_from_env
 from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.otel import OtelInstrumentation
@@ -184,6 +185,4 @@ def _registry_storage(given: Storage | None, workflows: list[Workflow]) -> tuple
         own = workflow.own_storage if isinstance(workflow, Workflow) else None
         if own is not None:
             return own, f"adopted from workflow {workflow.id!r}"
-    from spanflow.storage import default_storage_from_env
-
     return default_storage_from_env(), "the default, from SPANFLOW_STORAGE_URL or ./spanflow.db"

@@ -132,12 +132,13 @@ class AgentCall:
     request_context: RequestContext
     settings: ModelSettings
     max_steps: int
+    tracing: GenAITracing
+    """How this call is traced: the agent's own tracing, else the enclosing run's or agent
+    call's, else OpenTelemetry's global provider (chosen when the call is made)."""
     tracing_options: TracingOptions | None = None
     thread_id: str | None = None
     resource_id: str | None = None
     abort_signal: asyncio.Event | None = None
-    tracing: GenAITracing | None = None
-    """How this call is traced (the agent's own tracing, or the enclosing run's)."""
     sink: ChunkSink | None = None
     scope: AgentScope | None = None
     _task: asyncio.Task[Any] | None = None
@@ -153,8 +154,7 @@ class AgentCall:
         if self.scope is None:
             agent = self.agent
             instructions = agent.instructions if isinstance(agent.instructions, str) else None
-            tracing = self.tracing or agent.instrumentation
-            self.scope = tracing.start_agent(
+            self.scope = self.tracing.start_agent(
                 AgentStart(
                     agent_id=agent.id,
                     agent_name=agent.name,

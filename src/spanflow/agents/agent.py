@@ -101,24 +101,19 @@ class Agent:
             ToolDefinition(name, tool.description, tool.parameters)
             for name, tool in self.tools.items()
         )
-        self._instrumentation = _genai_tracing(id, instrumentation)
-        self._own_tracing = instrumentation is not None
+        self._own_tracing: GenAITracing | None = (
+            None if instrumentation is None else _genai_tracing(id, instrumentation)
+        )
 
     @property
     def instrumentation(self) -> GenAITracing:
         """How this agent's calls are traced when it has tracing of its own, and outside any
         run or agent call when it has none (OpenTelemetry's global provider)."""
-        return self._instrumentation
+        return self._own_tracing or _GLOBAL_TRACING
 
     @instrumentation.setter
     def instrumentation(self, value: GenAITracing | TracingConfig) -> None:
-        self._instrumentation = _genai_tracing(self.id, value)
-        self._own_tracing = True
-
-    @property
-    def has_own_tracing(self) -> bool:
-        """Whether tracing was given to this agent (constructor, setter or registry)."""
-        return self._own_tracing
+        self._own_tracing = _genai_tracing(self.id, value)
 
     # -- calling -----------------------------------------------------------------------------
 
@@ -228,7 +223,6 @@ class Agent:
         run_id: str | None = None,
         max_steps: int | None = None,
         model_settings: ModelSettings | None = None,
-        tracing: GenAITracing | None = None,
     ) -> AgentCall:
         if abort_signal is not None and not isinstance(abort_signal, asyncio.Event):
             raise InvalidInputError(
@@ -256,14 +250,8 @@ class Agent:
             thread_id=thread_id,
             resource_id=resource_id,
             abort_signal=abort_signal,
-            tracing=tracing or self._tracing(),
+            tracing=self._own_tracing or enclosing_genai_tracing() or _GLOBAL_TRACING,
         )
-
-    def _tracing(self) -> GenAITracing:
-        """Its own tracing, else the enclosing run's or agent call's, else the global one."""
-        if self._own_tracing:
-            return self._instrumentation
-        return enclosing_genai_tracing() or self._instrumentation
 
     def __repr__(self) -> str:
         return f"<Agent {self.id!r} model={self.model.model_id!r} tools={list(self.tools)}>"
@@ -417,9 +405,11 @@ def _tool_table(agent_id: str, tools: Sequence[Tool] | Mapping[str, Tool]) -> di
     return table
 
 
+_GLOBAL_TRACING = GenAITracing()
+"""The tracing of an agent without its own, outside any run or agent call."""
+
+
 def _genai_tracing(agent_id: str, value: object) -> GenAITracing:
-    if value is None:
-        return GenAITracing()
     if isinstance(value, GenAITracing):
         return value
     if isinstance(value, TracingConfig):

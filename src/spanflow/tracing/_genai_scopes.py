@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
@@ -37,7 +37,12 @@ if TYPE_CHECKING:
         ToolStart,
     )
 
-__all__ = ["NOOP_AGENT_SCOPE", "AgentTrace", "OtelAgentScope", "genai_messages"]
+__all__ = [
+    "NOOP_AGENT_SCOPE",
+    "AgentTrace",
+    "OtelAgentScope",
+    "genai_messages",
+]
 
 
 class _NoopScope:
@@ -77,20 +82,21 @@ class AgentTrace:
     """What every span of one agent call shares."""
 
     tracer: trace.Tracer
-    config: TracingConfig
     clock: Callable[[], float]
     common: dict[str, Any]
     """Attributes on every span of the call (ids, and by default tags and metadata)."""
     context: TracingContext
-    """The call's tracing facts, current while any of its spans is."""
+    """The call's tracing facts (its settings among them), current while any of its spans is."""
+    # Derived once from the context, read on every span:
+    config: TracingConfig = field(init=False)
+    capture_input: bool = field(init=False)
+    capture_output: bool = field(init=False)
 
-    @property
-    def capture_input(self) -> bool:
-        return self.config.capture_input and not self.context.hide_input
-
-    @property
-    def capture_output(self) -> bool:
-        return self.config.capture_output and not self.context.hide_output
+    def __post_init__(self) -> None:
+        context = self.context
+        config = self.config = context.config
+        self.capture_input = config.capture_input and not context.hide_input
+        self.capture_output = config.capture_output and not context.hide_output
 
     def json(self, value: Any) -> str:
         return self.config.attribute_json(value)

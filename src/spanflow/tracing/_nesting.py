@@ -10,7 +10,8 @@ agents (`genai`) share this.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from opentelemetry import context as otel_context
@@ -27,7 +28,9 @@ from spanflow.tracing.options import (
     resolve_tracing_options,
 )
 
-__all__ = ["explicit_parent", "resolve_nested", "start_top_span"]
+__all__ = ["IgnoredRootWarning", "explicit_parent", "resolve_nested", "start_top_span"]
+
+logger = logging.getLogger("spanflow.tracing")
 
 
 def resolve_nested(
@@ -83,6 +86,28 @@ def explicit_parent(
     return trace.set_span_in_context(NonRecordingSpan(remote), otel_context.Context()), None
 
 
+class IgnoredRootWarning:
+    """Says once, per instrumentation, that its provider ignored a requested root trace id."""
+
+    __slots__ = ("_warned", "_what")
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+        """What then starts new traces: ``runs``, ``agent calls``."""
+        self._warned = False
+
+    def __call__(self) -> None:
+        if self._warned:
+            return
+        self._warned = True
+        logger.warning(
+            "spanflow: the tracer provider cannot start a root span in a requested trace id "
+            "(configure tracing with spanflow_otel.configure()); %s given only a trace_id "
+            "start new traces",
+            self._what,
+        )
+
+
 def start_top_span(
     tracer: trace.Tracer,
     name: str,
@@ -90,18 +115,21 @@ def start_top_span(
     requested: int | None,
     attributes: dict[str, Any],
     links: Sequence[trace.Link] = (),
-) -> tuple[trace.Span, bool]:
+    *,
+    on_ignored: Callable[[], None],
+) -> trace.Span:
     """Start a run or agent span; with `requested`, as a root span in that trace.
 
-    Returns the span and whether the provider ignored the requested trace id (only the
-    plugin's id generator honours it): the caller logs that once.
+    Only the plugin's id generator honours a requested trace id; when the provider ignored
+    it, `on_ignored` is called (an `IgnoredRootWarning`).
     """
     if requested is None:
-        return tracer.start_span(name, parent, trace.SpanKind.INTERNAL, attributes, links), False
+        return tracer.start_span(name, parent, trace.SpanKind.INTERNAL, attributes, links)
     token = REQUESTED_TRACE_ID.set(requested)
     try:
         span = tracer.start_span(name, parent, trace.SpanKind.INTERNAL, attributes, links)
     finally:
         REQUESTED_TRACE_ID.reset(token)
-    ignored = span.is_recording() and span.get_span_context().trace_id != requested
-    return span, ignored
+    if span.is_recording() and span.get_span_context().trace_id != requested:
+        on_ignored()
+    return span

@@ -20,7 +20,6 @@ from contextvars import ContextVar, Token
 from dataclasses import dataclass, field
 from typing import Any
 
-from spanflow.tracing.attributes import TAGS_ATTRIBUTE
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.options import ResolvedTracing
 
@@ -151,12 +150,6 @@ class StoredTraceContext:
             hide_input=data.get("hideInput") is True,
             hide_output=data.get("hideOutput") is True,
         )
-
-    @property
-    def tags(self) -> tuple[str, ...]:
-        """The stored run's tags."""
-        tags = self.attributes.get(TAGS_ATTRIBUTE)
-        return tuple(tags) if isinstance(tags, tuple) else ()
 
 
 def _hex(value: object, digits: int) -> str:

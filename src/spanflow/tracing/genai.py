@@ -52,7 +52,12 @@ from spanflow.tracing._genai_scopes import (
     genai_messages,
 )
 from spanflow.tracing._guard import internal_errors
-from spanflow.tracing._nesting import explicit_parent, resolve_nested, start_top_span
+from spanflow.tracing._nesting import (
+    IgnoredRootWarning,
+    explicit_parent,
+    resolve_nested,
+    start_top_span,
+)
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.context import TracingContext, current_tracing_context
 from spanflow.tracing.options import ResolvedTracing, TracingOptions
@@ -247,7 +252,7 @@ class GenAITracing:
     ) -> None:
         self.config = config or TracingConfig()
         self.clock = clock
-        self._warned_root = False
+        self._ignored_root = IgnoredRootWarning("agent calls")
 
     def start_agent(self, start: AgentStart) -> AgentScope:
         """Open the ``invoke_agent`` span of one agent call (not yet current: `enter` it)."""
@@ -272,20 +277,13 @@ class GenAITracing:
         everywhere = dict(common)
         if config.metadata_on_every_span:
             everywhere.update(resolved.attributes)
-        run = AgentTrace(
-            tracer=tracer, config=config, clock=self.clock, common=everywhere, context=context
-        )
+        run = AgentTrace(tracer=tracer, clock=self.clock, common=everywhere, context=context)
         attributes = _agent_attributes(start, run, common, resolved)
         name = f"invoke_agent {start.agent_name}"
         parent, requested = explicit_parent(resolved)
-        span, ignored = start_top_span(tracer, name, parent, requested, attributes)
-        if ignored and not self._warned_root:
-            self._warned_root = True
-            logger.warning(
-                "spanflow: the tracer provider cannot start a root span in a requested "
-                "trace id (configure tracing with spanflow_otel.configure()); "
-                "agent calls given only a trace_id start new traces"
-            )
+        span = start_top_span(
+            tracer, name, parent, requested, attributes, on_ignored=self._ignored_root
+        )
         if not span.is_recording():
             span.end()
             return NOOP_AGENT_SCOPE

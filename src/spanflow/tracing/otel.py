@@ -37,7 +37,12 @@ from opentelemetry.trace import (
 from spanflow.errors import StoredError
 from spanflow.tracing._current import as_current, make_current, restore
 from spanflow.tracing._guard import internal_errors
-from spanflow.tracing._nesting import explicit_parent, resolve_nested, start_top_span
+from spanflow.tracing._nesting import (
+    IgnoredRootWarning,
+    explicit_parent,
+    resolve_nested,
+    start_top_span,
+)
 from spanflow.tracing.attributes import TAGS_ATTRIBUTE, error_type
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.context import StoredTraceContext, TracingContext, current_tracing_context
@@ -121,30 +126,34 @@ _FINISHING = internal_errors("could not finish a span")
 _STORING = internal_errors("could not read the span context to store")
 
 
-@dataclass(slots=True, eq=False)
+@dataclass(slots=True, eq=False, kw_only=True)
 class _RunTrace:
     """What every scope of one run shares."""
 
     tracer: trace.Tracer
-    config: TracingConfig
-    resolved: ResolvedTracing
+    context: TracingContext
+    """The run's tracing facts (its settings, tags, metadata and hide flags, kept across a
+    resume), current while any of its scopes is (read by nested calls)."""
     common: dict[str, Any]
     """Attributes on every span of the run (run/workflow ids, tags and metadata)."""
-    capture_input: bool
-    capture_output: bool
-    hide_input: bool = False
-    """The run hides its input (kept across a resume, like tags and metadata)."""
-    hide_output: bool = False
-    """The run hides its output (kept across a resume)."""
-    log_events: bool = False
-    logger_provider: Any = None
-    carried: dict[str, Any] = field(default_factory=dict)
-    """Tags and metadata attributes of the run, stored with its trace context."""
-    context: TracingContext = field(default_factory=TracingContext)
-    """The run's tracing facts, current while any of its scopes is (read by nested calls)."""
     failures: dict[int, tuple[BaseException, int]] = field(default_factory=dict)
     """When each exception was first recorded (by ``id``), so that every span it fails
     stamps its ``exception`` event with the moment it happened, not the moment it ended."""
+    # Derived once from the context, read on every span and event:
+    config: TracingConfig = field(init=False)
+    capture_input: bool = field(init=False)
+    capture_output: bool = field(init=False)
+    logger_provider: Any = field(init=False)
+    """Where events go as log records (``events="logs"``); ``None`` for span events."""
+
+    def __post_init__(self) -> None:
+        context = self.context
+        config = self.config = context.config
+        self.capture_input = config.capture_input and not context.hide_input
+        self.capture_output = config.capture_output and not context.hide_output
+        self.logger_provider = (
+            (config.logger_provider or get_logger_provider()) if config.events == "logs" else None
+        )
 
 
 class OtelInstrumentation:
@@ -152,7 +161,7 @@ class OtelInstrumentation:
 
     def __init__(self, config: TracingConfig | None = None) -> None:
         self.config = config or TracingConfig()
-        self._warned_root = False
+        self._ignored_root = IgnoredRootWarning("runs")
 
     def start_run(self, start: RunStart) -> Scope:
         if not self.config.enabled:
@@ -183,57 +192,30 @@ class OtelInstrumentation:
         }
         if config.metadata_on_every_span:
             common.update(context.attributes)
-        capture_input = config.capture_input and not context.hide_input
-        attributes = self._run_attributes(start, common, context, resolved, capture_input)
+        run = _RunTrace(tracer=tracer, context=context, common=common)
+        attributes = self._run_attributes(start, run, resolved)
         parent, links, requested = self._parent(start, resolved)
         name = f"invoke_workflow {start.workflow_id}"
-        span, ignored = start_top_span(tracer, name, parent, requested, attributes, links)
-        if ignored and not self._warned_root:
-            self._warned_root = True
-            logger.warning(
-                "spanflow: the tracer provider cannot start a root span in a requested "
-                "trace id (configure tracing with spanflow_otel.configure()); "
-                "runs given only a trace_id start new traces"
-            )
+        span = start_top_span(
+            tracer, name, parent, requested, attributes, links, on_ignored=self._ignored_root
+        )
         if not span.is_recording():  # sampled out
             span.end()
             return QuietScope(context, span)
-        log_events = config.events == "logs"
-        run = _RunTrace(
-            tracer,
-            config,
-            resolved,
-            common,
-            capture_input,
-            config.capture_output and not context.hide_output,
-            hide_input=context.hide_input,
-            hide_output=context.hide_output,
-            log_events=log_events,
-            logger_provider=(config.logger_provider or get_logger_provider())
-            if log_events
-            else None,
-            carried=dict(context.attributes),
-            context=context,
-        )
         return OtelScope(run, span, "spanflow.run.status")
 
     def _run_attributes(
-        self,
-        start: RunStart,
-        common: dict[str, Any],
-        context: TracingContext,
-        resolved: ResolvedTracing,
-        capture_input: bool,
+        self, start: RunStart, run: _RunTrace, resolved: ResolvedTracing
     ) -> dict[str, Any]:
         """The run span's attributes at its start."""
-        attributes = dict(common)
-        attributes.update(context.attributes)
+        attributes = dict(run.common)
+        attributes.update(run.context.attributes)
         attributes.update(resolved.rejected_attribute())
         if start.resource_id is not None:
             attributes["spanflow.resource.id"] = start.resource_id
         if start.resumed:
             attributes["spanflow.run.resumed"] = True
-        if capture_input and start.input is not None:
+        if run.capture_input and start.input is not None:
             key = "spanflow.resume_data" if start.resumed else "spanflow.input"
             attributes[key] = self._json(start.input)
         return attributes
@@ -418,7 +400,7 @@ class OtelScope:
                     attributes[attr] = value
             if run.config.event_payloads and self._may_show(event):
                 attributes["spanflow.event.payload"] = self._json(wire)
-            if run.log_events:
+            if run.logger_provider is not None:
                 self._log(event.type, attributes)
             else:
                 self._span.add_event(event.type, attributes)
@@ -429,8 +411,6 @@ class OtelScope:
 
     def _log(self, name: str, attributes: dict[str, Any]) -> None:
         provider = self._run.logger_provider
-        if provider is None:
-            return
         otel_logger = provider.get_logger(_SCOPE_NAME)
         ctx = trace.set_span_in_context(self._span)
         otel_logger.emit(
@@ -508,9 +488,9 @@ class OtelScope:
                 trace_id=format_trace_id(ctx.trace_id),
                 span_id=format_span_id(ctx.span_id),
                 trace_flags=int(ctx.trace_flags),
-                attributes=dict(run.carried),
-                hide_input=run.hide_input,
-                hide_output=run.hide_output,
+                attributes=dict(run.context.attributes),
+                hide_input=run.context.hide_input,
+                hide_output=run.context.hide_output,
             )
         return None
 

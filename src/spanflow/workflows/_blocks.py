@@ -64,7 +64,7 @@ async def _run_children(
     """Run steps concurrently (parallel / branch); combine their results.
 
     `progress` is the block's progress so far; when a step suspends, the frame's
-    `entry_state` becomes a copy of it with the suspended steps' frames and paths.
+    `entry_progress` becomes a copy of it with the suspended steps' frames and paths.
     """
     to_run = steps if resume is None else [s for s in steps if s.id == resume.path[0]]
 
@@ -83,7 +83,7 @@ async def _run_children(
     slots, paths_by_step = _suspensions(progress, to_run, runs)
     outcome = _combined(frame, steps, runs, paths_by_step)
     if outcome.status == "suspended":
-        frame.entry_state = replace(progress, slots=slots, suspended_paths=paths_by_step)
+        frame.entry_progress = replace(progress, slots=slots, suspended_paths=paths_by_step)
     return outcome
 
 
@@ -145,7 +145,7 @@ async def run_parallel(
         f"parallel {len(steps)} branches",
         {"spanflow.parallel.steps": [s.id for s in steps], "spanflow.entry.id": entry.id},
     )
-    progress = frame.entry_state
+    progress = frame.entry_progress
     if not isinstance(progress, ParallelProgress):
         progress = ParallelProgress()
     with ends_if_canceled(scope):
@@ -162,7 +162,7 @@ async def run_branch(
         "conditional", f"conditional {n} conditions", {"spanflow.entry.id": entry.id}
     )
     with ends_if_canceled(scope):
-        progress = frame.entry_state
+        progress = frame.entry_progress
         if resume is not None:
             if not isinstance(progress, BranchProgress):
                 progress = BranchProgress()
@@ -177,7 +177,7 @@ async def run_branch(
             )
             selected = [s for (_, s), ok in zip(entry.branches, verdicts, strict=True) if ok]
             progress = BranchProgress(selected=[s.id for s in selected])
-            frame.entry_state = progress
+            frame.entry_progress = progress
         scope.set_attribute("spanflow.branch.selected_steps", [s.id for s in selected])
         outcome = (
             await _run_children(frame, selected, value, scope, resume, progress)
@@ -233,7 +233,7 @@ async def run_loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | 
         f"loop {entry.kind}",
         {"spanflow.loop.type": entry.kind, "spanflow.entry.id": entry.id},
     )
-    progress = frame.entry_state
+    progress = frame.entry_progress
     if not isinstance(progress, LoopProgress):
         progress = LoopProgress()
     iteration = progress.iteration
@@ -256,7 +256,7 @@ async def run_loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | 
             resume, prior = None, None
             iteration += 1
             if step_run.result.status != "success" or step_run.bailed:
-                frame.entry_state = LoopProgress(iteration=iteration - 1, slot=step_run.slot)
+                frame.entry_progress = LoopProgress(iteration=iteration - 1, slot=step_run.slot)
                 outcome = outcome_of(step_run)
                 break
             current = step_run.result.output

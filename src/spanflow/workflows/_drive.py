@@ -42,7 +42,7 @@ async def drive(frame: Frame, resume: Resume | None = None) -> Outcome:
             return outcome
         frame.carry = outcome.output
         frame.position += 1
-        frame.entry_state = None
+        frame.entry_progress = None
         if frame.checkpoint is not None:
             await frame.checkpoint()
     if run.cancel_requested:
@@ -77,12 +77,12 @@ async def _single(frame: Frame, entry: StepEntry, value: Any, resume: Resume | N
     prior = None
     if resume is not None:
         prior = frame.steps.get(step.id)
-        progress = frame.entry_state
+        progress = frame.entry_progress
         slot = progress.slot if isinstance(progress, NestedProgress) else None
         value = prior.payload if prior is not None else value
     else:
         frame.path.append(step.id)
     run = await run_step(frame, step, value, frame.scope, resume=resume, prior=prior, slot=slot)
     if run.slot is not None:
-        frame.entry_state = NestedProgress(slot=run.slot)
+        frame.entry_progress = NestedProgress(slot=run.slot)
     return outcome_of(run)

@@ -58,8 +58,7 @@ class Execution:
         """Drive the frame to its end (or a suspension) and store how it ended."""
         frame, start, out = self.frame, self.start, self.out
         control = frame.run
-        control.instrumentation = self.workflow.instrumentation
-        scope = control.instrumentation.start_run(start)
+        scope = self.workflow.instrumentation.start_run(start)
         frame.scope = scope
         if out is not None:
             out.trace_id, out.span_id = scope.trace_id, scope.span_id

@@ -47,7 +47,7 @@ async def run_foreach(
             "spanflow.entry.id": entry.id,
         },
     )
-    progress = frame.entry_state
+    progress = frame.entry_progress
     if resume is None or not isinstance(progress, ForeachProgress):
         if not isinstance(value, list | tuple):
             error = TypeError(
@@ -228,7 +228,7 @@ class _Iterations:
     def end_canceled(self) -> None:
         """Close the foreach as canceled (the run was canceled while iterations ran)."""
         frame, progress = self.frame, self.progress
-        frame.entry_state = progress
+        frame.entry_progress = progress
         result = StepResult(
             "canceled", progress.items, started_at=progress.started_at, ended_at=now_ms()
         )
@@ -241,7 +241,7 @@ class _Iterations:
         """Record the foreach's result, end its scope, and say how it ended."""
         scope = self.scope
         scope.set_attribute("spanflow.loop.iterations", self.completed)
-        self.frame.entry_state = self.progress
+        self.frame.entry_progress = self.progress
         if self.bailed is not None:
             scope.end("success")
             return Outcome("bailed", output=self.bailed[0])

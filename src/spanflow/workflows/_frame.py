@@ -93,8 +93,6 @@ class RunControl:
     usage: Usage = field(default_factory=Usage)
     cancel_requested: bool = False
     status: str = "running"
-    instrumentation: Any = None
-    """The run's tracing seam (an `Instrumentation`)."""
     run_nested: NestedRunner = field(kw_only=True)
     """Runs a workflow used as a step (`_nested.run_nested`). The run hands it in: the step
     runner cannot import it, since it drives the nested workflow with the driver, which
@@ -171,7 +169,7 @@ class Frame:
     carry: Any = _UNSET
     """The input of the entry at `position` (the previous entry's output)."""
     path: list[str] = field(default_factory=list)
-    entry_state: EntryProgress | None = None
+    entry_progress: EntryProgress | None = None
     """Resumable state of the entry at `position` (foreach progress, nested frames, ...)."""
     checkpoint: Callable[[], Any] | None = None
     """Awaited after every completed entry of the top-level frame (the run saves a snapshot)."""
@@ -212,7 +210,7 @@ class Frame:
             position=self.position,
             carry=to_wire(self.carry),
             path=list(self.path),
-            entry=self.entry_state,
+            entry=self.entry_progress,
         )
 
     def publish_output(self, step_name: str, value: Any, scope: Scope) -> None:
@@ -329,7 +327,7 @@ def restore_frame(
         position=position,
         carry=snapshot.carry,
         path=list(snapshot.path),
-        entry_state=entry,
+        entry_progress=entry,
     )
 
 
