@@ -326,3 +326,37 @@ async def test_a_written_value_of_any_shape_never_fails_a_traced_step(
     assert result.status == "success"
     [step_span] = [s for s in span_capture.spans if s.name == "workflow_step w"]
     assert [e.name for e in step_span.events].count("workflow-step-output") == 1
+
+
+async def test_a_sampled_out_agent_passes_its_decision_and_its_hiding_on_to_its_tools() -> None:
+    own = SpanCapture()
+    inner = Agent(
+        id="inner",
+        model=ScriptedModel(lambda request: ScriptedReply(ANSWER)),
+        instrumentation=TracingConfig(tracer_provider=own.provider),
+    )
+
+    @tool
+    async def ask_inner(question: str) -> str:
+        """Ask the inner agent."""
+        return (await inner.generate(question)).text
+
+    def reply(request: ModelRequest) -> ScriptedReply:
+        if last_tool_results(request):
+            return ScriptedReply("done")
+        return ScriptedReply(tool_calls=[ScriptedToolCall("ask_inner", {"question": PROMPT})])
+
+    outer = Agent(
+        id="outer",
+        model=ScriptedModel(reply),
+        tools=[ask_inner],
+        instrumentation=TracingConfig(tracer_provider=TracerProvider(sampler=ALWAYS_OFF)),
+    )
+
+    result = await outer.generate(PROMPT, tracing_options=HIDDEN)
+
+    assert result.status == "success"
+    inner_span = next(s for s in own.spans if s.name == "invoke_agent inner")
+    assert inner_span.parent is not None  # a child of the sampled-out tool span's trace
+    assert recorded_payload_keys(own) == {}
+    own.shutdown()

@@ -41,6 +41,7 @@ __all__ = [
     "NOOP_AGENT_SCOPE",
     "AgentTrace",
     "OtelAgentScope",
+    "QuietAgentScope",
     "genai_messages",
 ]
 
@@ -75,6 +76,27 @@ class _NoopScope:
 
 
 NOOP_AGENT_SCOPE: AgentScope = _NoopScope()
+
+
+class QuietAgentScope(_NoopScope):
+    """A sampled-out agent call: records nothing, but its non-recording span and its
+    `TracingContext` stay current around its model and tool calls, so what they start joins
+    its trace unsampled and hides what it hides (as `QuietScope` does for runs)."""
+
+    __slots__ = ("_context", "_span")
+
+    def __init__(self, context: TracingContext, span: trace.Span) -> None:
+        self._context = context
+        self._span = span
+
+    def enter(self) -> object:
+        return make_current(self._span, self._context)
+
+    def exit(self, token: object) -> None:
+        restore(token)
+
+    def current(self) -> AbstractContextManager[None]:
+        return as_current(self._span, self._context)
 
 
 @dataclass(slots=True, eq=False, kw_only=True)

@@ -49,6 +49,7 @@ from spanflow.tracing._genai_scopes import (
     NOOP_AGENT_SCOPE,
     AgentTrace,
     OtelAgentScope,
+    QuietAgentScope,
     genai_messages,
 )
 from spanflow.tracing._guard import internal_errors
@@ -284,9 +285,9 @@ class GenAITracing:
         span = start_top_span(
             tracer, name, parent, requested, attributes, on_ignored=self._ignored_root
         )
-        if not span.is_recording():
+        if not span.is_recording():  # sampled out
             span.end()
-            return NOOP_AGENT_SCOPE
+            return QuietAgentScope(context, span)
         return OtelAgentScope(run, span)
 
 
