@@ -96,11 +96,17 @@ class Telemetry:
         return done
 
     def shutdown(self, timeout: float | None = None) -> bool:
-        """Export what is queued and stop, within `timeout` s; later spans are not exported."""
+        """Export what is queued and stop, within `timeout` s; later spans are not exported.
+
+        True when everything queued was delivered in time. An export the budget cut short
+        counts as not done even when the exporter gave up early (gRPC cancels its call when its
+        channel closes at the deadline, so the shutdown itself returns in time).
+        """
         if self._is_shut_down:
             return True
         self._is_shut_down = True
         self._hooks.uninstall()
+        failed_before = self.export_counts.failed
         budget = self._options.flush_timeout if timeout is None else timeout
         deadline = time.monotonic() + budget
         millis = budget * 1000
@@ -110,6 +116,8 @@ class Telemetry:
         # Processors other than ours (console, user-supplied) and the provider's bookkeeping;
         # ours are already shut down, so their second shutdown returns at once.
         done = run_bounded([self.provider.shutdown], max(deadline - time.monotonic(), 0)) and done
+        counts = self.export_counts
+        done = done and counts.unsent == 0 and counts.failed == failed_before
         if not done:
             logger.warning(
                 "Span export did not finish within %.1fs; spans still queued were not sent.",
