@@ -5,7 +5,8 @@ workflow gives it that tracing and that store; without a registry a workflow kee
 memory (unless given a store) and traces through OpenTelemetry's global tracer provider.
 
 Which store a registered workflow uses: every registered workflow keeps its runs in the
-registry's store, so `Spanflow.list_runs` and `Spanflow.get_run` see them all.
+registry's store, so `Spanflow.list_runs`, `Spanflow.get_run`, `Spanflow.delete_run` and
+`Spanflow.run_counts` see them all.
 
 - The registry's store is the ``storage`` it was given; else the first given workflow's own
   store (adopted at construction); else `spanflow.storage.default_storage_from_env`
@@ -23,9 +24,10 @@ registry's store, so `Spanflow.list_runs` and `Spanflow.get_run` see them all.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from datetime import datetime
+from typing import Any, get_args
 
-from spanflow.errors import SpanflowError, WorkflowDefinitionError
+from spanflow.errors import RunStateError, SpanflowError, WorkflowDefinitionError
 from spanflow.storage import default_storage_from_env
 from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
 from spanflow.tracing.config import TracingConfig
@@ -33,6 +35,12 @@ from spanflow.tracing.otel import OtelInstrumentation
 from spanflow.workflows.workflow import Workflow
 
 __all__ = ["NotRegisteredError", "Spanflow", "StorageConflictError"]
+
+_EXECUTING: tuple[RunStatus, ...] = ("running", "waiting")
+"""Statuses of a run that some process is executing (a waiting run sleeps inside its run)."""
+_NOT_EXECUTING: tuple[RunStatus, ...] = tuple(
+    status for status in get_args(RunStatus) if status not in _EXECUTING
+)
 
 
 class NotRegisteredError(SpanflowError, LookupError):
@@ -155,14 +163,22 @@ class Spanflow:
         workflow_id: str | None = None,
         status: RunStatus | None = None,
         resource_id: str | None = None,
+        from_date: datetime | None = None,
+        to_date: datetime | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> RunPage:
-        """Stored runs of every workflow in this store, newest first, filtered and paged."""
+        """Stored runs of every workflow in this store, newest first, filtered and paged.
+
+        `from_date` and `to_date` bound the creation time, both included (naive means UTC);
+        see `Storage.list_runs`.
+        """
         return await self.storage.list_runs(
             workflow_id=workflow_id,
             status=status,
             resource_id=resource_id,
+            from_date=from_date,
+            to_date=to_date,
             limit=limit,
             offset=offset,
         )
@@ -170,6 +186,61 @@ class Spanflow:
     async def get_run(self, run_id: str) -> StoredRun | None:
         """The stored run with this id, or ``None``."""
         return await self.storage.get_run(run_id)
+
+    async def delete_run(
+        self, run_id: str, *, workflow_id: str | None = None, force: bool = False
+    ) -> bool:
+        """Delete a stored run (Mastra's ``DELETE /workflows/:workflowId/runs/:runId``).
+
+        The rule: a run whose status is ``running`` or ``waiting`` is being executed (by this
+        process or another; a waiting run sleeps inside its execution) and is refused with
+        `RunStateError`: cancel it first. A pending, suspended or finished run is deleted. The
+        store checks the status again atomically with the delete, so a pending run that a
+        process starts at that moment is either deleted first (its start then finds no run)
+        or refused. ``force=True`` deletes whatever the status, for a run left ``running`` by
+        a process that died; it removes the stored run only, and a run that is in fact still
+        executing stores itself again with its next snapshot.
+
+        Args:
+            run_id: The run to delete.
+            workflow_id: Only delete the run if it belongs to this registered workflow; a run
+                of another workflow is left alone, as if unknown.
+            force: Delete the run even while it is running or waiting.
+
+        Returns:
+            ``True`` if the run was deleted, ``False`` if no such run (of that workflow) is
+            stored.
+
+        Raises:
+            RunStateError: The run is running or waiting and `force` is not set.
+            NotRegisteredError: `workflow_id` names no registered workflow.
+        """
+        if workflow_id is not None:
+            self.get_workflow(workflow_id)  # raises NotRegisteredError
+        stored = await self.storage.get_run(run_id)
+        if stored is None or workflow_id not in (None, stored.workflow_id):
+            return False
+        if force:
+            return await self.storage.delete_run(run_id)
+        if stored.status in _EXECUTING:
+            raise RunStateError(
+                f"cannot delete run {run_id!r} of workflow {stored.workflow_id!r}: its status "
+                f"is {stored.status!r}, so a process (this one or another) is executing it; "
+                "cancel it first, or pass force=True if that process is gone"
+            )
+        # Checked again in the store, atomically with the delete: a run that started since
+        # it was read above is refused there (RunStateError naming its new status).
+        return await self.storage.delete_run(run_id, if_status=_NOT_EXECUTING)
+
+    async def run_counts(self) -> dict[str, dict[RunStatus, int]]:
+        """How many stored runs each registered workflow has per status.
+
+        ``{workflow_id: {status: count}}`` in registration order, every registered workflow
+        included (``{}`` when it has no runs), statuses in `RunStatus` order with nonzero
+        counts only. Runs of workflows not registered here are left out.
+        """
+        counts = await self.storage.count_runs()
+        return {workflow_id: counts.get(workflow_id, {}) for workflow_id in self._workflows}
 
     async def close(self) -> None:
         """Close the store."""

@@ -3,11 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
 
-from spanflow.errors import RunClaimError, RunNotFoundError, StorageError
+from spanflow.errors import (
+    InvalidInputError,
+    RunClaimError,
+    RunNotFoundError,
+    RunStateError,
+    StorageError,
+)
 from spanflow.storage import RunStatus, Storage, StoredRun
 
 from .conftest import FakeClock, StoreSpec
@@ -245,12 +254,15 @@ async def test_claim_refuses_a_bare_string_as_from_status(storage: Storage) -> N
         await storage.claim_run("run-1", from_status=from_status, to_status="running")
 
 
-async def test_of_twenty_concurrent_claimers_exactly_one_wins(storage: Storage) -> None:
-    await storage.insert_run(make_run(status="suspended"))
+@pytest.mark.parametrize("waiting_as", ["suspended", "pending"])
+async def test_of_twenty_concurrent_claimers_exactly_one_wins(
+    storage: Storage, waiting_as: RunStatus
+) -> None:
+    await storage.insert_run(make_run(status=waiting_as))
 
     outcomes = await asyncio.gather(
         *(
-            storage.claim_run("run-1", from_status=["suspended"], to_status="running")
+            storage.claim_run("run-1", from_status=[waiting_as], to_status="running")
             for _ in range(20)
         ),
         return_exceptions=True,
@@ -262,6 +274,34 @@ async def test_of_twenty_concurrent_claimers_exactly_one_wins(storage: Storage) 
     assert winners[0].status == "running"
     assert len(losers) == 19
     assert all("its status is 'running'" in str(loser) for loser in losers)
+
+
+async def test_a_run_created_pending_is_listed_as_pending_until_claimed_to_running(
+    storage: Storage, clock: FakeClock
+) -> None:
+    await storage.insert_run(make_run(status="pending", snapshot={"input": {"n": 1}}))
+    pending = await storage.list_runs(status="pending")
+    clock.advance(2)
+
+    claimed = await storage.claim_run("run-1", from_status=["pending"], to_status="running")
+
+    assert [run.run_id for run in pending.runs] == ["run-1"]
+    assert claimed == make_run(
+        status="running", snapshot={"input": {"n": 1}}, created_at=T0, updated_at=T0 + 2
+    )
+    assert (await storage.list_runs(status="pending")).total == 0
+    assert [run.run_id for run in (await storage.list_runs(status="running")).runs] == ["run-1"]
+
+
+async def test_a_pending_run_cannot_be_claimed_as_if_it_were_suspended(storage: Storage) -> None:
+    await storage.insert_run(make_run(status="pending"))
+
+    with pytest.raises(RunClaimError, match="its status is 'pending', not 'suspended'"):
+        await storage.claim_run("run-1", from_status=["suspended"], to_status="running")
+
+    stored = await storage.get_run("run-1")
+    assert stored is not None
+    assert stored.status == "pending"
 
 
 async def _insert_listing_fixture(storage: Storage) -> None:
@@ -348,12 +388,281 @@ async def test_list_runs_refuses_bad_arguments_with_a_clear_message(
         await storage.list_runs(**paging)
 
 
+def at(seconds: float) -> datetime:
+    """The moment `seconds` after the epoch, as an aware UTC datetime."""
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+@pytest.fixture
+def local_time_is_new_york() -> Iterator[None]:
+    """Make the process's local time zone UTC-5, so that treating a naive datetime as local
+    time instead of UTC shows."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("TZ", "America/New_York")
+        time.tzset()
+        yield
+    time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        ({"from_date": at(20), "to_date": at(40)}, ["e", "d", "c", "b"]),
+        ({"from_date": at(20)}, ["e", "d", "c", "b"]),
+        ({"to_date": at(20)}, ["b", "a"]),
+        ({"from_date": at(30), "to_date": at(30)}, ["c"]),
+        ({"from_date": at(20.000001)}, ["e", "d", "c"]),
+        ({"to_date": at(39.999999)}, ["c", "b", "a"]),
+        ({"from_date": at(41)}, []),
+    ],
+)
+async def test_list_runs_date_bounds_include_runs_created_exactly_at_either_bound(
+    storage: Storage, dates: dict[str, Any], expected: list[str]
+) -> None:
+    await _insert_listing_fixture(storage)
+
+    page = await storage.list_runs(**dates)
+
+    assert [run.run_id for run in page.runs] == expected
+    assert page.total == len(expected)
+
+
+@pytest.mark.usefixtures("local_time_is_new_york")
+async def test_a_naive_date_means_utc_not_local_time(storage: Storage) -> None:
+    await _insert_listing_fixture(storage)
+    new_york = timezone(timedelta(hours=-5))
+
+    naive = await storage.list_runs(from_date=datetime(1970, 1, 1, 0, 0, 30))
+    aware = await storage.list_runs(from_date=datetime(1969, 12, 31, 19, 0, 30, tzinfo=new_york))
+
+    assert [run.run_id for run in naive.runs] == ["e", "d", "c"]
+    assert [run.run_id for run in aware.runs] == ["e", "d", "c"]
+
+
+@pytest.mark.parametrize(
+    ("filters", "expected"),
+    [
+        ({"workflow_id": "onboarding", "from_date": at(20)}, ["e", "d", "b"]),
+        ({"status": "success", "to_date": at(30)}, ["c", "a"]),
+        ({"resource_id": "user-1", "from_date": at(15), "to_date": at(35)}, ["c"]),
+        (
+            {"workflow_id": "onboarding", "status": "success", "from_date": at(10)},
+            ["e", "d", "a"],
+        ),
+        ({"workflow_id": "billing", "from_date": at(31)}, []),
+    ],
+)
+async def test_date_bounds_combine_with_the_other_filters(
+    storage: Storage, filters: dict[str, Any], expected: list[str]
+) -> None:
+    await _insert_listing_fixture(storage)
+
+    page = await storage.list_runs(**filters)
+
+    assert [run.run_id for run in page.runs] == expected
+    assert page.total == len(expected)
+
+
+async def test_a_page_within_date_bounds_counts_every_run_within_them(storage: Storage) -> None:
+    await _insert_listing_fixture(storage)
+    bounds: dict[str, Any] = {"from_date": at(20), "to_date": at(40)}
+
+    pages = [await storage.list_runs(**bounds, limit=3, offset=offset) for offset in (0, 3)]
+
+    assert [[run.run_id for run in page.runs] for page in pages] == [["e", "d", "c"], ["b"]]
+    assert [page.total for page in pages] == [4, 4]
+
+
+async def test_a_run_is_found_by_its_own_creation_time_read_back_as_a_datetime(
+    storage: Storage,
+) -> None:
+    # Created 0.1 microseconds apart: several runs share each microsecond, and their times
+    # round to a datetime up as often as down.
+    times = {f"r{i:02}": T0 + 0.5 + i * 1e-7 for i in range(30)}
+    for run_id, created_at in times.items():
+        await storage.insert_run(make_run(run_id, created_at=created_at))
+
+    for run_id, created_at in times.items():
+        moment = datetime.fromtimestamp(created_at, UTC)
+        page = await storage.list_runs(from_date=moment, to_date=moment, limit=100)
+
+        same_microsecond = {
+            other for other, t in times.items() if datetime.fromtimestamp(t, UTC) == moment
+        }
+        assert run_id in same_microsecond
+        assert {run.run_id for run in page.runs} == same_microsecond
+
+
+@pytest.mark.parametrize(
+    ("filters", "message"),
+    [
+        ({"from_date": "2024-01-01"}, "from_date must be a datetime .*; got str '2024-01-01'"),
+        ({"to_date": date(2024, 1, 1)}, r"to_date must be a datetime .*; got date"),
+        ({"from_date": 1_700_000_000}, "from_date must be a datetime"),
+        (
+            {"from_date": datetime(2024, 1, 2), "to_date": datetime(2024, 1, 1)},
+            r"from_date \(2024-01-02T00:00:00\+00:00\) is after to_date "
+            r"\(2024-01-01T00:00:00\+00:00\)",
+        ),
+        (
+            {"from_date": datetime(2024, 1, 1, 1, tzinfo=UTC), "to_date": datetime(2024, 1, 1)},
+            "from_date .* is after to_date",
+        ),
+        ({"workflow_id": 7}, "workflow_id must be a string or None; got 7"),
+        ({"resource_id": ["user-1"]}, "resource_id must be a string or None"),
+    ],
+)
+async def test_list_runs_refuses_bad_filters_naming_the_argument(
+    storage: Storage, filters: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidInputError, match=message):
+        await storage.list_runs(**filters)
+
+
+async def test_count_runs_counts_each_workflows_runs_per_status(storage: Storage) -> None:
+    await _insert_listing_fixture(storage)
+    await storage.insert_run(make_run("f", status="pending"))
+
+    counts = await storage.count_runs()
+
+    assert counts == {
+        "billing": {"success": 1},
+        "onboarding": {"pending": 1, "success": 3, "failed": 1},
+    }
+    assert list(counts) == ["billing", "onboarding"]
+    assert list(counts["onboarding"]) == ["pending", "success", "failed"]
+
+
+async def test_count_runs_for_one_workflow_leaves_the_others_out(storage: Storage) -> None:
+    await _insert_listing_fixture(storage)
+
+    assert await storage.count_runs(workflow_id="billing") == {"billing": {"success": 1}}
+    assert await storage.count_runs(workflow_id="nothing-like-it") == {}
+
+
+async def test_count_runs_follows_claims_and_deletes(storage: Storage) -> None:
+    await storage.insert_run(make_run("a", status="pending"))
+    await storage.insert_run(make_run("b", status="pending"))
+
+    await storage.claim_run("a", from_status=["pending"], to_status="running")
+    after_claim = await storage.count_runs()
+    await storage.delete_run("b")
+    after_delete = await storage.count_runs()
+
+    assert after_claim == {"onboarding": {"pending": 1, "running": 1}}
+    assert after_delete == {"onboarding": {"running": 1}}
+
+
+async def test_an_empty_store_counts_nothing(storage: Storage) -> None:
+    assert await storage.count_runs() == {}
+
+
+async def test_count_runs_refuses_a_workflow_id_that_is_not_a_string(storage: Storage) -> None:
+    workflow_id: Any = 7
+
+    with pytest.raises(InvalidInputError, match="workflow_id must be a string or None; got 7"):
+        await storage.count_runs(workflow_id=workflow_id)
+
+
 async def test_delete_run_removes_the_run_and_says_whether_it_existed(storage: Storage) -> None:
     await storage.insert_run(make_run())
 
     assert await storage.delete_run("run-1") is True
     assert await storage.get_run("run-1") is None
     assert await storage.delete_run("run-1") is False
+
+
+async def test_delete_run_removes_exactly_that_run_and_the_listing_total_drops(
+    storage: Storage,
+) -> None:
+    await _insert_listing_fixture(storage)
+    before = {run.run_id: run for run in (await storage.list_runs()).runs}
+
+    deleted = await storage.delete_run("c")
+
+    page = await storage.list_runs()
+    assert deleted is True
+    assert page.total == 4
+    assert page.runs == [before[run_id] for run_id in ("e", "d", "b", "a")]
+    assert await storage.count_runs(workflow_id="billing") == {}
+
+
+async def test_delete_run_of_an_unknown_id_is_false_and_deletes_nothing(storage: Storage) -> None:
+    await _insert_listing_fixture(storage)
+
+    assert await storage.delete_run("ghost") is False
+    assert (await storage.list_runs()).total == 5
+
+
+async def test_delete_run_if_status_deletes_a_run_in_one_of_those_statuses(
+    storage: Storage,
+) -> None:
+    await storage.insert_run(make_run(status="suspended"))
+
+    deleted = await storage.delete_run("run-1", if_status=["pending", "suspended"])
+
+    assert deleted is True
+    assert await storage.get_run("run-1") is None
+
+
+async def test_delete_run_if_status_refuses_another_status_and_keeps_the_run(
+    storage: Storage,
+) -> None:
+    await storage.insert_run(make_run(status="running"))
+
+    with pytest.raises(
+        RunStateError,
+        match="cannot delete run 'run-1': its status is 'running', not 'pending' or 'success'",
+    ):
+        await storage.delete_run("run-1", if_status=["pending", "success"])
+
+    stored = await storage.get_run("run-1")
+    assert stored is not None
+    assert stored.status == "running"
+
+
+async def test_delete_run_if_status_of_an_unknown_id_is_false(storage: Storage) -> None:
+    assert await storage.delete_run("ghost", if_status=["pending"]) is False
+
+
+async def test_delete_run_refuses_a_bare_string_as_if_status(storage: Storage) -> None:
+    await storage.insert_run(make_run())
+    if_status: Any = "pending"
+
+    with pytest.raises(TypeError, match=r"such as \('pending',\), not a string"):
+        await storage.delete_run("run-1", if_status=if_status)
+
+    assert await storage.get_run("run-1") is not None
+
+
+async def test_a_pending_run_claimed_and_deleted_at_once_is_either_started_or_gone(
+    storage: Storage,
+) -> None:
+    run_ids = [f"run-{i}" for i in range(10)]
+    for run_id in run_ids:
+        await storage.insert_run(make_run(run_id, status="pending"))
+
+    outcomes = await asyncio.gather(
+        *(
+            asyncio.gather(
+                storage.claim_run(run_id, from_status=["pending"], to_status="running"),
+                storage.delete_run(run_id, if_status=["pending"]),
+                return_exceptions=True,
+            )
+            for run_id in run_ids
+        )
+    )
+
+    for run_id, (claimed, deleted) in zip(run_ids, outcomes, strict=True):
+        stored = await storage.get_run(run_id)
+        if isinstance(claimed, StoredRun):  # the claim came first: the delete was refused
+            assert isinstance(deleted, RunStateError)
+            assert stored is not None
+            assert stored.status == "running"
+        else:  # the delete came first: the claim found no run
+            assert isinstance(claimed, RunNotFoundError)
+            assert deleted is True
+            assert stored is None
 
 
 async def test_close_is_safe_twice_and_a_closed_store_refuses_work(storage: Storage) -> None:

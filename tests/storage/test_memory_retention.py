@@ -33,6 +33,18 @@ async def test_live_runs_are_never_dropped_and_finishing_counts_as_newest() -> N
     assert kept == {"waiting-for-a-human", "busy"}
 
 
+async def test_pending_runs_are_live_and_never_dropped() -> None:
+    store = MemoryStorage(max_finished_runs=0)
+    await store.insert_run(run("created", "pending"))
+    await store.insert_run(run("started", "pending"))
+    await store.claim_run("started", from_status=["pending"], to_status="running")
+    await store.save_run(run("done", "success"))
+
+    kept = await store.count_runs()
+
+    assert kept == {"wf": {"pending": 1, "running": 1}}
+
+
 async def test_a_claim_that_finishes_a_run_counts_too() -> None:
     store = MemoryStorage(max_finished_runs=0)
     await store.save_run(run("r", "suspended"))

@@ -15,6 +15,7 @@ from spanflow.errors import StorageError
 from spanflow.storage import PostgresStorage, StoredRun
 
 from .conftest import StoreSpec
+from .schema_v1 import postgres_v1
 
 __all__: list[str] = []
 
@@ -109,12 +110,55 @@ async def test_a_schema_from_a_newer_spanflow_asks_for_an_upgrade(
     postgres_spec: StoreSpec,
 ) -> None:
     await _create(postgres_spec)
-    await _sql(postgres_spec, "UPDATE spanflow_meta SET value = '2'")
+    await _sql(postgres_spec, "UPDATE spanflow_meta SET value = '3'")
 
     store = postgres_spec.open()
-    with pytest.raises(StorageError, match=r"uses spanflow schema version 2.*upgrade spanflow"):
+    with pytest.raises(StorageError, match=r"uses spanflow schema version 3.*upgrade spanflow"):
         await store.get_run("run-1")
     await store.close()
+
+
+async def _indexes(spec: StoreSpec) -> list[tuple[str, str]]:
+    """The indexes of the spec's runs table, with their definitions minus the schema name."""
+    assert spec.dsn is not None
+    async with await psycopg.AsyncConnection.connect(spec.dsn, autocommit=True) as connection:
+        cursor = await connection.execute(
+            "SELECT indexname, replace(indexdef, %s, '') FROM pg_indexes "
+            "WHERE schemaname = %s AND tablename = 'spanflow_runs' ORDER BY indexname",
+            (f"{spec.schema}.", spec.schema),
+        )
+        return await cursor.fetchall()
+
+
+@pytest.mark.postgres
+async def test_a_version_1_schema_is_upgraded_in_place_keeping_its_runs(
+    postgres_spec: StoreSpec, postgres_dsn: str
+) -> None:
+    assert postgres_spec.schema is not None
+    await _sql(
+        postgres_spec,
+        *postgres_v1(postgres_spec.schema),
+        "INSERT INTO spanflow_runs VALUES ('old-run', 'onboarding', 'user-7', 'suspended', "
+        "'{\"steps\": {}}', 10.5, 11.5)",
+    )
+    fresh = StoreSpec("postgres", dsn=postgres_dsn, schema=f"{postgres_spec.schema}_new")
+
+    store, other = postgres_spec.open(), fresh.open()
+    try:
+        stored = await store.get_run("old-run")
+        counts = await store.count_runs()
+        await other.open()
+    finally:
+        await store.close()
+        await other.close()
+
+    assert stored == StoredRun(
+        "old-run", "onboarding", "suspended", {"steps": {}}, "user-7", 10.5, 11.5
+    )
+    assert counts == {"onboarding": {"suspended": 1}}
+    upgraded, new = await _indexes(postgres_spec), await _indexes(fresh)
+    assert upgraded == new
+    assert "spanflow_runs_by_workflow_status" in {name for name, _ in upgraded}
 
 
 @pytest.mark.postgres

@@ -10,6 +10,8 @@ import pytest
 from spanflow.errors import RunClaimError, StorageError
 from spanflow.storage import SqliteStorage, StoredRun
 
+from .schema_v1 import sqlite_v1
+
 __all__: list[str] = []
 
 
@@ -43,6 +45,33 @@ def _tables(path: Path) -> set[str]:
         connection.close()
 
 
+def _query(path: Path, sql: str) -> list[tuple[object, ...]]:
+    connection = sqlite3.connect(path)
+    try:
+        return connection.execute(sql).fetchall()
+    finally:
+        connection.close()
+
+
+def _schema(path: Path) -> list[tuple[object, ...]]:
+    """Every table and index spanflow made, with the SQL that made it."""
+    return _query(
+        path,
+        "SELECT type, name, sql FROM sqlite_master "
+        "WHERE name LIKE 'spanflow%' AND sql IS NOT NULL ORDER BY name",
+    )
+
+
+def _make_v1(path: Path) -> None:
+    """A database as spanflow 0.1 left it, holding run ``old-run``."""
+    _sql(
+        path,
+        *sqlite_v1(),
+        "INSERT INTO spanflow_runs VALUES ('old-run', 'onboarding', 'user-7', 'suspended', "
+        '\'{"steps": {"ask": {"status": "suspended"}}}\', 10.5, 11.5)',
+    )
+
+
 async def test_a_new_file_gets_the_tables_and_write_ahead_logging(tmp_path: Path) -> None:
     path = tmp_path / "runs.db"
 
@@ -53,7 +82,7 @@ async def test_a_new_file_gets_the_tables_and_write_ahead_logging(tmp_path: Path
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         version = connection.execute("SELECT value FROM spanflow_meta").fetchall()
-        assert version == [("1",)]
+        assert version == [("2",)]
     finally:
         connection.close()
 
@@ -171,3 +200,103 @@ async def test_a_failed_claim_leaves_no_transaction_open(tmp_path: Path) -> None
         await store.save_run(StoredRun("run-2", "onboarding", "success", {}))
 
         assert (await store.list_runs()).total == 2
+
+
+async def test_a_version_1_file_is_upgraded_in_place_keeping_its_runs(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    _make_v1(path)
+
+    async with SqliteStorage(path) as store:
+        stored = await store.get_run("old-run")
+        counts = await store.count_runs()
+
+    assert stored == StoredRun(
+        "old-run",
+        "onboarding",
+        "suspended",
+        {"steps": {"ask": {"status": "suspended"}}},
+        "user-7",
+        created_at=10.5,
+        updated_at=11.5,
+    )
+    assert counts == {"onboarding": {"suspended": 1}}
+    assert _query(path, "SELECT value FROM spanflow_meta") == [("2",)]
+
+
+async def test_an_upgraded_file_has_exactly_the_tables_and_indexes_of_a_new_one(
+    tmp_path: Path,
+) -> None:
+    old, new = tmp_path / "old.db", tmp_path / "new.db"
+    _make_v1(old)
+
+    async with SqliteStorage(old), SqliteStorage(new):
+        pass
+
+    assert _schema(old) == _schema(new)
+    assert "spanflow_runs_by_workflow_status" in {name for _, name, _ in _schema(new)}
+
+
+async def test_an_upgrade_that_fails_leaves_the_file_at_version_1_with_its_runs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.db"
+    _make_v1(path)
+    # Fail the upgrade at its last statement, after the new index was built.
+    _sql(
+        path,
+        "CREATE TRIGGER no_upgrades BEFORE UPDATE ON spanflow_meta "
+        "BEGIN SELECT RAISE(ABORT, 'no upgrades today'); END",
+    )
+
+    with pytest.raises(StorageError, match="no upgrades today"):
+        async with SqliteStorage(path):
+            pass
+
+    assert _query(path, "SELECT value FROM spanflow_meta") == [("1",)]
+    assert _query(path, "SELECT run_id, status FROM spanflow_runs") == [("old-run", "suspended")]
+    assert "spanflow_runs_by_workflow_status" not in {name for _, name, _ in _schema(path)}
+
+
+@pytest.mark.parametrize(
+    ("where", "plan"),
+    [
+        ("", "SCAN spanflow_runs USING COVERING INDEX spanflow_runs_by_workflow_status"),
+        (
+            "WHERE workflow_id = 'onboarding'",
+            "SEARCH spanflow_runs USING COVERING INDEX spanflow_runs_by_workflow_status "
+            "(workflow_id=?)",
+        ),
+    ],
+)
+async def test_counting_runs_reads_only_the_workflow_status_index(
+    tmp_path: Path, where: str, plan: str
+) -> None:
+    path = tmp_path / "runs.db"
+    await _create(path)
+
+    steps = _query(
+        path,
+        "EXPLAIN QUERY PLAN SELECT workflow_id, status, count(*) FROM spanflow_runs "
+        f"{where} GROUP BY workflow_id, status",
+    )
+
+    assert [step[-1] for step in steps] == [plan]
+
+
+async def test_listing_by_workflow_status_and_dates_walks_only_the_matching_runs(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.db"
+    await _create(path)
+
+    steps = _query(
+        path,
+        "EXPLAIN QUERY PLAN SELECT * FROM spanflow_runs WHERE workflow_id = 'w' "
+        "AND status = 'suspended' AND created_at >= 1 AND created_at < 2 "
+        "ORDER BY created_at DESC, run_id DESC LIMIT 20",
+    )
+
+    assert [step[-1] for step in steps] == [
+        "SEARCH spanflow_runs USING INDEX spanflow_runs_by_workflow_status "
+        "(workflow_id=? AND status=? AND created_at>? AND created_at<?)"
+    ]

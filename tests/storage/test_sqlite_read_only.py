@@ -11,6 +11,8 @@ import pytest
 from spanflow.errors import StorageError
 from spanflow.storage import SqliteStorage, StoredRun
 
+from .schema_v1 import sqlite_v1
+
 
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
@@ -70,6 +72,28 @@ async def test_a_file_without_spanflows_tables_is_a_storage_error_left_unchanged
         async with SqliteStorage(path, read_only=True):
             pass
 
+    assert digest(path) == before
+
+
+async def test_a_read_only_store_reads_a_version_1_file_without_upgrading_it(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as connection:
+        for statement in sqlite_v1():
+            connection.execute(statement)
+        connection.execute(
+            "INSERT INTO spanflow_runs VALUES ('r1', 'w', NULL, 'success', '{}', 10.0, 11.0)"
+        )
+    connection.close()
+    before = digest(path)
+
+    async with SqliteStorage(path, read_only=True) as reader:
+        page = await reader.list_runs(status="success")
+        counts = await reader.count_runs()
+
+    assert [run.run_id for run in page.runs] == ["r1"]
+    assert counts == {"w": {"success": 1}}
     assert digest(path) == before
 
 

@@ -1,27 +1,38 @@
-"""Argument checks and refusal errors shared by every store, so that all of them behave alike.
+"""Argument checks, refusal errors and answer shapes shared by every store, so all behave alike.
 
-Each check raises `ValueError` (or `TypeError` for a wrong kind of value) with a message that
-names the offending argument; none touches storage, so a rejected call writes nothing. The error
-builders give every store the same wording for a taken id, a refused claim and an unknown run.
+Each check raises `ValueError` (or `TypeError` for a wrong kind of value; `InvalidInputError`,
+a `ValueError`, for the id and date filters of `list_runs` and `count_runs`) with a message that
+names the offending argument; none touches storage, so a rejected call writes nothing. The
+error builders give every store the same wording for a taken id, a refused claim or delete and an
+unknown run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any, get_args
+import math
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime, timedelta
+from fractions import Fraction
+from typing import Any, cast, get_args
 
-from spanflow.errors import RunClaimError, RunNotFoundError
+from spanflow.errors import InvalidInputError, RunClaimError, RunNotFoundError, RunStateError
 from spanflow.storage.base import RunStatus, StoredRun
 
 __all__ = [
     "MAX_PAGE_SIZE",
     "RUN_STATUSES",
+    "CreatedBounds",
+    "check_dates",
     "check_from_status",
+    "check_id_filter",
+    "check_if_status",
     "check_listing",
     "check_page",
     "check_run",
     "check_status",
     "claim_refused",
+    "counts_by_workflow",
+    "delete_refused",
     "duplicate_run",
     "run_filter",
     "run_not_found",
@@ -29,6 +40,16 @@ __all__ = [
 
 RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
 """Every value `RunStatus` allows."""
+
+_LIFECYCLE_ORDER = {status: index for index, status in enumerate(get_args(RunStatus))}
+"""Each status's place in `RunStatus` (pending, running, ..., finished ones last)."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+
+CreatedBounds = tuple[float | None, float | None]
+"""``(lower, upper)`` from `check_dates`: a run matches when ``lower <= created_at < upper``
+(``None``: no bound on that side)."""
 
 MAX_PAGE_SIZE = 1000
 """The largest `limit` that `list_runs` accepts."""
@@ -82,11 +103,77 @@ def check_from_status(
     return statuses
 
 
-def check_listing(limit: Any, offset: Any, status: object) -> None:
-    """Check the arguments of `list_runs` (paging, and the status filter when given)."""
+def check_listing(
+    limit: Any,
+    offset: Any,
+    status: object,
+    *,
+    workflow_id: object = None,
+    resource_id: object = None,
+    from_date: object = None,
+    to_date: object = None,
+) -> CreatedBounds:
+    """Check the arguments of `list_runs` and return its date filters as `CreatedBounds`."""
     check_page(limit, offset)
     if status is not None:
         check_status(status, argument="status")
+    check_id_filter(workflow_id, argument="workflow_id")
+    check_id_filter(resource_id, argument="resource_id")
+    return check_dates(from_date, to_date)
+
+
+def check_id_filter(value: object, *, argument: str) -> None:
+    """Reject an id filter that is neither a string nor ``None`` (stores would disagree on it)."""
+    if value is not None and not isinstance(value, str):
+        raise InvalidInputError(f"{argument} must be a string or None; got {value!r}")
+
+
+def check_dates(from_date: object, to_date: object) -> CreatedBounds:
+    """Check the date filters of `list_runs` and return them as bounds on ``created_at``.
+
+    A run matches when its ``created_at`` as a datetime,
+    ``datetime.fromtimestamp(created_at, UTC)``, lies within ``[from_date, to_date]``; a
+    naive datetime means UTC.
+    """
+    start = _as_utc(from_date, argument="from_date")
+    end = _as_utc(to_date, argument="to_date")
+    if start is not None and end is not None and start > end:
+        raise InvalidInputError(
+            f"from_date ({start.isoformat()}) is after to_date ({end.isoformat()}); "
+            "no run can match: swap them, or leave one out"
+        )
+    # ``created_at`` is a float of epoch seconds, finer than a datetime's microseconds, and
+    # `datetime.fromtimestamp` rounds it to the nearest microsecond. So the bounds lie half a
+    # microsecond either side: a run whose created_at a caller read back as a datetime (the
+    # server's createdAt) and passed as from_date or to_date is on the inclusive side, where
+    # plain `timestamp()` bounds would drop it whenever the rounding went the other way.
+    lower = None if start is None else _first_float_from(start, half_microseconds=-1)
+    upper = None if end is None else _first_float_from(end, half_microseconds=+1)
+    return lower, upper
+
+
+def _as_utc(value: object, *, argument: str) -> datetime | None:
+    if value is None:
+        return None
+    if not isinstance(value, datetime):
+        raise InvalidInputError(
+            f"{argument} must be a datetime (naive means UTC) or None; "
+            f"got {type(value).__name__} {value!r}"
+        )
+    # Not `value.timestamp()`: for a naive datetime that assumes local time.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _first_float_from(moment: datetime, *, half_microseconds: int) -> float:
+    """The smallest float at or after `moment` moved by that many half microseconds.
+
+    Exact (a `Fraction`, then the float just above it): ``created_at >= bound`` holds exactly
+    when ``created_at`` is at or after that instant.
+    """
+    microseconds = (moment - _EPOCH) // _MICROSECOND
+    instant = Fraction(2 * microseconds + half_microseconds, 2_000_000)
+    bound = float(instant)
+    return bound if bound >= instant else math.nextafter(bound, math.inf)
 
 
 def run_filter(
@@ -94,18 +181,55 @@ def run_filter(
     status: str | None,
     resource_id: str | None,
     *,
+    created: CreatedBounds = (None, None),
     placeholder: str,
     match_all: str,
 ) -> tuple[str, tuple[object, ...]]:
     """The SQL ``WHERE`` condition of `list_runs` (given filters joined by AND) and its values.
 
-    `placeholder` is the driver's parameter marker (``?``, ``%s``); `match_all` the condition
-    used when no filter is given (``1``, ``true``).
+    `created` is what `check_dates` returned; `placeholder` the driver's parameter marker
+    (``?``, ``%s``); `match_all` the condition used when no filter is given (``1``, ``true``).
     """
-    filters = {"workflow_id": workflow_id, "status": status, "resource_id": resource_id}
-    given = {column: value for column, value in filters.items() if value is not None}
-    where = " AND ".join(f"{column} = {placeholder}" for column in given) or match_all
-    return where, tuple(given.values())
+    lower, upper = created
+    filters = {
+        f"workflow_id = {placeholder}": workflow_id,
+        f"status = {placeholder}": status,
+        f"resource_id = {placeholder}": resource_id,
+        f"created_at >= {placeholder}": lower,
+        f"created_at < {placeholder}": upper,
+    }
+    given = {condition: value for condition, value in filters.items() if value is not None}
+    return " AND ".join(given) or match_all, tuple(given.values())
+
+
+def check_if_status(if_status: Collection[RunStatus] | None) -> tuple[RunStatus, ...] | None:
+    """Check the `if_status` argument of `delete_run` and return it as a tuple."""
+    if if_status is None:
+        return None
+    if isinstance(if_status, str):
+        raise TypeError(
+            f"if_status must be a collection of statuses such as ({if_status!r},), not a string"
+        )
+    statuses = tuple(if_status)
+    if not statuses:
+        raise ValueError("if_status must name at least one status (or be None: any status)")
+    for status in statuses:
+        check_status(status, argument="if_status")
+    return statuses
+
+
+def counts_by_workflow(rows: Iterable[tuple[str, str, int]]) -> dict[str, dict[RunStatus, int]]:
+    """The answer of `count_runs` from ``(workflow_id, status, count)`` rows.
+
+    Workflows in id order, each one's statuses in `RunStatus` order; zero counts left out.
+    """
+    counts: dict[str, dict[RunStatus, int]] = {}
+    last = len(_LIFECYCLE_ORDER)  # a status this spanflow does not know, if a store holds one
+    ordered = sorted(rows, key=lambda row: (row[0], _LIFECYCLE_ORDER.get(row[1], last), row[1]))
+    for workflow_id, status, count in ordered:
+        if count:
+            counts.setdefault(workflow_id, {})[cast(RunStatus, status)] = int(count)
+    return counts
 
 
 def check_page(limit: Any, offset: Any) -> None:
@@ -126,6 +250,14 @@ def claim_refused(run_id: str, found: str, expected: Collection[str]) -> RunClai
         f"cannot claim run {run_id!r}: its status is {found!r}, not "
         f"{' or '.join(repr(status) for status in expected)} (another caller claimed it first "
         "or it already moved on)"
+    )
+
+
+def delete_refused(run_id: str, found: str, allowed: Collection[str]) -> RunStateError:
+    """The error for a delete that found the run in a status it may not be deleted in."""
+    return RunStateError(
+        f"cannot delete run {run_id!r}: its status is {found!r}, not "
+        f"{' or '.join(repr(status) for status in allowed)}"
     )
 
 

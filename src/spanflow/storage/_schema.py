@@ -2,8 +2,20 @@
 
 Both SQL stores keep runs in ``spanflow_runs`` and a ``schema_version`` row in the key/value
 table ``spanflow_meta``. On open a store inspects what is there and either creates the tables,
-accepts them, or refuses with `StorageError`: it never creates tables over a database that
-looks damaged or that a newer spanflow wrote.
+upgrades them, accepts them, or refuses with `StorageError`: it never creates tables over a
+database that looks damaged or that a newer spanflow wrote.
+
+The schema grows by numbered versions (`_UPGRADES`): a new database runs every step from
+version 1, an older one only the steps it lacks, in one transaction with the version row, so
+both end up with the same tables and indexes and an upgrade that fails leaves the database as
+it was. A step may only add (tables, columns, indexes), never rewrite or drop stored runs. A
+database upgraded by this spanflow is refused by an older one ("upgrade spanflow"), so upgrade
+every process that shares a database together. A read-only store never upgrades: it reads an
+older version as it is.
+
+Versions: 1, the runs and meta tables with one index per `list_runs` filter; 2, an index on
+``(workflow_id, status, created_at)`` so that `count_runs` can read only the index and a
+listing filtered by workflow and status reads only matching rows.
 """
 
 from __future__ import annotations
@@ -21,14 +33,14 @@ __all__ = [
     "RUN_COLUMNS",
     "SCHEMA_VERSION",
     "FoundSchema",
+    "installed_version",
     "postgres_ddl",
     "run_row",
     "sqlite_ddl",
-    "tables_to_create",
 ]
 
-SCHEMA_VERSION = 1
-"""The version of the tables this spanflow reads and writes."""
+SCHEMA_VERSION = 2
+"""The version of the tables this spanflow writes (it reads every version up to it)."""
 
 META_TABLE = "spanflow_meta"
 RUNS_TABLE = "spanflow_runs"
@@ -60,8 +72,10 @@ class FoundSchema:
     """The ``schema_version`` value in ``spanflow_meta``, as stored (``None`` when absent)."""
 
 
-def tables_to_create(found: FoundSchema, *, where: str) -> bool:
-    """``True`` if the spanflow tables must be created; raise if the database is unusable.
+def installed_version(found: FoundSchema, *, where: str) -> int:
+    """The schema version in the database, 0 if the spanflow tables must be created.
+
+    Raises `StorageError` if the database is unusable: damaged, or from a newer spanflow.
 
     Args:
         found: What the store found.
@@ -73,7 +87,7 @@ def tables_to_create(found: FoundSchema, *, where: str) -> bool:
                 f"{where} has a {RUNS_TABLE} table but no {META_TABLE} table: it was not "
                 "created by spanflow or is damaged; spanflow will not write to it"
             )
-        return True
+        return 0
     try:
         version = int(found.version) if found.version is not None else None
     except ValueError:
@@ -94,12 +108,11 @@ def tables_to_create(found: FoundSchema, *, where: str) -> bool:
             f"{version} is installed; the database is damaged: restore it from a backup "
             "(spanflow will not recreate the table over lost data)"
         )
-    return False
+    return version
 
 
-def _index_ddl(table: str) -> list[str]:
+def _v1_indexes(table: str, prefix: str) -> list[str]:
     # One index per filter of `list_runs`, each already in its newest-first order.
-    prefix = table.rsplit(".", 1)[-1].strip('"')
     return [
         f"CREATE INDEX {prefix}_by_created ON {table} (created_at DESC, run_id DESC)",
         f"CREATE INDEX {prefix}_by_workflow ON {table} (workflow_id, created_at DESC, run_id DESC)",
@@ -108,9 +121,43 @@ def _index_ddl(table: str) -> list[str]:
     ]
 
 
-def sqlite_ddl() -> list[str]:
-    """The statements that create schema version 1 in SQLite (run inside one transaction)."""
+def _v2_indexes(table: str, prefix: str) -> list[str]:
+    # `count_runs` groups by (workflow_id, status): this index covers it, so counting need not
+    # read a snapshot; and a listing by workflow and status (the server's runs page) walks
+    # only the matching runs, newest first, its date bounds a range on created_at.
     return [
+        f"CREATE INDEX {prefix}_by_workflow_status "
+        f"ON {table} (workflow_id, status, created_at DESC, run_id DESC)"
+    ]
+
+
+_UPGRADES = {2: _v2_indexes}
+"""The statements that take the runs table from the version before to this one."""
+
+
+def _upgrade(from_version: int, *, meta: str, runs: str, tables: list[str]) -> list[str]:
+    """The statements that take a database from `from_version` (0: empty) to `SCHEMA_VERSION`."""
+    prefix = runs.rsplit(".", 1)[-1].strip('"')
+    statements = [*tables, *_v1_indexes(runs, prefix)] if from_version == 0 else []
+    for version in range(max(from_version, 1) + 1, SCHEMA_VERSION + 1):
+        statements += _UPGRADES[version](runs, prefix)
+    if from_version == 0:
+        statements.append(
+            f"INSERT INTO {meta} (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')"
+        )
+    else:
+        statements.append(
+            f"UPDATE {meta} SET value = '{SCHEMA_VERSION}' WHERE key = 'schema_version'"
+        )
+    return statements
+
+
+def sqlite_ddl(from_version: int = 0) -> list[str]:
+    """The statements that take an SQLite database to `SCHEMA_VERSION`, in one transaction.
+
+    `from_version` is the version installed, 0 for a database without spanflow's tables.
+    """
+    tables = [
         f"CREATE TABLE {META_TABLE} (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
         f"""CREATE TABLE {RUNS_TABLE} (
             run_id TEXT PRIMARY KEY,
@@ -121,21 +168,21 @@ def sqlite_ddl() -> list[str]:
             created_at REAL NOT NULL,
             updated_at REAL NOT NULL
         )""",
-        *_index_ddl(RUNS_TABLE),
-        f"INSERT INTO {META_TABLE} (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')",
     ]
+    return _upgrade(from_version, meta=META_TABLE, runs=RUNS_TABLE, tables=tables)
 
 
-def postgres_ddl(schema: str) -> list[str]:
-    """The statements that create schema version 1 in PostgreSQL schema `schema`.
+def postgres_ddl(schema: str, from_version: int = 0) -> list[str]:
+    """The statements that take PostgreSQL schema `schema` to `SCHEMA_VERSION`, in one transaction.
 
+    `from_version` is the version installed, 0 for a schema without spanflow's tables.
     `schema` must already be a safe plain identifier (`PostgresStorage` checks it). The
     snapshot column is ``json``, not ``jsonb``: ``json`` keeps the text as written, so key
     order, float spelling and ``\\u0000`` survive the round trip exactly as in SQLite, and it
     is cheaper to write; spanflow never queries inside snapshots.
     """
     meta, runs = f'"{schema}".{META_TABLE}', f'"{schema}".{RUNS_TABLE}'
-    return [
+    tables = [
         f"CREATE TABLE {meta} (key text PRIMARY KEY, value text NOT NULL)",
         f"""CREATE TABLE {runs} (
             run_id text PRIMARY KEY,
@@ -146,6 +193,5 @@ def postgres_ddl(schema: str) -> list[str]:
             created_at double precision NOT NULL,
             updated_at double precision NOT NULL
         )""",
-        *_index_ddl(runs),
-        f"INSERT INTO {meta} (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')",
     ]
+    return _upgrade(from_version, meta=meta, runs=runs, tables=tables)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = ["RunPage", "RunStatus", "Storage", "StoredRun"]
@@ -57,7 +58,11 @@ class Storage(Protocol):
     finished."""
 
     async def insert_run(self, run: StoredRun) -> None:
-        """Store a new run; raise `RunClaimError` if a run with that id already exists."""
+        """Store a new run; raise `RunClaimError` if a run with that id already exists.
+
+        The run may have any status: the engine inserts it ``pending`` at ``create_run`` and
+        claims it ``pending -> running`` when it starts.
+        """
         ...
 
     async def save_run(self, run: StoredRun) -> None:
@@ -84,14 +89,50 @@ class Storage(Protocol):
         workflow_id: str | None = None,
         status: RunStatus | None = None,
         resource_id: str | None = None,
+        from_date: datetime | None = None,
+        to_date: datetime | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> RunPage:
-        """Runs matching every given filter, newest first (by `created_at`, then `run_id`)."""
+        """Runs matching every given filter, newest first (by `created_at`, then `run_id`).
+
+        `from_date` and `to_date` bound `created_at`, both ends included: a run matches when
+        ``datetime.fromtimestamp(run.created_at, UTC)`` (its creation time to the microsecond)
+        is neither before `from_date` nor after `to_date`. A naive datetime means UTC. The
+        `total` of the page counts every run matching all the filters.
+
+        Raises:
+            InvalidInputError: `from_date` or `to_date` is not a datetime, `from_date` is after
+                `to_date`, or `workflow_id` / `resource_id` is not a string (the message
+                names the argument).
+            ValueError: `status` is not a `RunStatus`, or `limit`/`offset` is out of range.
+            TypeError: `limit` or `offset` is not an int.
+        """
         ...
 
-    async def delete_run(self, run_id: str) -> bool:
-        """Remove a run; ``True`` if it existed."""
+    async def count_runs(
+        self, *, workflow_id: str | None = None
+    ) -> dict[str, dict[RunStatus, int]]:
+        """How many runs each workflow has per status: ``{workflow_id: {status: n}}``.
+
+        Workflows come in id order, statuses in `RunStatus` order, and only statuses with at
+        least one run appear (a workflow without runs does not appear at all). `workflow_id`
+        limits it to that workflow.
+
+        Raises:
+            InvalidInputError: `workflow_id` is not a string.
+        """
+        ...
+
+    async def delete_run(
+        self, run_id: str, *, if_status: Collection[RunStatus] | None = None
+    ) -> bool:
+        """Remove a run; ``True`` if it existed, ``False`` for an unknown id.
+
+        With `if_status`, remove it only if its status is one of those, checked and deleted
+        atomically (a run claimed meanwhile is not deleted); otherwise raise `RunStateError`
+        naming the status found and leave the run as it is.
+        """
         ...
 
     async def close(self) -> None:

@@ -15,16 +15,22 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from spanflow.errors import StorageError
 from spanflow.storage._checks import (
     check_from_status,
+    check_id_filter,
+    check_if_status,
     check_listing,
     check_run,
     claim_refused,
+    counts_by_workflow,
+    delete_refused,
     duplicate_run,
     run_not_found,
 )
@@ -49,10 +55,10 @@ class MemoryStorage:
 
         Args:
             clock: Returns the current time in epoch seconds; tests pass a fake one.
-            max_finished_runs: How many finished runs (success, failed, canceled) to keep; the
-                ones that finished longest ago are dropped beyond it, so a long-lived process
-                does not grow without bound. Runs that can still go on (running, waiting,
-                suspended) are never dropped. ``None`` keeps every run.
+            max_finished_runs: How many finished runs (success, failed, canceled, tripwire) to
+                keep; the ones that finished longest ago are dropped beyond it, so a long-lived
+                process does not grow without bound. Runs that can still go on (pending, running,
+                waiting, suspended) are never dropped. ``None`` keeps every run.
         """
         if max_finished_runs is not None and (
             not isinstance(max_finished_runs, int) or max_finished_runs < 0
@@ -148,11 +154,24 @@ class MemoryStorage:
         workflow_id: str | None = None,
         status: RunStatus | None = None,
         resource_id: str | None = None,
+        from_date: datetime | None = None,
+        to_date: datetime | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> RunPage:
-        """Runs matching every given filter, newest first (by `created_at`, then `run_id`)."""
-        check_listing(limit, offset, status)
+        """Runs matching every given filter, newest first (by `created_at`, then `run_id`).
+
+        See `Storage.list_runs` for the date bounds.
+        """
+        lower, upper = check_listing(
+            limit,
+            offset,
+            status,
+            workflow_id=workflow_id,
+            resource_id=resource_id,
+            from_date=from_date,
+            to_date=to_date,
+        )
         with self._lock:
             self._check_open()
             matching = [
@@ -161,17 +180,42 @@ class MemoryStorage:
                 if (workflow_id is None or run.workflow_id == workflow_id)
                 and (status is None or run.status == status)
                 and (resource_id is None or run.resource_id == resource_id)
+                and (lower is None or run.created_at >= lower)
+                and (upper is None or run.created_at < upper)
             ]
             matching.sort(key=lambda run: (run.created_at, run.run_id), reverse=True)
             page = [_copy_out(run) for run in matching[offset : offset + limit]]
         return RunPage(runs=page, total=len(matching), limit=limit, offset=offset)
 
-    async def delete_run(self, run_id: str) -> bool:
-        """Remove a run; ``True`` if it existed."""
+    async def count_runs(
+        self, *, workflow_id: str | None = None
+    ) -> dict[str, dict[RunStatus, int]]:
+        """How many runs each workflow has per status (nonzero counts only)."""
+        check_id_filter(workflow_id, argument="workflow_id")
         with self._lock:
             self._check_open()
+            counted = Counter(
+                (run.workflow_id, run.status)
+                for run in self._runs.values()
+                if workflow_id is None or run.workflow_id == workflow_id
+            )
+        return counts_by_workflow((wid, status, n) for (wid, status), n in counted.items())
+
+    async def delete_run(
+        self, run_id: str, *, if_status: Collection[RunStatus] | None = None
+    ) -> bool:
+        """Remove a run; ``True`` if it existed. With `if_status`, only in one of those."""
+        allowed = check_if_status(if_status)
+        with self._lock:
+            self._check_open()
+            stored = self._runs.get(run_id)
+            if stored is None:
+                return False
+            if allowed is not None and stored.status not in allowed:
+                raise delete_refused(run_id, stored.status, allowed)
             self._finished.pop(run_id, None)
-            return self._runs.pop(run_id, None) is not None
+            del self._runs[run_id]
+            return True
 
     async def close(self) -> None:
         """Drop every run. Safe to call twice; the store refuses further use."""

@@ -16,14 +16,19 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable, Collection
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from spanflow.errors import StorageError
 from spanflow.storage._checks import (
     check_from_status,
+    check_id_filter,
+    check_if_status,
     check_listing,
     check_run,
     claim_refused,
+    counts_by_workflow,
+    delete_refused,
     duplicate_run,
     run_filter,
     run_not_found,
@@ -33,10 +38,11 @@ from spanflow.storage._schema import (
     META_TABLE,
     RUN_COLUMNS,
     RUNS_TABLE,
+    SCHEMA_VERSION,
     FoundSchema,
+    installed_version,
     postgres_ddl,
     run_row,
-    tables_to_create,
 )
 from spanflow.storage.base import RunPage, RunStatus, StoredRun
 
@@ -199,13 +205,26 @@ class PostgresStorage:
         workflow_id: str | None = None,
         status: RunStatus | None = None,
         resource_id: str | None = None,
+        from_date: datetime | None = None,
+        to_date: datetime | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> RunPage:
-        """Runs matching every given filter, newest first (by `created_at`, then `run_id`)."""
-        check_listing(limit, offset, status)
+        """Runs matching every given filter, newest first (by `created_at`, then `run_id`).
+
+        See `Storage.list_runs` for the date bounds.
+        """
+        created = check_listing(
+            limit,
+            offset,
+            status,
+            workflow_id=workflow_id,
+            resource_id=resource_id,
+            from_date=from_date,
+            to_date=to_date,
+        )
         where, values = run_filter(
-            workflow_id, status, resource_id, placeholder="%s", match_all="true"
+            workflow_id, status, resource_id, created=created, placeholder="%s", match_all="true"
         )
         async with self._connection() as connection, connection.transaction():
             # One snapshot of the table for both queries, so the total and the page agree.
@@ -224,13 +243,48 @@ class PostgresStorage:
         runs = [self._stored_run(row) for row in rows]
         return RunPage(runs=runs, total=total, limit=limit, offset=offset)
 
-    async def delete_run(self, run_id: str) -> bool:
-        """Remove a run; ``True`` if it existed."""
+    async def count_runs(
+        self, *, workflow_id: str | None = None
+    ) -> dict[str, dict[RunStatus, int]]:
+        """How many runs each workflow has per status (nonzero counts only).
+
+        The ``(workflow_id, status, ...)`` index answers it (an index-only scan) whenever the
+        planner finds that cheaper than reading the table.
+        """
+        check_id_filter(workflow_id, argument="workflow_id")
+        where, values = run_filter(workflow_id, None, None, placeholder="%s", match_all="true")
         async with self._connection() as connection:
             cursor = await connection.execute(
-                f"DELETE FROM {self._runs} WHERE run_id = %s", (run_id,)
+                f"SELECT workflow_id, status, count(*) FROM {self._runs} WHERE {where} "
+                "GROUP BY workflow_id, status",
+                values,
             )
-            return cursor.rowcount > 0
+            rows = await cursor.fetchall()
+        return counts_by_workflow((wid, status, int(n)) for wid, status, n in rows)
+
+    async def delete_run(
+        self, run_id: str, *, if_status: Collection[RunStatus] | None = None
+    ) -> bool:
+        """Remove a run; ``True`` if it existed. With `if_status`, only in one of those."""
+        allowed = check_if_status(if_status)
+        if allowed is None:
+            async with self._connection() as connection:
+                cursor = await connection.execute(
+                    f"DELETE FROM {self._runs} WHERE run_id = %s", (run_id,)
+                )
+                return cursor.rowcount > 0
+        async with self._connection() as connection, connection.transaction():
+            # The row lock holds off a concurrent claim until the delete is decided.
+            cursor = await connection.execute(
+                f"SELECT status FROM {self._runs} WHERE run_id = %s FOR UPDATE", (run_id,)
+            )
+            found = await cursor.fetchone()
+            if found is None:
+                return False
+            if found[0] not in allowed:
+                raise delete_refused(run_id, found[0], allowed)
+            await connection.execute(f"DELETE FROM {self._runs} WHERE run_id = %s", (run_id,))
+        return True
 
     async def close(self) -> None:
         """Close the pool's connections. Safe to call twice; the store refuses further use."""
@@ -298,10 +352,13 @@ class PostgresStorage:
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"spanflow.schema:{self._schema}",)
             )
             found, found_schema = await self._inspect(connection)
-            if tables_to_create(found, where=self._where_schema()):
+            version = installed_version(found, where=self._where_schema())
+            if version < SCHEMA_VERSION:
+                # An upgrade builds its indexes in this transaction: on a big table, writers
+                # wait for it once (CREATE INDEX CONCURRENTLY cannot run in a transaction).
                 if not found_schema:
                     await connection.execute(f'CREATE SCHEMA "{self._schema}"')
-                for statement in postgres_ddl(self._schema):
+                for statement in postgres_ddl(self._schema, version):
                     await connection.execute(statement)
 
     async def _inspect(self, connection: Connection) -> tuple[FoundSchema, bool]:

@@ -26,14 +26,19 @@ import urllib.parse
 from collections.abc import Callable, Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, TypeVar, cast
 
 from spanflow.errors import StorageError
 from spanflow.storage._checks import (
     check_from_status,
+    check_id_filter,
+    check_if_status,
     check_listing,
     check_run,
     claim_refused,
+    counts_by_workflow,
+    delete_refused,
     duplicate_run,
     run_filter,
     run_not_found,
@@ -43,10 +48,11 @@ from spanflow.storage._schema import (
     META_TABLE,
     RUN_COLUMNS,
     RUNS_TABLE,
+    SCHEMA_VERSION,
     FoundSchema,
+    installed_version,
     run_row,
     sqlite_ddl,
-    tables_to_create,
 )
 from spanflow.storage.base import RunPage, RunStatus, StoredRun
 
@@ -202,12 +208,27 @@ class SqliteStorage:
         workflow_id: str | None = None,
         status: RunStatus | None = None,
         resource_id: str | None = None,
+        from_date: datetime | None = None,
+        to_date: datetime | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> RunPage:
-        """Runs matching every given filter, newest first (by `created_at`, then `run_id`)."""
-        check_listing(limit, offset, status)
-        where, values = run_filter(workflow_id, status, resource_id, placeholder="?", match_all="1")
+        """Runs matching every given filter, newest first (by `created_at`, then `run_id`).
+
+        See `Storage.list_runs` for the date bounds.
+        """
+        created = check_listing(
+            limit,
+            offset,
+            status,
+            workflow_id=workflow_id,
+            resource_id=resource_id,
+            from_date=from_date,
+            to_date=to_date,
+        )
+        where, values = run_filter(
+            workflow_id, status, resource_id, created=created, placeholder="?", match_all="1"
+        )
 
         def page(connection: sqlite3.Connection) -> tuple[int, list[Any]]:
             # One read transaction, so the total and the page agree.
@@ -226,14 +247,53 @@ class SqliteStorage:
         runs = [self._stored_run(row) for row in rows]
         return RunPage(runs=runs, total=total, limit=limit, offset=offset)
 
-    async def delete_run(self, run_id: str) -> bool:
-        """Remove a run; ``True`` if it existed."""
+    async def count_runs(
+        self, *, workflow_id: str | None = None
+    ) -> dict[str, dict[RunStatus, int]]:
+        """How many runs each workflow has per status (nonzero counts only).
 
-        def delete(connection: sqlite3.Connection) -> bool:
-            sql = f"DELETE FROM {RUNS_TABLE} WHERE run_id = ?"
-            return connection.execute(sql, (run_id,)).rowcount > 0
+        Reads only the ``(workflow_id, status, ...)`` index, never a snapshot.
+        """
+        check_id_filter(workflow_id, argument="workflow_id")
+        where, values = run_filter(workflow_id, None, None, placeholder="?", match_all="1")
 
-        return await self._call(delete)
+        def count(connection: sqlite3.Connection) -> list[tuple[str, str, int]]:
+            return connection.execute(
+                f"SELECT workflow_id, status, count(*) FROM {RUNS_TABLE} WHERE {where} "
+                "GROUP BY workflow_id, status",
+                values,
+            ).fetchall()
+
+        return counts_by_workflow(await self._call(count))
+
+    async def delete_run(
+        self, run_id: str, *, if_status: Collection[RunStatus] | None = None
+    ) -> bool:
+        """Remove a run; ``True`` if it existed. With `if_status`, only in one of those."""
+        allowed = check_if_status(if_status)
+        if allowed is None:
+
+            def delete(connection: sqlite3.Connection) -> bool:
+                sql = f"DELETE FROM {RUNS_TABLE} WHERE run_id = ?"
+                return connection.execute(sql, (run_id,)).rowcount > 0
+
+            return await self._call(delete)
+        marks = ", ".join("?" * len(allowed))
+
+        def delete_if(connection: sqlite3.Connection) -> bool:
+            with _transaction(connection, "BEGIN IMMEDIATE"):
+                deleted = connection.execute(
+                    f"DELETE FROM {RUNS_TABLE} WHERE run_id = ? AND status IN ({marks})",
+                    (run_id, *allowed),
+                ).rowcount
+                found = connection.execute(
+                    f"SELECT status FROM {RUNS_TABLE} WHERE run_id = ?", (run_id,)
+                ).fetchone()
+            if found is not None:
+                raise delete_refused(run_id, found[0], allowed)
+            return deleted > 0
+
+        return await self._call(delete_if)
 
     async def close(self) -> None:
         """Close the connection once calls already made have finished. Safe to call twice."""
@@ -290,18 +350,20 @@ class SqliteStorage:
         return connection
 
     def _prepare_tables(self, connection: sqlite3.Connection) -> None:
-        # Look first without a write lock (the usual case: all is there), and create the
-        # tables under BEGIN IMMEDIATE after looking again, so two processes opening a new
-        # file together do not both create them.
-        if not tables_to_create(_inspect(connection), where=self._path):
+        # Look first without a write lock (the usual case: all is there), and create or
+        # upgrade the tables under BEGIN IMMEDIATE after looking again, so two processes
+        # opening a new or older file together do not both do it.
+        if installed_version(_inspect(connection), where=self._path) == SCHEMA_VERSION:
             return
         with _transaction(connection, "BEGIN IMMEDIATE"):
-            if tables_to_create(_inspect(connection), where=self._path):
-                for statement in sqlite_ddl():
+            version = installed_version(_inspect(connection), where=self._path)
+            if version < SCHEMA_VERSION:
+                for statement in sqlite_ddl(version):
                     connection.execute(statement)
 
     def _check_tables(self, connection: sqlite3.Connection) -> None:
-        if tables_to_create(_inspect(connection), where=self._path):
+        # A read-only store reads an older schema as it is (it may not upgrade it).
+        if installed_version(_inspect(connection), where=self._path) == 0:
             others = [name for (name,) in connection.execute(_OTHER_TABLES)]
             holds = f"its tables: {', '.join(others)}" if others else "it has no tables"
             raise StorageError(
