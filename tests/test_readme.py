@@ -98,6 +98,7 @@ def test_the_readme_has_its_examples() -> None:
         "A workflow, streamed",
         "Durable runs: SQLite, PostgreSQL, resume anywhere (1)",
         "Durable runs: SQLite, PostgreSQL, resume anywhere (2)",
+        "A run's life: pending, labels, time travel, hooks",
         "Agents",
         "Tracing with Jaeger",
     ]

@@ -27,6 +27,8 @@ from spanflow.workflows import (
     CustomPayload,
     RetryConfig,
     Run,
+    RunHook,
+    RunHookEvent,
     Step,
     StepContext,
     StepOutputPayload,
@@ -61,6 +63,8 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # Running
     "RequestContext",
     "Run",
+    "RunHook",
+    "RunHookEvent",
     "StepResult",
     "Usage",
     "WorkflowResult",

@@ -11,11 +11,14 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from pydantic_core import to_jsonable_python
+from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from spanflow.errors import InvalidInputError
 
 __all__ = ["Schema", "describe_validation_error", "schema_of", "to_wire"]
+
+_SCALARS = (str, int, float, bool, type(None))
+_NOT_DATA: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +31,13 @@ class Schema:
     """`type_` when it is a pydantic model class: its instances are valid as they are."""
 
     def validate(self, value: Any, *, what: str) -> Any:
-        """Validate `value` (dicts, or objects with matching attributes, e.g. another model).
+        """Validate `value` structurally: by its fields, whatever class holds them.
+
+        A value that is already an instance of the model is returned as it is (the common
+        step-to-step hand-over). Anything else is validated as data: dicts and objects with
+        matching attributes first (another model with the same fields), then, if that fails,
+        the value's JSON-compatible form (`to_wire`), so ``{"a": AOut(a=1)}`` is accepted by
+        ``dict[str, dict[str, int]]`` or a TypedDict, and a `list[Model]` by `list[dict]`.
 
         Raises:
             InvalidInputError: naming `what` (e.g. "input of step 'charge'") and the field.
@@ -36,17 +45,43 @@ class Schema:
         # Only a model class may be used with isinstance: TypedDicts (which are classes too)
         # and generic aliases raise TypeError there.
         if self.model is not None and isinstance(value, self.model):
-            return value  # already valid: the common case of step-to-step hand-over
+            return value
         try:
             return self.adapter.validate_python(value, from_attributes=True)
         except ValidationError as exc:
-            raise InvalidInputError(
-                describe_validation_error(exc, what), errors=_plain_errors(exc)
-            ) from None
+            return self._validate_as_data(value, exc, what)
+
+    def _validate_as_data(self, value: Any, error: ValidationError, what: str) -> Any:
+        """`validate`'s second attempt, on `value`'s data form (only failures pay for it)."""
+        data = _data_form(value)
+        if data is not _NOT_DATA:
+            try:
+                return self.adapter.validate_python(data)
+            except ValidationError as exc:
+                error = exc  # about the data as the target sees it: name its fields
+        raise InvalidInputError(
+            describe_validation_error(error, what), errors=_plain_errors(error)
+        ) from None
 
     def json_schema(self) -> dict[str, Any]:
         """The JSON schema (used for tool definitions and documentation)."""
         return self.adapter.json_schema()
+
+
+def _data_form(value: Any) -> Any:
+    """`value`'s JSON-compatible form when it differs from `value`, else `_NOT_DATA`.
+
+    Scalars and plain JSON containers are their own data form (validating them again would
+    fail the same way). Unlike `to_wire`, there is no `repr` fallback: an object pydantic
+    cannot serialise has no data form, so it cannot slip through a `str` field as its repr.
+    """
+    if isinstance(value, _SCALARS):
+        return _NOT_DATA
+    try:
+        data = to_jsonable_python(value)
+    except (PydanticSerializationError, ValueError, TypeError):
+        return _NOT_DATA
+    return _NOT_DATA if data == value else data
 
 
 def _new_schema(type_: Any) -> Schema:

@@ -303,7 +303,9 @@ async def test_strict_options_raise_from_start_before_anything_runs(
     assert isinstance(raised.value, ValueError)
     assert calls == []
     assert started.status == "pending"
-    assert await workflow.storage.get_run("run-1") is None
+    stored = await workflow.storage.get_run("run-1")
+    assert stored is not None
+    assert stored.status == "pending"  # as create_run stored it: the start changed nothing
     assert span_capture.spans == ()
 
 

@@ -74,8 +74,18 @@ class BOut(BaseModel):
     b: int
 
 
-MergeIn = TypedDict("MergeIn", {"par-a": AOut, "par-b": BOut})
-"""The parallel block's output: ``{step_id: output}``."""
+class AData(TypedDict):
+    a: int
+
+
+class BData(TypedDict):
+    b: int
+
+
+MergeIn = TypedDict("MergeIn", {"par-a": AData, "par-b": BData})
+"""The parallel block's output, ``{step_id: output}``, declared as plain data: par-a and par-b
+hand over `AOut` and `BOut` models, and merge receives them as dicts (hand-overs are
+structural)."""
 
 
 class Sized(BaseModel):
@@ -84,11 +94,10 @@ class Sized(BaseModel):
 
 
 class ToListIn(TypedDict, total=False):
+    """The branch block's output: only the branch that ran is present."""
+
     big: Sized
     small: Sized
-
-
-"""The branch block's output: only the branch that ran is present."""
 
 
 class Item(BaseModel):
@@ -143,7 +152,7 @@ async def _par_b(ctx: StepContext[Value]) -> BOut:
 
 
 async def _merge(ctx: StepContext[MergeIn]) -> Value:
-    return Value(value=ctx.input_data["par-a"].a + ctx.input_data["par-b"].b)
+    return Value(value=ctx.input_data["par-a"]["a"] + ctx.input_data["par-b"]["b"])
 
 
 async def _big(ctx: StepContext[Value]) -> Sized:

@@ -1,5 +1,6 @@
-"""Bad input: the caller's mistakes raise at once with a message naming the field, and leave
-nothing behind; a step's bad data fails that step (and the run), never the process."""
+"""Bad input: the caller's mistakes raise at once with a message naming the field, and change
+nothing (the run stays pending, as ``create_run`` stored it); a step's bad data fails that step
+(and the run), never the process."""
 
 from __future__ import annotations
 
@@ -57,8 +58,11 @@ GOOD_CONTEXT = {"tenant": "acme"}
 
 
 async def assert_nothing_stored(workflow: Workflow) -> None:
+    """Only the pending run ``create_run`` stored, unchanged: nothing of the refused start."""
     page = await workflow.storage.list_runs(workflow_id=workflow.id)
-    assert page.total == 0
+    assert [(run.status, run.snapshot["frame"].get("input")) for run in page.runs] == [
+        ("pending", None)
+    ]
 
 
 async def test_invalid_input_raises_from_start_naming_the_field() -> None:
@@ -347,7 +351,8 @@ async def test_a_second_run_object_cannot_start_a_run_id_already_taken() -> None
     second = await workflow.create_run(run_id="order-1")  # both created before either started
     await first.start("first")
 
-    with pytest.raises(RunClaimError, match="already exists"):
+    # Both objects are the one pending run: the first start claimed it, the second cannot.
+    with pytest.raises(RunClaimError, match="its status is 'success', not 'pending'"):
         await second.start("second")
 
     stored = await workflow.storage.get_run("order-1")

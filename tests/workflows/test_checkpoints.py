@@ -1,5 +1,8 @@
 """When snapshots are written: after every entry to a durable store, only at the moments that
-matter to a store that dies with the process (created, suspended, finished)."""
+matter to a store that dies with the process (created, started, suspended, finished).
+
+``create_run`` inserts the run as pending; starting it claims it (a status change only) and then
+stores the running snapshot, with the run's input and trace."""
 
 from __future__ import annotations
 
@@ -52,7 +55,8 @@ async def test_a_durable_store_gets_a_snapshot_after_every_entry() -> None:
     await run.resume(10)
 
     assert store.writes == [
-        "insert running",
+        "insert pending",  # create_run
+        "save running",  # started
         "save running",  # after a
         "save running",  # after b
         "save suspended",
@@ -69,7 +73,7 @@ async def test_a_store_that_dies_with_the_process_gets_only_the_moments_that_mat
     stored = await store.get_run(run.run_id)
     done = await run.resume(10)
 
-    assert store.writes == ["insert running", "save suspended", "save success"]
+    assert store.writes == ["insert pending", "save running", "save suspended", "save success"]
     assert stored is not None
     assert stored.snapshot["frame"]["steps"]["b"]["output"] == 3  # all there when it matters
     assert (suspended.status, done.status, done.result) == ("suspended", "success", 13)

@@ -195,7 +195,8 @@ def gate_step() -> Any:
 
 
 async def test_suspended_iterations_suspend_the_foreach_and_let_the_others_finish() -> None:
-    workflow = create_workflow(id="fe-suspend").foreach(gate_step(), concurrency=2).commit()
+    # Concurrency 4: all four items start together, so all of them run before it suspends.
+    workflow = create_workflow(id="fe-suspend").foreach(gate_step(), concurrency=4).commit()
     run = await workflow.create_run()
 
     out = run.stream([1, 2, 3, 4])
@@ -219,7 +220,7 @@ async def test_suspended_iterations_suspend_the_foreach_and_let_the_others_finis
 
 
 async def test_suspended_iterations_can_be_resumed_one_index_at_a_time() -> None:
-    workflow = create_workflow(id="fe-by-index").foreach(gate_step(), concurrency=2).commit()
+    workflow = create_workflow(id="fe-by-index").foreach(gate_step(), concurrency=4).commit()
     run = await workflow.create_run()
     await run.start([1, 2, 3, 4])
 
@@ -233,7 +234,7 @@ async def test_suspended_iterations_can_be_resumed_one_index_at_a_time() -> None
 
 
 async def test_resuming_a_foreach_without_an_index_resumes_every_suspended_iteration() -> None:
-    workflow = create_workflow(id="fe-all").foreach(gate_step()).commit()
+    workflow = create_workflow(id="fe-all").foreach(gate_step(), concurrency=3).commit()
     run = await workflow.create_run()
     await run.start([2, 3, 4])
 

@@ -188,3 +188,12 @@ async def test_the_input_can_make_the_last_step_fail() -> None:
     assert result.status == "failed"
     assert str(result.error) == "maybe-fail: the input asked for it"
     assert result.steps["maybe-fail"].status == "failed"
+
+
+async def test_merge_receives_the_parallel_models_as_the_plain_dicts_it_declares() -> None:
+    _, _, result = await run_reference()
+
+    merge = result.steps["merge"]
+    assert merge.payload == {"par-a": {"a": 22}, "par-b": {"b": 32}}
+    assert [type(v) for v in merge.payload.values()] == [dict, dict]
+    assert merge.output.value == 54

@@ -88,6 +88,9 @@ class RecordingScope:
     def end(self, status: str, *, output: Any = None, error: BaseException | None = None) -> None:
         self.ends.append(status)
 
+    def record_exception(self, error: BaseException, attributes: Mapping[str, Any]) -> None:
+        pass
+
     def persisted_context(self) -> StoredTraceContext | None:
         return None
 

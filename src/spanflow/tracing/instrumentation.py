@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opentelemetry import context as otel_context
@@ -78,7 +78,19 @@ class RunStart:
     options: TracingOptions | None
     resumed: bool = False
     stored_trace: StoredTraceContext | None = None
-    """The original run span's context and kept facts when resuming."""
+    """The original run span's context and kept facts when resuming (or time travelling)."""
+    time_travel: str | None = None
+    """The step a time travel re-executes the run from (``"charge"``); ``None`` otherwise. A
+    time travel continues the run's trace like a resume, but is not one."""
+    workflow_metadata: Mapping[str, Any] = field(default_factory=dict)
+    """``create_workflow(metadata=...)``: recorded on the run span as
+    ``spanflow.workflow.metadata.<key>``."""
+
+    @property
+    def continues(self) -> bool:
+        """Whether this execution goes on with a stored run (a resume, a restart or a time
+        travel): it continues the run's own trace and never nests in an ambient one."""
+        return self.resumed or self.time_travel is not None
 
 
 class Scope(Protocol):
@@ -131,6 +143,10 @@ class Scope(Protocol):
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
     ) -> None:
         """Finish the scope. ``failed`` with `error` records the exception."""
+        ...
+
+    def record_exception(self, error: BaseException, attributes: Mapping[str, Any]) -> None:
+        """Record `error` on this scope without failing it (a run hook that raised)."""
         ...
 
     def persisted_context(self) -> StoredTraceContext | None:
@@ -258,6 +274,9 @@ class _NoopScope:
     def end(
         self, status: EndStatus, *, output: Any = None, error: BaseException | None = None
     ) -> None:
+        pass
+
+    def record_exception(self, error: BaseException, attributes: Mapping[str, Any]) -> None:
         pass
 
     def persisted_context(self) -> StoredTraceContext | None:

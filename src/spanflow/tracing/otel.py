@@ -43,7 +43,12 @@ from spanflow.tracing._nesting import (
     resolve_nested,
     start_top_span,
 )
-from spanflow.tracing.attributes import TAGS_ATTRIBUTE, error_type
+from spanflow.tracing.attributes import (
+    TAGS_ATTRIBUTE,
+    error_type,
+    flatten_value,
+    limit_attribute_lengths,
+)
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.context import StoredTraceContext, TracingContext, current_tracing_context
 from spanflow.tracing.ids import format_span_id, format_trace_id
@@ -59,7 +64,7 @@ from spanflow.tracing.instrumentation import (
 )
 from spanflow.tracing.options import ResolvedTracing
 
-__all__ = ["OtelInstrumentation", "OtelScope"]
+__all__ = ["WORKFLOW_METADATA_PREFIX", "OtelInstrumentation", "OtelScope"]
 
 logger = logging.getLogger("spanflow.tracing")
 _SCOPE_NAME = "spanflow"
@@ -178,12 +183,12 @@ class OtelInstrumentation:
             # and rendering the input for a span nobody sees (most of a short run's cost).
             return _quiet_scope(start, config)
         tracer = provider.get_tracer(_SCOPE_NAME)
-        # A resume is never nested: it continues its own trace.
+        # A resume (or restart, or time travel) is never nested: it continues its own trace.
         resolved, _ = resolve_nested(
             start.options,
             request_context=start.request_context,
             config=config,
-            may_nest=not start.resumed,
+            may_nest=not start.continues,
         )
         context = _run_context(start, resolved, config)
         common: dict[str, Any] = {
@@ -215,6 +220,10 @@ class OtelInstrumentation:
             attributes["spanflow.resource.id"] = start.resource_id
         if start.resumed:
             attributes["spanflow.run.resumed"] = True
+        if start.time_travel is not None:
+            attributes["spanflow.run.time_travel"] = start.time_travel
+        if start.workflow_metadata:
+            attributes.update(_workflow_metadata(start.workflow_metadata, run.config))
         if run.capture_input and start.input is not None:
             key = "spanflow.resume_data" if start.resumed else "spanflow.input"
             attributes[key] = self._json(start.input)
@@ -238,6 +247,20 @@ class OtelInstrumentation:
 
     def _json(self, value: Any) -> str:
         return self.config.attribute_json(value)
+
+
+WORKFLOW_METADATA_PREFIX = "spanflow.workflow.metadata"
+"""Prefix of the run-span attributes made from ``create_workflow(metadata=...)``: one per leaf,
+flattened, redacted and length-limited like run metadata (``spanflow.metadata.*``), under a
+prefix of its own so that the workflow's facts and a run's never overwrite each other."""
+
+
+def _workflow_metadata(metadata: Mapping[str, Any], config: TracingConfig) -> dict[str, Any]:
+    """The workflow's metadata as run-span attributes (none if it cannot be rendered)."""
+    with internal_errors("could not record the workflow's metadata on the run span"):
+        flat = flatten_value(config.redactor.redact(metadata), WORKFLOW_METADATA_PREFIX)
+        return limit_attribute_lengths(flat, config.max_attribute_length)
+    return {}
 
 
 def _run_context(
@@ -280,7 +303,7 @@ def _quiet_scope(start: RunStart, config: TracingConfig) -> Scope:
     )
     if config.enabled and not (hide_input or hide_output):
         return NOOP_SCOPE
-    enclosing = None if start.resumed else current_tracing_context()
+    enclosing = None if start.continues else current_tracing_context()
     base = enclosing or TracingContext(run_id=start.run_id, workflow_id=start.workflow_id)
     return QuietScope(
         dataclasses.replace(
@@ -461,6 +484,10 @@ class OtelScope:
                     self._record_exception(error)
         elif shown == "success" and output is not None and self._run.capture_output:
             span.set_attribute("spanflow.output", self._json(output))
+
+    def record_exception(self, error: BaseException, attributes: Mapping[str, Any]) -> None:
+        with _RECORDING:
+            self._span.record_exception(error, attributes=dict(attributes))
 
     def _record_exception(self, error: BaseException) -> None:
         failures = self._run.failures

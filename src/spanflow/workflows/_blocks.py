@@ -71,7 +71,9 @@ async def _run_children(
     async def one(step: Step[Any, Any] | Workflow) -> StepRun:
         prior = frame.steps.get(step.id) if resume is not None else None
         input_value = prior.payload if prior is not None else value
-        slot = progress.slots.get(step.id)
+        # A nested frame goes with its resume only: without one, a slot means a restart going
+        # on from the nested workflow's checkpoint, and blocks run again from their start.
+        slot = progress.slots.get(step.id) if resume is not None else None
         return await run_step(
             frame, step, input_value, scope, resume=resume, prior=prior, slot=slot
         )
@@ -239,6 +241,7 @@ async def run_loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | 
     iteration = progress.iteration
     current = value
     prior = None
+    slot = progress.slot if resume is not None else None  # the resumed iteration's only
     if resume is not None:
         prior = frame.steps.get(step.id)
         current = prior.payload if prior is not None else value
@@ -251,9 +254,9 @@ async def run_loop(frame: Frame, entry: LoopEntry, value: Any, resume: Resume | 
                 outcome = Outcome("canceled")
                 break
             step_run = await run_step(
-                frame, step, current, scope, resume=resume, prior=prior, slot=progress.slot
+                frame, step, current, scope, resume=resume, prior=prior, slot=slot
             )
-            resume, prior = None, None
+            resume, prior, slot = None, None, None
             iteration += 1
             if step_run.result.status != "success" or step_run.bailed:
                 frame.entry_progress = LoopProgress(iteration=iteration - 1, slot=step_run.slot)

@@ -4,6 +4,10 @@ It knows control flow and nothing else: events go to the run's sink and to the c
 (the tracing seam), snapshots are taken by whoever owns the top-level `Frame` (the run), and wire
 JSON is never built here. Each kind of entry has its own module: one step (`step_runner`),
 parallel/branch/loops/sleep (`blocks`), foreach (`foreach`) and nested workflows (`nested`).
+
+After every completed entry a nested workflow's frame hands its state to its parent
+(`Frame.share_state`) and checkpoints (`Frame.checkpoint`), so a crash inside a nested
+workflow loses at most the inner step that was running.
 """
 
 from __future__ import annotations
@@ -43,6 +47,10 @@ async def drive(frame: Frame, resume: Resume | None = None) -> Outcome:
         frame.carry = outcome.output
         frame.position += 1
         frame.entry_progress = None
+        if frame.share_state is not None:
+            error = frame.share_state()
+            if error is not None:
+                return Outcome("failed", error=error)
         if frame.checkpoint is not None:
             await frame.checkpoint()
     if run.cancel_requested:
@@ -72,17 +80,18 @@ async def _run_entry(frame: Frame, entry: Entry, value: Any, resume: Resume | No
 
 
 async def _single(frame: Frame, entry: StepEntry, value: Any, resume: Resume | None) -> Outcome:
+    """One step (or nested workflow). A nested workflow's frame kept as the entry's progress is
+    where it goes on from: on a resume, from its suspension; without one (a restart), from its
+    last checkpoint, its step already on the path."""
     step = entry.step
-    slot = None
+    progress = frame.entry_progress
+    slot = progress.slot if isinstance(progress, NestedProgress) else None
     prior = None
     if resume is not None:
         prior = frame.steps.get(step.id)
-        progress = frame.entry_progress
-        slot = progress.slot if isinstance(progress, NestedProgress) else None
         value = prior.payload if prior is not None else value
-    else:
+    elif slot is None:
         frame.path.append(step.id)
     run = await run_step(frame, step, value, frame.scope, resume=resume, prior=prior, slot=slot)
-    if run.slot is not None:
-        frame.entry_progress = NestedProgress(slot=run.slot)
+    frame.entry_progress = NestedProgress(slot=run.slot) if run.slot is not None else None
     return outcome_of(run)

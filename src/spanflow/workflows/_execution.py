@@ -1,18 +1,30 @@
-"""One execution of a run (a start, a resume or a restart): drive, checkpoint, finish.
+"""One execution of a run (a start, a resume, a restart, a time travel): drive, checkpoint, call the
+run hooks, finish.
 
-An `Execution` drives the run's top-level frame under the run span, writes the run's snapshot
-when the run is created, after every top-level entry (to durable stores), when a sleep begins
-and at the end, and ends the streams that watch it. `Run` decides whether an execution may
-begin and prepares its frame; this module is what happens once it has.
+An `Execution` drives the run's top-level frame under the run span, writes the run's snapshot when
+it begins from a frame of its own (a start, a time travel), after every entry (a nested workflow's
+entries too, through the top-level frame; to durable stores), when a sleep begins and at the end,
+calls the workflow's run hooks, and ends the streams that watch it. `Run` decides whether an
+execution may begin, claims the stored run and prepares its frame; this module is what happens once
+it has. `pending_run` is the run as ``create_run`` stores it, before any execution.
+
+Hooks (``create_workflow(on_start=, on_finish=, on_error=)``) are called in the run's task with the
+run span current (spans they open nest under it): ``on_start`` once the execution has begun (after
+``workflow-start``), ``on_finish`` and then ``on_error`` (failed runs only) once its end is stored
+and before any stream learns it (so ``await run.start()`` returns after them). A hook that raises is
+logged (logger ``spanflow.hooks``) and recorded on the run span as an ``exception`` event with
+``spanflow.hook=<name>``; the run's outcome never changes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Literal
 
 from spanflow._schema import to_wire
 from spanflow.context import RequestContext
@@ -22,15 +34,26 @@ from spanflow.tracing.instrumentation import RunStart
 from spanflow.tracing.redaction import strip_credentials
 from spanflow.workflows._drive import drive
 from spanflow.workflows._frame import Frame, Outcome, Resume, end_status, finish_event, start_event
-from spanflow.workflows._snapshot import RunSnapshot, dump_run_snapshot
+from spanflow.workflows._snapshot import FrameSnapshot, RunSnapshot, dump_run_snapshot
 from spanflow.workflows.events import WorkflowCanceledPayload, WorkflowEvent
 from spanflow.workflows.results import WorkflowResult, error_wire
 
 if TYPE_CHECKING:
     from spanflow.workflows.stream import WorkflowStream
-    from spanflow.workflows.workflow import Workflow
+    from spanflow.workflows.workflow import RunHook, RunHookEvent, Workflow
 
-__all__ = ["Execution", "fail_streams"]
+__all__ = ["Execution", "RunTrigger", "fail_streams", "pending_run"]
+
+logger = logging.getLogger("spanflow.hooks")
+
+RunTrigger = Literal["start", "resume", "restart", "time_travel"]
+"""What began an execution of a run (`RunHookEvent.trigger`)."""
+
+
+def pending_run(workflow: Workflow, run_id: str, resource_id: str | None) -> StoredRun:
+    """A new run as ``create_run`` stores it: ``pending``, at the start of the workflow."""
+    snapshot = RunSnapshot(status="pending", frame=FrameSnapshot(workflow_id=workflow.id))
+    return StoredRun(run_id, workflow.id, "pending", dump_run_snapshot(snapshot), resource_id)
 
 
 @dataclass(slots=True, eq=False)
@@ -50,12 +73,19 @@ class Execution:
     on_stored: Callable[[StoredRun], None]
     """Told the run as stored at the end, before any stream learns the run ended."""
     created_at: float = 0.0
-    """When the stored run was created (0 for a new run: the store fills it in)."""
+    """When the stored run was created."""
+    trigger: RunTrigger = "start"
     trace: StoredTraceContext | None = field(default=None, init=False)
     """The run span's context. It never changes during an execution: computed once."""
+    ended_hooks_called: bool = field(default=False, init=False)
 
-    async def execute(self, resume: Resume | None, *, new: bool) -> WorkflowResult:
-        """Drive the frame to its end (or a suspension) and store how it ended."""
+    async def execute(self, resume: Resume | None, *, fresh: bool) -> WorkflowResult:
+        """Drive the frame to its end (or a suspension) and store how it ended.
+
+        The run is claimed (``running``) before this is called. `fresh`: the frame was built
+        for this execution (a start, a time travel), not loaded as stored: store it first, so
+        that the stored run says what is running (its input, its trace).
+        """
         frame, start, out = self.frame, self.start, self.out
         control = frame.run
         scope = self.workflow.instrumentation.start_run(start)
@@ -63,7 +93,7 @@ class Execution:
         if out is not None:
             out.trace_id, out.span_id = scope.trace_id, scope.span_id
         storage = self.workflow.storage
-        self.trace = scope.persisted_context() or (start.stored_trace if not new else None)
+        self.trace = scope.persisted_context() or start.stored_trace
 
         async def checkpoint() -> None:
             await storage.save_run(self._stored_run("running"))
@@ -76,24 +106,27 @@ class Execution:
         frame.checkpoint = checkpoint if storage.durable else None
         control.on_waiting = on_waiting
         control.status = "running"
-        owned = not new  # a resume or restart claimed the stored run before getting here
         try:
-            if new:
-                await storage.insert_run(self._stored_run("running"))
-                owned = True
+            if fresh:
+                await storage.save_run(self._stored_run("running"))
             frame.emit(scope, start_event(frame))
+            if self.workflow.on_start is not None:
+                await self._call_hook(
+                    "on_start", self.workflow.on_start, self._hook_event("running")
+                )
             outcome = await self._drive(resume)
             return await self._finish(outcome)
         except BaseException as exc:
             control.status = "failed"
-            scope.end("failed", error=exc)
-            if owned and isinstance(exc, Exception):
+            if isinstance(exc, Exception):
                 # The engine or the store failed, not a step. Record the run as failed if the
                 # store still takes writes, rather than leave it "running" forever. (A bare
                 # CancelledError is a dying loop or process: the run stays "running" for a
-                # later restart. And a run we could not insert is someone else's.)
+                # later restart.)
                 with contextlib.suppress(Exception):
                     await storage.save_run(self._stored_run("failed", error=error_wire(exc)))
+                await self._call_ended_hooks("failed", None, exc)
+            scope.end("failed", error=exc)
             fail_streams(out, self.open_streams, exc)
             raise
 
@@ -166,8 +199,64 @@ class Execution:
         await self.workflow.storage.save_run(stored)
         self.on_stored(stored)
         control.status = status
+        await self._call_ended_hooks(status, result, result.error)
         self._end_streams(outcome, result, status)
         return result
+
+    # -- hooks ------------------------------------------------------------------------------
+
+    def _hook_event(
+        self, status: str, result: WorkflowResult | None = None, error: BaseException | None = None
+    ) -> RunHookEvent:
+        # Imported here: the workflow module imports the run module, which imports this one.
+        from spanflow.workflows.workflow import RunHookEvent
+
+        return RunHookEvent(
+            run_id=self.run_id,
+            workflow_id=self.workflow.id,
+            resource_id=self.resource_id,
+            status=status,
+            trigger=self.trigger,
+            result=result.result if result is not None and status == "success" else None,
+            error=error,
+            usage=replace(self.frame.run.usage),
+            workflow_result=result,
+        )
+
+    async def _call_ended_hooks(
+        self, status: str, result: WorkflowResult | None, error: BaseException | None
+    ) -> None:
+        """``on_finish``, then ``on_error`` if the run failed; once per execution."""
+        workflow = self.workflow
+        if self.ended_hooks_called or (workflow.on_finish is None and workflow.on_error is None):
+            return
+        self.ended_hooks_called = True
+        event = self._hook_event(status, result, error if status == "failed" else None)
+        await self._call_hook("on_finish", workflow.on_finish, event)
+        if status == "failed":
+            await self._call_hook("on_error", workflow.on_error, event)
+
+    async def _call_hook(self, name: str, hook: RunHook | None, event: RunHookEvent) -> None:
+        """Call one hook (sync or async) with the run span current; what it raises is logged
+        and recorded on the run span, never passed on."""
+        if hook is None:
+            return
+        scope = self.frame.scope
+        try:
+            with scope.current():
+                returned = hook(event)
+                if inspect.isawaitable(returned):
+                    await returned
+        except Exception as error:
+            logger.error(
+                "spanflow: the %s hook of workflow %r raised for run %s; the run goes on as if "
+                "it had not",
+                name,
+                self.workflow.id,
+                self.run_id,
+                exc_info=error,
+            )
+            scope.record_exception(error, {"spanflow.hook": name})
 
     def _result(self, outcome: Outcome, status: Any) -> WorkflowResult:
         frame = self.frame

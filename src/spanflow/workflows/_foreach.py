@@ -1,20 +1,26 @@
 """``.foreach(step, concurrency=n)``: one execution of a step per element of a list.
 
-At most `concurrency` iterations run at once; outputs keep the input order. The first failure
-stops scheduling new iterations (those in flight finish). Suspended iterations do not stop the
-others; the foreach then suspends and each suspended iteration can be resumed by index
-(`Run.resume(..., foreach_index=i)`; without an index every suspended iteration is resumed with
-the same data). An iteration that suspends inside a nested workflow is reported at its inner
-path (``["each", "approve"]``). One ``workflow-step-start`` and one ``workflow-step-result``
-cover the whole foreach, with a ``workflow-step-progress`` event after each iteration (Mastra's
-shape).
+At most `concurrency` iterations run at once (the first `concurrency` start together, then a
+free worker takes the next item); outputs keep the input order. The first failure stops
+scheduling new iterations (those in flight finish). A suspension holds the items after it: the
+iterations already started finish (and may suspend too), and no item of a later group of
+`concurrency` items (Mastra's batches) starts while an iteration is suspended; the foreach
+then suspends. With ``concurrency=1`` that is one suspended item at a time: a resume without
+``foreach_index`` resumes it, then the foreach goes on with the next item (three items that
+suspend take three resumes). With more, each suspended iteration can be resumed by index
+(`Run.resume(..., foreach_index=i)`), or all of them at once, with the same data, without one;
+the held items start once no iteration before their group is left suspended. An iteration that
+suspends inside a nested workflow is reported at its inner path (``["each", "approve"]``). One
+``workflow-step-start`` and one ``workflow-step-result`` cover the whole foreach, with a
+``workflow-step-progress`` event after each iteration (Mastra's shape).
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spanflow.tracing.instrumentation import Scope
@@ -57,13 +63,13 @@ async def run_foreach(
             scope.end("failed", error=error)
             return Outcome("failed", error=error)
         progress = _fresh(list(value))
-        to_run = list(range(len(progress.items)))
+        resumed: list[int] = []
     else:
-        to_run = _to_resume(progress, resume)
-    iterations = _Iterations(frame, entry, scope, progress, resume)
+        resumed = _to_resume(progress, resume)
+    iterations = _Iterations(frame, entry, scope, progress, resume, frozenset(resumed))
     iterations.emit_start()
     try:
-        await iterations.run(to_run)
+        await iterations.run(resumed)
     except asyncio.CancelledError:
         # run.cancel(): the iterations in flight recorded themselves; close the foreach too.
         iterations.end_canceled()
@@ -98,6 +104,8 @@ class _Iterations:
     progress: ForeachProgress
     """The foreach's progress, updated in place as iterations end."""
     resume: Resume | None
+    resumed: frozenset[int]
+    """The suspended iterations this execution resumes."""
     observed: bool = False
     """Whether anyone sees events (the stream or the scope): otherwise none are built."""
     resumed_at: int | None = None
@@ -107,6 +115,8 @@ class _Iterations:
     bailed: tuple[Any] | None = None
     """The bailed iteration's output, when one bailed."""
     canceled: bool = False
+    suspended_now: set[int] = field(default_factory=set)
+    """The iterations that suspended in this execution."""
 
     def __post_init__(self) -> None:
         self.observed = self.frame.observed or self.scope.recording
@@ -136,14 +146,45 @@ class _Iterations:
             self.scope, WorkflowEvent("workflow-step-start", self.frame.run.run_id, payload)
         )
 
-    async def run(self, to_run: list[int]) -> None:
-        """Run the iterations in `to_run`, at most ``concurrency`` at once."""
-        pending = iter(to_run)
-        workers = min(self.entry.concurrency, len(to_run))
-        if workers == 1:
-            await self._worker(pending)
-        elif workers > 1:
-            await asyncio.gather(*(self._worker(pending) for _ in range(workers)))
+    async def run(self, resumed: list[int]) -> None:
+        """Run the `resumed` iterations, then the items not yet started, at most
+        ``concurrency`` at once; the first ``concurrency`` of them start together."""
+        pending = self._schedule(resumed)
+        first = list(itertools.islice(pending, self.entry.concurrency))
+        if len(first) == 1:
+            await self._worker(first[0], pending, alone=True)
+        elif first:
+            await asyncio.gather(*(self._worker(index, pending) for index in first))
+
+    def _schedule(self, resumed: list[int]) -> Iterator[int]:
+        """The iterations to run, in order, as long as nothing stopped the foreach."""
+        for index in resumed:
+            if self._stopped():
+                return
+            yield index
+        progress = self.progress
+        for index, status in enumerate(progress.statuses):
+            if status is not None:
+                continue
+            if self._stopped() or self._held(index):
+                return
+            yield index
+
+    def _held(self, index: int) -> bool:
+        """Whether a suspension holds item `index` back: an iteration that is suspended (one not
+        resumed now, or one that suspended again) in an earlier group of ``concurrency`` items.
+
+        The groups are Mastra's batches: the items of a suspended iteration's own group still
+        start (with ``concurrency=1``, no item starts while another is suspended), so a resume
+        without index goes on with the next group, as Mastra's does; but iterations are not
+        run batch by batch: a free worker takes the next item at once.
+        """
+        size = self.entry.concurrency
+        group = index // size
+        waiting = self.suspended_now.union(
+            i for i in self.progress.suspend_payloads if i not in self.resumed
+        )
+        return any(i // size < group for i in waiting)
 
     def _stopped(self) -> bool:
         return (
@@ -153,29 +194,40 @@ class _Iterations:
             or self.frame.run.cancel_requested
         )
 
-    async def _worker(self, pending: Iterator[int]) -> None:
-        for index in pending:
-            if self._stopped():
-                return
+    async def _worker(self, index: int | None, pending: Iterator[int], alone: bool = False) -> None:
+        while index is not None:
             step_run = await self._iteration(index)
             self._record(index, step_run)
+            if not alone:
+                # Let the other workers' iterations run before taking the next item: a step
+                # that never awaits would otherwise take every item before its siblings start
+                # theirs (and events would not come in Mastra's order, item by item).
+                await asyncio.sleep(0)
+            index = next(pending, None)
 
     async def _iteration(self, index: int) -> StepRun:
-        progress, resume = self.progress, self.resume
-        prior = None
-        if resume is not None:
-            prior = StepResult(
-                "suspended",
+        progress = self.progress
+        if index not in self.resumed:
+            return await run_step(
+                self.frame,
+                self.entry.step,
                 progress.items[index],
-                suspend_payload=progress.suspend_payloads.get(index),
-                started_at=progress.started_at,
+                self.scope,
+                foreach_index=index,
+                events=False,
             )
+        prior = StepResult(
+            "suspended",
+            progress.items[index],
+            suspend_payload=progress.suspend_payloads.get(index),
+            started_at=progress.started_at,
+        )
         return await run_step(
             self.frame,
             self.entry.step,
             progress.items[index],
             self.scope,
-            resume=_iteration_resume(resume, progress.paths.get(index)),
+            resume=_iteration_resume(self.resume, progress.paths.get(index)),
             prior=prior,
             slot=progress.slots.get(index),
             foreach_index=index,
@@ -195,9 +247,15 @@ class _Iterations:
         elif result.status == "success":
             progress.outputs[index] = result.output
             progress.suspend_payloads.pop(index, None)
+            progress.labels.pop(index, None)
             progress.paths.pop(index, None)
         elif result.status == "suspended":
+            self.suspended_now.add(index)
             progress.suspend_payloads[index] = result.suspend_payload
+            if result.resume_label is not None:
+                progress.labels[index] = result.resume_label
+            else:
+                progress.labels.pop(index, None)
             progress.paths[index] = step_run.suspended or [[self.entry.step.id]]
         elif result.status == "canceled":
             self.canceled = True
@@ -303,12 +361,14 @@ def _resumes(resume: Resume, paths: list[list[str]] | None) -> bool:
 
 def _iteration_resume(resume: Resume | None, paths: list[list[str]] | None) -> Resume | None:
     """The resume to hand one iteration: when the caller named only the foreach step, the
-    iteration's own path (inside a nested workflow) is the one to follow."""
-    if resume is None or paths is None or len(paths) != 1 or resume.path in paths:
-        return resume
-    if len(resume.path) <= 1:
-        return Resume(paths[0], resume.data, resume.foreach_index)
-    return resume
+    iteration's own path (inside a nested workflow) is the one to follow. The foreach index is
+    this foreach's: a foreach inside the iteration does not get it."""
+    if resume is None:
+        return None
+    path = resume.path
+    if paths is not None and len(paths) == 1 and path not in paths and len(path) <= 1:
+        path = paths[0]
+    return Resume(path, resume.data)
 
 
 def _emit_end(frame: Frame, scope: Any, event_id: str, name: str, result: StepResult) -> None:

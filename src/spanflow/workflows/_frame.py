@@ -8,7 +8,6 @@ executor, the step runner and the control-flow blocks all work on these plain ob
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -21,12 +20,13 @@ from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError, StorageError
 from spanflow.tracing.instrumentation import Scope
 from spanflow.usage import Usage
-from spanflow.workflows._entries import ForeachEntry
 from spanflow.workflows._snapshot import (
     EntryProgress,
-    ForeachProgress,
     FrameSnapshot,
-    load_step_result,
+    load_entry_output,
+    load_foreach_progress,
+    load_steps,
+    stored_value,
 )
 from spanflow.workflows.events import (
     CustomPayload,
@@ -171,8 +171,14 @@ class Frame:
     path: list[str] = field(default_factory=list)
     entry_progress: EntryProgress | None = None
     """Resumable state of the entry at `position` (foreach progress, nested frames, ...)."""
-    checkpoint: Callable[[], Any] | None = None
-    """Awaited after every completed entry of the top-level frame (the run saves a snapshot)."""
+    checkpoint: Callable[[], Awaitable[None]] | None = None
+    """Awaited after every completed entry: the run saves its snapshot. The top-level frame's
+    is set by the run (durable stores only); a nested workflow's frame checkpoints through its
+    parent's, with its own snapshot as the parent's entry in progress (`_nested`)."""
+    share_state: Callable[[], InvalidInputError | None] | None = None
+    """A nested workflow's frame only: called after every completed entry to hand the state its
+    steps left to the parent frame (the run's state is one value); returns the error when the
+    parent's state schema rejects it, which fails the nested workflow there."""
     wire_cache: dict[str, tuple[StepResult, dict[str, Any]]] = field(default_factory=dict)
     """Wire dicts of finished step results, so snapshots do not re-serialise them each time."""
 
@@ -291,9 +297,10 @@ def restore_frame(
 ) -> Frame:
     """Rebuild a `Frame` from its snapshot, for `workflow` as it is defined now.
 
-    Inputs, state and outputs are validated with the workflow's schemas again, so steps see
-    model instances; a value its schema no longer accepts stays JSON rather than make the run
-    unreadable.
+    Every stored value gets back the type it was handed over with (``_snapshot.load_steps``):
+    the input and state by the workflow's schemas, step inputs by their input schemas, outputs
+    (and so the value carried to the next entry) by the schema of the step that produced them.
+    A value its schema no longer accepts stays JSON rather than make the run unreadable.
     """
     if snapshot.workflow_id != workflow.id:
         raise StorageError(
@@ -306,44 +313,17 @@ def restore_frame(
             f"snapshot of workflow {workflow.id!r} is at entry {position}, but the workflow now "
             f"has {len(entries)} entries: it changed since the run was stored"
         )
-    foreach_ids = {e.step.id for e in entries if isinstance(e, ForeachEntry)}
-    steps: dict[str, StepResult] = {}
-    for step_id, raw in snapshot.steps.items():
-        step = workflow.find_step(step_id)
-        schema = step._output if step is not None else None
-        steps[step_id] = load_step_result(raw, schema, many=step_id in foreach_ids)
-    entry = snapshot.entry
-    current = entries[position] if position < len(entries) else None
-    if isinstance(entry, ForeachProgress) and isinstance(current, ForeachEntry):
-        _revalidate_outputs(entry, current.step)
+    load_foreach_progress(workflow, snapshot)
     return Frame(
         workflow=workflow,
         run=run,
         scope=scope,
-        input=_revalidated(workflow._input, snapshot.input, "stored input"),
-        state=_revalidated(workflow._state, snapshot.state, "stored state"),
-        steps=steps,
+        input=stored_value(workflow._input, snapshot.input),
+        state=stored_value(workflow._state, snapshot.state),
+        steps=load_steps(workflow, snapshot),
         prefix=prefix,
         position=position,
-        carry=snapshot.carry,
+        carry=load_entry_output(workflow, position - 1, snapshot.carry),
         path=list(snapshot.path),
-        entry_progress=entry,
+        entry_progress=snapshot.entry,
     )
-
-
-def _revalidated(schema: Any, value: Any, what: str) -> Any:
-    if schema is not None:
-        with contextlib.suppress(InvalidInputError):
-            return schema.validate(value, what=what)
-    return value
-
-
-def _revalidate_outputs(progress: ForeachProgress, step: Any) -> None:
-    """Give a loaded foreach's successful outputs their models back."""
-    schema = getattr(step, "_output", None)
-    if schema is None:
-        return
-    outputs = progress.outputs
-    for i, (status, out) in enumerate(zip(progress.statuses, outputs, strict=False)):
-        if status == "success":
-            outputs[i] = _revalidated(schema, out, "stored output")

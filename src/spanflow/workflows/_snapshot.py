@@ -9,16 +9,19 @@ value), and the progress of the entry in progress as one small type per block ki
 the stored JSON and back; nothing else reads the JSON.
 
 Values inside (inputs, outputs, state, payloads) are kept in their JSON form, and step results
-in their Mastra wire form (`StepResult.to_dict`, `load_step_result`); loading a frame
-re-validates outputs with the steps' schemas (``_frame.restore_frame``).
+in their Mastra wire form (`StepResult.to_dict`, `load_step_result`). Loading a frame
+(``_frame.restore_frame``) gives the values back the types they were handed over with, for the
+workflow as it is defined now (`load_steps`, `load_entry_output`, `load_foreach_progress`): a
+step sees the same types whether its run is fresh or continued from storage.
 ``SNAPSHOT_VERSION`` is bumped on incompatible changes and checked on load. Snapshots written
 before entries carried a ``kind`` load too: the kind is told from the keys the entry has.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     BeforeValidator,
@@ -29,12 +32,24 @@ from pydantic import (
     ValidationError,
 )
 
-from spanflow._schema import to_wire
+from spanflow._schema import Schema, to_wire
 from spanflow.errors import InvalidInputError, StorageError
 from spanflow.storage.base import RunStatus, StoredRun
 from spanflow.tracing.context import StoredTraceContext
 from spanflow.usage import Usage
+from spanflow.workflows._entries import (
+    BranchEntry,
+    Entry,
+    ForeachEntry,
+    LoopEntry,
+    ParallelEntry,
+    SleepEntry,
+)
 from spanflow.workflows.results import StepResult, StepStatus, StoredError
+from spanflow.workflows.step import Step
+
+if TYPE_CHECKING:
+    from spanflow.workflows.workflow import Workflow
 
 __all__ = [
     "SNAPSHOT_VERSION",
@@ -47,8 +62,12 @@ __all__ = [
     "ParallelProgress",
     "RunSnapshot",
     "dump_run_snapshot",
+    "load_entry_output",
+    "load_foreach_progress",
     "load_step_result",
+    "load_steps",
     "read_run_snapshot",
+    "stored_value",
 ]
 
 SNAPSHOT_VERSION = 1
@@ -130,6 +149,10 @@ class LoopProgress:
     """The frame of the loop's nested workflow, when it suspended inside."""
 
 
+def _is_empty(value: dict[int, str]) -> bool:
+    return not value
+
+
 @dataclass(slots=True, kw_only=True)
 class ForeachProgress:
     """A foreach: every iteration's status and output so far."""
@@ -149,6 +172,9 @@ class ForeachProgress:
     """The frame of each iteration suspended inside a nested workflow, by index."""
     paths: dict[int, list[list[str]]] = field(default_factory=dict)
     """Where each suspended iteration is suspended, by index."""
+    labels: Annotated[dict[int, str], Field(exclude_if=_is_empty)] = field(default_factory=dict)
+    """The resume label of each suspended iteration that gave one, by index (stored only when
+    there is one, so snapshots of runs without labels are as older versions wrote them)."""
     started_at: Annotated[int, Field(alias="startedAt")]
     """When the foreach started (epoch milliseconds)."""
 
@@ -271,22 +297,14 @@ def _first_error(error: ValidationError) -> str:
     return f"{where}: {first['msg']}"
 
 
-def load_step_result(data: StepWire, output_schema: Any = None, many: bool = False) -> StepResult:
-    """A `StepResult` from its wire form; outputs re-validated with `output_schema`."""
+def load_step_result(data: StepWire) -> StepResult:
+    """A `StepResult` from its wire form, its values as stored (JSON); `load_steps` gives the
+    results of a frame their types back."""
     error = data.get("error")
-    output = data.get("output")
-    if output is not None and output_schema is not None and data.get("status") == "success":
-        try:
-            if many and isinstance(output, list):
-                output = [output_schema.validate(o, what="stored output") for o in output]
-            else:
-                output = output_schema.validate(output, what="stored output")
-        except InvalidInputError:
-            pass  # keep the stored JSON: a schema change must not make a run unreadable
     return StepResult(
         status=data["status"],
         payload=data.get("payload"),
-        output=output,
+        output=data.get("output"),
         error=(
             StoredError(error.get("name", "Error"), error.get("message", ""), error.get("stack"))
             if isinstance(error, dict)
@@ -298,4 +316,160 @@ def load_step_result(data: StepWire, output_schema: Any = None, many: bool = Fal
         ended_at=data.get("endedAt"),
         suspended_at=data.get("suspendedAt"),
         resumed_at=data.get("resumedAt"),
+        resume_label=data.get("resumeLabel"),
     )
+
+
+# -- stored values back as they were handed over -----------------------------------------------
+#
+# The rule (README, "Hand-overs between steps"): a step receives the previous entry's output as
+# that entry produced it, validated by the producing step's output schema. A snapshot holds
+# JSON, so loading validates each stored value again with the schema of the step that produced
+# it (for the workflow as defined now): a model comes back as the same model, a parallel's
+# ``{step_id: output}`` as a dict of each branch's own type, a foreach's list element by
+# element. A value with no producing schema (a step without an output schema, or a workflow
+# with ``validate_outputs=False``) stays JSON; one its schema no longer accepts too, rather than
+# make the run unreadable.
+
+
+def stored_value(schema: Schema | None, value: Any) -> Any:
+    """`value` validated by `schema`, or `value` as it is if there is none or it does not fit."""
+    if schema is not None:
+        with contextlib.suppress(InvalidInputError):
+            return schema.validate(value, what="stored value")
+    return value
+
+
+def _load_output(owner: Workflow, step: Step[Any, Any] | Workflow, value: Any) -> Any:
+    """A step's stored output as it was handed over (`owner` is the workflow it is in)."""
+    if isinstance(step, Step):
+        return stored_value(step._output, value) if owner.validate_outputs else value
+    if step._output is not None:  # a nested workflow: its output schema, else its last entry's
+        return stored_value(step._output, value)
+    return load_entry_output(step, len(step._entries) - 1, value)
+
+
+def load_entry_output(workflow: Workflow, index: int, value: Any) -> Any:
+    """The stored output of entry `index` of `workflow` (so the input of the entry after it)
+    as it was handed over; index -1 stands for the workflow's input."""
+    if index < 0:
+        return stored_value(workflow._input, value)
+    entry = workflow._entries[index]
+    if isinstance(entry, SleepEntry):  # a sleep hands its input on
+        return load_entry_output(workflow, index - 1, value)
+    if isinstance(entry, ForeachEntry):
+        if not isinstance(value, list):
+            return value
+        return [_load_output(workflow, entry.step, item) for item in value]
+    if isinstance(entry, ParallelEntry | BranchEntry):
+        if not isinstance(value, dict):
+            return value
+        by_id = {s.id: s for s in _entry_steps(entry)}
+        return {
+            key: _load_output(workflow, by_id[key], out) if key in by_id else out
+            for key, out in value.items()
+        }
+    return _load_output(workflow, entry.step, value)
+
+
+def _entry_steps(entry: Entry) -> tuple[Step[Any, Any] | Workflow, ...]:
+    if isinstance(entry, ParallelEntry):
+        return entry.steps
+    if isinstance(entry, BranchEntry):
+        return tuple(step for _, step in entry.branches)
+    if isinstance(entry, SleepEntry):
+        return ()
+    return (entry.step,)
+
+
+def load_steps(workflow: Workflow, snapshot: FrameSnapshot) -> dict[str, StepResult]:
+    """The frame's step results, their payloads and outputs as they were handed over.
+
+    A result whose step the workflow no longer has is kept as stored.
+    """
+    homes: dict[str, tuple[int, Entry]] = {}
+    for index, entry in enumerate(workflow._entries):
+        if isinstance(entry, SleepEntry):
+            homes[entry.id] = (index, entry)
+        for step in _entry_steps(entry):
+            homes[step.id] = (index, entry)
+    loop = snapshot.entry if isinstance(snapshot.entry, LoopProgress) else None
+    steps: dict[str, StepResult] = {}
+    for step_id, raw in snapshot.steps.items():
+        result = load_step_result(raw)
+        home = homes.get(step_id)
+        if home is not None:
+            index, entry = home
+            iteration = loop.iteration if loop is not None and index == snapshot.position else None
+            _load_result(workflow, index, entry, step_id, result, iteration)
+        steps[step_id] = result
+    return steps
+
+
+def _load_result(
+    workflow: Workflow,
+    index: int,
+    entry: Entry,
+    step_id: str,
+    result: StepResult,
+    loop_iteration: int | None,
+) -> None:
+    """Give one loaded result (of entry `index`) the payload and output types of a fresh run."""
+    success = result.status == "success"
+    if isinstance(entry, SleepEntry):
+        result.payload = load_entry_output(workflow, index - 1, result.payload)
+        if success:
+            result.output = load_entry_output(workflow, index - 1, result.output)
+        return
+    if isinstance(entry, ForeachEntry):  # payload: the list; output: each iteration's output
+        result.payload = load_entry_output(workflow, index - 1, result.payload)
+        if success:
+            result.output = load_entry_output(workflow, index, result.output)
+        return
+    step = next(s for s in _entry_steps(entry) if s.id == step_id)
+    result.payload = _load_input(workflow, index, entry, step, result.payload, loop_iteration)
+    if success:
+        result.output = _load_output(workflow, step, result.output)
+    if isinstance(step, Step) and result.resume_payload is not None:
+        result.resume_payload = stored_value(step._resume, result.resume_payload)
+
+
+def _load_input(
+    workflow: Workflow,
+    index: int,
+    entry: Entry,
+    step: Step[Any, Any] | Workflow,
+    value: Any,
+    loop_iteration: int | None,
+) -> Any:
+    """A step's stored input (its result's payload) as the step received it.
+
+    That is the step's validated input when it has an input schema, else what the entry
+    before handed over, or, in a loop's later iterations, the step's own previous output.
+    `loop_iteration` is the loop's completed iterations when the loop is the entry in progress;
+    for a finished loop it is unknown (``None``), and the step's output schema decides.
+    """
+    if isinstance(step, Step) and step._input is not None and workflow.validate_inputs:
+        return stored_value(step._input, value)
+    if isinstance(entry, LoopEntry) and loop_iteration != 0:
+        own = _load_output(workflow, step, value)
+        if loop_iteration is not None or own is not value:
+            return own
+    return load_entry_output(workflow, index - 1, value)
+
+
+def load_foreach_progress(workflow: Workflow, snapshot: FrameSnapshot) -> None:
+    """Give a loaded foreach in progress its items and outputs as they were handed over."""
+    progress = snapshot.entry
+    entries = workflow._entries
+    position = snapshot.position
+    if not isinstance(progress, ForeachProgress) or position >= len(entries):
+        return
+    entry = entries[position]
+    if not isinstance(entry, ForeachEntry):
+        return
+    progress.items = load_entry_output(workflow, position - 1, progress.items)
+    outputs = progress.outputs
+    for i, status in enumerate(progress.statuses[: len(outputs)]):
+        if status == "success":
+            outputs[i] = _load_output(workflow, entry.step, outputs[i])

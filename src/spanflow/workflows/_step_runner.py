@@ -5,6 +5,14 @@ scope current, turns suspend and bail signals into results (never errors), retri
 the step or workflow says, validates the output and the new state, records the `StepResult` and
 emits the step's start and end events. Nested workflows go to the run's `RunControl.run_nested`
 (`_nested.run_nested`).
+
+Validation follows the flags of the workflow the step is directly in (``frame.workflow``):
+`Workflow.validate_inputs` governs the step's input, `Workflow.validate_outputs` what the step
+hands out (its output and its suspend payload). A nested workflow's flags govern its own steps,
+whatever the outer workflow says: each workflow is checked as its author declared it, and a
+workflow behaves the same used alone or nested. State set with ``ctx.set_state`` is validated
+by the state schema either way (it is the run's, not the step's), and is kept when the step
+returns or suspends, not when it fails.
 """
 
 from __future__ import annotations
@@ -98,7 +106,7 @@ async def run_step(
         return StepRun(result, suspended=suspended, bailed=bailed)
 
     try:
-        input_value = _validated_input(step, value)
+        input_value = _validated_input(frame, step, value)
     except InvalidInputError as exc:
         return finish(_failed(value, started_at, exc), scope)
 
@@ -108,7 +116,7 @@ async def run_step(
             with scope.current():
                 output = await step.call(ctx)
         except SuspendSignal as signal:
-            return finish(_suspended(step, input_value, started_at, signal), scope)
+            return finish(_suspended(frame, step, ctx, input_value, started_at, signal), scope)
         except BailSignal as signal:
             result = StepResult(
                 "success", input_value, signal.value, started_at=started_at, ended_at=now_ms()
@@ -142,10 +150,15 @@ async def run_step(
     )
 
 
-def _validated_input(step: Step[Any, Any], value: Any) -> Any:
-    """The step's input checked against its input schema; `InvalidInputError` if bad."""
+def _validated_input(frame: Frame, step: Step[Any, Any], value: Any) -> Any:
+    """The step's input checked against its input schema; `InvalidInputError` if bad.
+
+    With ``validate_inputs=False`` the value is passed (and recorded) as it came.
+    """
     schema: Schema | None = step._input
-    return value if schema is None else schema.validate(value, what=f"input of step '{step.id}'")
+    if schema is None or not frame.workflow.validate_inputs:
+        return value
+    return schema.validate(value, what=f"input of step '{step.id}'")
 
 
 def _step_context(
@@ -191,15 +204,22 @@ async def _pause(delay: float) -> None:
 
 def _accept_output(frame: Frame, step: Step[Any, Any], ctx: StepContext[Any], output: Any) -> Any:
     """Validate the step's output and apply the state it set; `InvalidInputError` if bad."""
-    if step._output is not None:
+    if step._output is not None and frame.workflow.validate_outputs:
         output = step._output.validate(output, what=f"output of step '{step.id}'")
-    if ctx._new_state is not NO_STATE_CHANGE:
-        state_schema = step._state or frame.workflow._state
-        new_state = ctx._new_state
-        if state_schema is not None:
-            new_state = state_schema.validate(new_state, what=f"state set by step '{step.id}'")
-        frame.state = new_state
+    _apply_state(frame, step, ctx)
     return output
+
+
+def _apply_state(frame: Frame, step: Step[Any, Any], ctx: StepContext[Any]) -> None:
+    """Make the state the step set (if it did) the frame's, validated; `InvalidInputError`
+    if bad, leaving the frame's state as it was."""
+    if ctx._new_state is NO_STATE_CHANGE:
+        return
+    state_schema = step._state or frame.workflow._state
+    new_state = ctx._new_state
+    if state_schema is not None:
+        new_state = state_schema.validate(new_state, what=f"state set by step '{step.id}'")
+    frame.state = new_state
 
 
 def _canceled(payload: Any, started_at: int) -> StepResult:
@@ -211,22 +231,32 @@ def _failed(payload: Any, started_at: int, error: BaseException) -> StepResult:
 
 
 def _suspended(
-    step: Step[Any, Any], payload: Any, started_at: int, signal: SuspendSignal
+    frame: Frame,
+    step: Step[Any, Any],
+    ctx: StepContext[Any],
+    payload: Any,
+    started_at: int,
+    signal: SuspendSignal,
 ) -> StepResult:
+    """The result of a step that suspended: its suspend payload validated (unless outputs are
+    not), and the state it set before suspending applied, so the snapshot written on suspend
+    holds it and the steps after the resume see it."""
     suspend_payload = signal.payload
-    if step._suspend is not None:
-        try:
+    try:
+        if step._suspend is not None and frame.workflow.validate_outputs:
             suspend_payload = step._suspend.validate(
                 suspend_payload, what=f"suspend payload of step '{step.id}'"
             )
-        except InvalidInputError as exc:
-            return _failed(payload, started_at, exc)
+        _apply_state(frame, step, ctx)
+    except InvalidInputError as exc:
+        return _failed(payload, started_at, exc)
     return StepResult(
         "suspended",
         payload,
         suspend_payload=suspend_payload,
         started_at=started_at,
         suspended_at=now_ms(),
+        resume_label=signal.resume_label,
     )
 
 

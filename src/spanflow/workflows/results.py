@@ -49,6 +49,8 @@ class StepResult:
     ended_at: int | None = None
     suspended_at: int | None = None
     resumed_at: int | None = None
+    resume_label: str | None = None
+    """The label the step suspended with (``ctx.suspend(..., resume_label=...)``)."""
 
     def to_dict(self) -> dict[str, Any]:
         """Mastra's wire shape; keys with no value are left out."""
@@ -69,6 +71,8 @@ class StepResult:
             out["resumePayload"] = to_wire(self.resume_payload)
         if self.resumed_at is not None:
             out["resumedAt"] = self.resumed_at
+        if self.resume_label is not None and self.status == "suspended":
+            out["resumeLabel"] = self.resume_label
         if self.ended_at is not None:
             out["endedAt"] = self.ended_at
         return out

@@ -1,9 +1,13 @@
-"""`Run`: one execution of a workflow — start, stream, resume, cancel, restart.
+"""`Run`: one run of a workflow — start, stream, resume, cancel, restart, time travel.
 
-A run executes in its own asyncio task. It writes a snapshot when it is created, after every
-top-level entry, on suspend, when a sleep begins and at the end, so another process can resume
-it (``create_run(run_id=...)``). Input, state and request-context errors raise from
-`start`/`stream` before anything is stored; step errors do not raise, they fail the run.
+A run exists from ``workflow.create_run()``: it is stored as ``pending`` at once (in every store),
+so it can be listed, fetched (``create_run(run_id=...)`` in another process) and started later by
+id. Starting it claims it ``pending -> running`` in the store: of two callers starting the same run,
+exactly one wins. Each execution (a start, a resume, a restart, a time travel) runs in its own
+asyncio task and writes a snapshot when it begins, after every entry (a nested workflow's entries
+too; durable stores), on suspend, when a sleep begins and at the end. Input, state and
+request-context errors raise from `start`/`stream` before anything changes (the run stays pending);
+step errors do not raise, they fail the run.
 """
 
 from __future__ import annotations
@@ -11,8 +15,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from spanflow._sync import run_sync
@@ -26,7 +30,8 @@ from spanflow.errors import (
 from spanflow.storage.base import RunStatus, StoredRun
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
 from spanflow.tracing.options import TracingOptions, resolve_tracing_options
-from spanflow.workflows._execution import Execution, fail_streams
+from spanflow.usage import Usage
+from spanflow.workflows._execution import Execution, RunTrigger, fail_streams, pending_run
 from spanflow.workflows._frame import Frame, Resume, RunControl, restore_frame
 from spanflow.workflows._nested import run_nested
 from spanflow.workflows._resume_target import (
@@ -34,8 +39,10 @@ from spanflow.workflows._resume_target import (
     check_foreach_index,
     find_step,
     pick_suspended,
+    resolve_label,
 )
 from spanflow.workflows._snapshot import RunSnapshot, dump_run_snapshot, read_run_snapshot
+from spanflow.workflows._time_travel import TimeTravel, time_travel_frame
 from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.stream import WorkflowStream, chain_sinks
 
@@ -47,18 +54,20 @@ __all__ = ["Run"]
 
 _RESUMABLE: tuple[RunStatus, ...] = ("suspended",)
 _RESTARTABLE: tuple[RunStatus, ...] = ("running", "waiting")
+_ENDED: tuple[RunStatus, ...] = ("success", "failed", "canceled", "tripwire")
+_TIME_TRAVELLABLE: tuple[RunStatus, ...] = ("pending", "suspended", *_ENDED)
+"""A time travel replaces what the run did; only a run nobody is executing can have it."""
 
 
 class Run:
-    """One execution of a committed workflow. Get one with ``await workflow.create_run()``."""
+    """One run of a committed workflow. Get one with ``await workflow.create_run()``."""
 
-    def __init__(
-        self, workflow: Workflow, run_id: str, resource_id: str | None, stored: StoredRun | None
-    ) -> None:
+    def __init__(self, workflow: Workflow, stored: StoredRun) -> None:
         self.workflow = workflow
-        self.run_id = run_id
-        self.resource_id = resource_id
+        self.run_id = stored.run_id
+        self.resource_id = stored.resource_id
         self._stored = stored
+        """The run as this object last stored or read it."""
         self._control: RunControl | None = None
         self._task: asyncio.Task[WorkflowResult] | None = None
         self._open_streams: list[WorkflowStream] = []
@@ -66,29 +75,34 @@ class Run:
 
     @classmethod
     async def open(cls, workflow: Workflow, *, run_id: str | None, resource_id: str | None) -> Run:
-        """A new run, or the stored run with this id (see `Workflow.create_run`)."""
-        stored = None
+        """The stored run with this id, or a new run stored as ``pending`` (see
+        `Workflow.create_run`)."""
+        storage = workflow.storage
         if run_id is not None:
             if not isinstance(run_id, str) or not run_id:
                 raise InvalidInputError(f"run_id must be a non-empty string, got {run_id!r}")
-            stored = await workflow.storage.get_run(run_id)
-            if stored is not None and stored.workflow_id != workflow.id:
-                raise RunStateError(
-                    f"run {run_id!r} belongs to workflow {stored.workflow_id!r}, "
-                    f"not {workflow.id!r}"
-                )
-        if stored is not None:
-            resource_id = stored.resource_id
-        return cls(workflow, run_id or str(uuid.uuid4()), resource_id, stored)
+            stored = await storage.get_run(run_id)
+            if stored is not None:
+                return cls(workflow, _owned_by(workflow, stored))
+        new = pending_run(workflow, run_id or str(uuid.uuid4()), resource_id)
+        try:
+            await storage.insert_run(new)
+        except RunClaimError:
+            # Another caller created a run with this id between our look-up and our insert:
+            # that run is the one this id names.
+            again = await storage.get_run(new.run_id) if run_id is not None else None
+            if again is None:
+                raise
+            return cls(workflow, _owned_by(workflow, again))
+        return cls(workflow, new)
 
     @property
     def status(self) -> str:
-        """``pending`` before start, then the live or stored status."""
+        """``pending`` until started, then the live status while this object executes the run,
+        else the status it was last stored with."""
         if self._control is not None:
             return self._control.status
-        if self._stored is not None:
-            return self._stored.status
-        return "pending"
+        return self._stored.status
 
     # -- starting ---------------------------------------------------------------------------
 
@@ -100,7 +114,15 @@ class Run:
         request_context: RequestContext | Mapping[str, Any] | None = None,
         tracing_options: TracingOptions | None = None,
     ) -> WorkflowResult:
-        """Run the workflow to its end (or suspension) and return the result."""
+        """Run the workflow to its end (or suspension) and return the result.
+
+        Raises:
+            InvalidInputError: The input, initial state or request context is invalid (the run
+                stays pending and can be started again).
+            RunStateError: The run was started already: it is suspended (resume it) or has
+                ended (create a new run, or `time_travel` it).
+            RunClaimError: Another caller is executing the run, or started it first.
+        """
         task = self._launch(input_data, initial_state, request_context, tracing_options, None)
         return await task
 
@@ -113,7 +135,11 @@ class Run:
         tracing_options: TracingOptions | None = None,
         close_on_suspend: bool = True,
     ) -> WorkflowStream:
-        """Start the run and return its live event stream (needs a running event loop)."""
+        """Start the run and return its live event stream (needs a running event loop).
+
+        Raises as `start` does; losing the claim to another caller ends the stream with the
+        `RunClaimError` instead.
+        """
         out = WorkflowStream(self)
         self._launch(input_data, initial_state, request_context, tracing_options, out)
         if not close_on_suspend:
@@ -147,11 +173,7 @@ class Run:
         tracing_options: TracingOptions | None,
         out: WorkflowStream | None,
     ) -> asyncio.Task[WorkflowResult]:
-        if self._stored is not None or self._task is not None:
-            raise RunStateError(
-                f"run {self.run_id!r} was already started; create a new run to start again "
-                f"(or resume/restart this one)"
-            )
+        self._check_startable()
         wf = self.workflow
         input_value = (
             wf._input.validate(input_data, what=f"input of workflow '{wf.id}'")
@@ -177,14 +199,47 @@ class Run:
         self._control = control
         frame = Frame(wf, control, NOOP_SCOPE, input_value, state)
         start = RunStart(
-            wf.id, self.run_id, self.resource_id, input_value, context, tracing_options
+            wf.id,
+            self.run_id,
+            self.resource_id,
+            input_value,
+            context,
+            tracing_options,
+            workflow_metadata=wf.metadata,
         )
-        task = asyncio.get_running_loop().create_task(
-            self._execute(frame, None, start, out, new=True), name=f"spanflow-run-{self.run_id}"
+        return self._spawn(
+            self._execute_claimed(frame, start, out, ("pending",), "start"), out, "run"
         )
-        _hand_errors_to_stream(task, out)
-        self._task = task
-        return task
+
+    def _check_startable(self) -> None:
+        """Refuse to start a run that was started already, saying what to do instead.
+
+        Mastra starts a suspended run again under the same id, from the beginning; a run
+        here is started once: a suspended run is resumed, an ended one stays as it ended.
+        """
+        task = self._task
+        if task is not None and not task.done():
+            raise RunStateError(
+                f"run {self.run_id!r} was already started and is executing here; wait for it"
+            )
+        status = self.status
+        if status == "pending":
+            return
+        prefix = f"run {self.run_id!r} was already started"
+        if status == "suspended":
+            raise RunStateError(
+                f"{prefix} and is suspended: resume it with run.resume(...) (start would run "
+                f"it again from the beginning)"
+            )
+        if status in _RESTARTABLE:
+            raise RunClaimError(
+                f"{prefix} and is {status}: another caller is executing it; observe it with "
+                f"workflow.get_run(...), or create a new run"
+            )
+        raise RunStateError(
+            f"{prefix} and has ended ({status}): create a new run to run the workflow again, "
+            f"or re-execute this one from a step with run.time_travel(...)"
+        )
 
     # -- resuming ---------------------------------------------------------------------------
 
@@ -193,15 +248,18 @@ class Run:
         resume_data: Any = None,
         *,
         step: StepRef | None = None,
+        label: str | None = None,
         foreach_index: int | None = None,
         request_context: RequestContext | Mapping[str, Any] | None = None,
         tracing_options: TracingOptions | None = None,
     ) -> WorkflowResult:
         """Continue a suspended run with `resume_data` for the suspended step.
 
-        `step` (a step, an id, or a path ``"outer.inner"``) picks which suspended step; omitted,
-        the single suspended step is used. Raises `RunStateError` if the run is not suspended
-        and `StepNotFoundError` for a step that is not (or not uniquely) suspended.
+        `step` (a step, an id, or a path ``"outer.inner"``) or `label` (the `resume_label` the
+        step suspended with) picks which suspended step; omitted, the single suspended step is
+        used. `label` and `step` together must name the same step. Raises `RunStateError` if
+        the run is not suspended, `StepNotFoundError` for a step or label that is not (or not
+        uniquely) suspended.
 
         If this run object is still executing (typically: a stream consumer resumes as soon as
         it sees ``workflow-step-suspended``, while the run is still storing its snapshot), the
@@ -210,19 +268,18 @@ class Run:
         task = self._task
         if task is not None and not task.done() and task is not asyncio.current_task():
             await asyncio.wait([task])
-        was_suspended = self._stored is not None and self._stored.status == "suspended"
+        was_suspended = self._stored.status == "suspended"
         await self._refresh()
         stored = self._stored
-        if was_suspended and stored is not None and stored.status != "suspended":
+        if was_suspended and stored.status != "suspended":
             # Suspended when this object last looked, not any more: another resumer (another
             # Run object, maybe another process) claimed it in between.
             raise RunClaimError(
                 f"run {self.run_id!r} was resumed by another caller first "
                 f"(it is {stored.status} now)"
             )
-        task = self._launch_resume(
-            resume_data, step, foreach_index, request_context, tracing_options, None
-        )
+        target = _Target(step, label, foreach_index)
+        task = self._launch_resume(resume_data, target, request_context, tracing_options, None)
         return await task
 
     def resume_stream(
@@ -230,6 +287,7 @@ class Run:
         resume_data: Any = None,
         *,
         step: StepRef | None = None,
+        label: str | None = None,
         foreach_index: int | None = None,
         request_context: RequestContext | Mapping[str, Any] | None = None,
         tracing_options: TracingOptions | None = None,
@@ -237,7 +295,8 @@ class Run:
     ) -> WorkflowStream:
         """`resume` with a live event stream (checks against the run as last loaded)."""
         out = WorkflowStream(self)
-        self._launch_resume(resume_data, step, foreach_index, request_context, tracing_options, out)
+        target = _Target(step, label, foreach_index)
+        self._launch_resume(resume_data, target, request_context, tracing_options, out)
         if not close_on_suspend:
             self._open_streams.append(out)
         return out
@@ -247,6 +306,7 @@ class Run:
         resume_data: Any = None,
         *,
         step: StepRef | None = None,
+        label: str | None = None,
         foreach_index: int | None = None,
         request_context: RequestContext | Mapping[str, Any] | None = None,
         tracing_options: TracingOptions | None = None,
@@ -256,6 +316,7 @@ class Run:
             self.resume(
                 resume_data,
                 step=step,
+                label=label,
                 foreach_index=foreach_index,
                 request_context=request_context,
                 tracing_options=tracing_options,
@@ -266,8 +327,7 @@ class Run:
     def _launch_resume(
         self,
         resume_data: Any,
-        step: StepRef | None,
-        foreach_index: int | None,
+        target: _Target,
         request_context: RequestContext | Mapping[str, Any] | None,
         tracing_options: TracingOptions | None,
         out: WorkflowStream | None,
@@ -275,9 +335,9 @@ class Run:
         if self._task is not None and not self._task.done():
             raise RunStateError(f"run {self.run_id!r} is executing; wait for it before resuming")
         stored = self._stored
-        if stored is None:
+        if stored.status == "pending":
             raise RunStateError(f"run {self.run_id!r} was never started, so it cannot be resumed")
-        if stored.status in ("running", "waiting"):
+        if stored.status in _RESTARTABLE:
             raise RunClaimError(
                 f"run {self.run_id!r} is {stored.status}: another caller is executing it"
             )
@@ -286,47 +346,36 @@ class Run:
                 f"run {self.run_id!r} is {stored.status}, not suspended: nothing to resume"
             )
         snapshot = read_run_snapshot(stored)
+        step, foreach_index = target.step, target.foreach_index
+        if target.label is not None:
+            step, foreach_index = resolve_label(
+                self.run_id, snapshot, target.label, step, foreach_index
+            )
         path = pick_suspended(self.run_id, snapshot.suspended, step)
-        target = find_step(self.workflow, path)
-        schema = getattr(target, "_resume", None)
+        schema = getattr(find_step(self.workflow, path), "_resume", None)
         if schema is not None:
             resume_data = schema.validate(
                 resume_data, what=f"resume data of step '{'.'.join(path)}'"
             )
         check_foreach_index(self.workflow, snapshot, path, foreach_index)
-        control = self._continued_control(snapshot, request_context, tracing_options)
-        context = control.request_context
-        control.sink = chain_sinks(
-            out.push if out is not None else None,
-            *(s.push for s in self._open_streams if s is not out),
-        )
+        control = self._continued_control(snapshot, request_context, tracing_options, out)
         self._control = control
         start = RunStart(
             self.workflow.id,
             self.run_id,
             self.resource_id,
             resume_data,
-            context,
+            control.request_context,
             tracing_options,
             resumed=True,
             stored_trace=snapshot.trace,
+            workflow_metadata=self.workflow.metadata,
         )
         resume = Resume(path, resume_data, foreach_index)
-        task = asyncio.get_running_loop().create_task(
-            self._execute_resume(snapshot, resume, start, out, control),
-            name=f"spanflow-resume-{self.run_id}",
-        )
-        _hand_errors_to_stream(task, out)
-        self._task = task
-        return task
+        return self._spawn(self._execute_resume(resume, start, out, control), out, "resume")
 
     async def _execute_resume(
-        self,
-        snapshot: RunSnapshot,
-        resume: Resume,
-        start: RunStart,
-        out: WorkflowStream | None,
-        control: RunControl,
+        self, resume: Resume, start: RunStart, out: WorkflowStream | None, control: RunControl
     ) -> WorkflowResult:
         try:
             claimed = await self.workflow.storage.claim_run(
@@ -336,17 +385,149 @@ class Run:
             snapshot = read_run_snapshot(claimed)
             frame = restore_frame(self.workflow, snapshot.frame, control, NOOP_SCOPE)
         except BaseException as exc:
-            control.status = self._stored.status if self._stored else "pending"
+            self._control = None
             fail_streams(out, self._open_streams, exc)
             raise
-        return await self._execute(frame, resume, start, out, new=False)
+        return await self._execute(frame, resume, start, out, fresh=False, trigger="resume")
+
+    # -- time travel ------------------------------------------------------------------------
+
+    async def time_travel(
+        self,
+        step: StepRef,
+        input_data: Any = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        initial_state: Any = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> WorkflowResult:
+        """Re-execute the run from `step`, a top-level step (or its id), and what follows it.
+
+        The run keeps its id: this is how a failed (or any ended, or suspended, or not yet
+        started) run is replayed from the step that failed. The step gets `input_data`, or
+        else the output of the entry before it; the steps before it keep their stored results,
+        or those given in `context` (``{step_id: output}``; a `StepResult` is taken as the
+        step's result, so an earlier result's ``steps`` can be passed). The target and every
+        step after it run again; the stored snapshot is replaced by this execution's. State
+        is the one last stored unless `initial_state` is given; the request context is the
+        stored one unless `request_context` is given. Events, spans and hooks are those of a
+        new execution: its run span, named as the run's, continues the run's trace and carries
+        ``spanflow.run.time_travel=<step>``.
+
+        Raises:
+            RunStateError: The run is running or waiting (here or in another process).
+            RunClaimError: Another caller started executing the run first.
+            StepNotFoundError: `step` is not a top-level step of the workflow.
+            InvalidInputError: `input_data`, `context` or `initial_state` does not fit its
+                schema, `step` is inside a nested workflow, or a step before it has no
+                successful result (stored or in `context`).
+        """
+        if self._task is not None and not self._task.done():
+            raise RunStateError(f"run {self.run_id!r} is executing here; wait for it first")
+        await self._refresh()
+        travel = TimeTravel(step, input_data, context, initial_state)
+        task = self._launch_time_travel(travel, request_context, tracing_options, None)
+        return await task
+
+    def time_travel_stream(
+        self,
+        step: StepRef,
+        input_data: Any = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        initial_state: Any = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+        close_on_suspend: bool = True,
+    ) -> WorkflowStream:
+        """`time_travel` with a live event stream (checks against the run as last loaded)."""
+        out = WorkflowStream(self)
+        travel = TimeTravel(step, input_data, context, initial_state)
+        self._launch_time_travel(travel, request_context, tracing_options, out)
+        if not close_on_suspend:
+            self._open_streams.append(out)
+        return out
+
+    def time_travel_sync(
+        self,
+        step: StepRef,
+        input_data: Any = None,
+        context: Mapping[str, Any] | None = None,
+        *,
+        initial_state: Any = None,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> WorkflowResult:
+        """`time_travel` for scripts; refuses to run inside a running event loop."""
+        return run_sync(
+            self.time_travel(
+                step,
+                input_data,
+                context,
+                initial_state=initial_state,
+                request_context=request_context,
+                tracing_options=tracing_options,
+            ),
+            "time_travel_sync",
+        )
+
+    def _launch_time_travel(
+        self,
+        travel: TimeTravel,
+        request_context: RequestContext | Mapping[str, Any] | None,
+        tracing_options: TracingOptions | None,
+        out: WorkflowStream | None,
+    ) -> asyncio.Task[WorkflowResult]:
+        if self._task is not None and not self._task.done():
+            raise RunStateError(f"run {self.run_id!r} is executing here; wait for it first")
+        stored = self._stored
+        if stored.status not in _TIME_TRAVELLABLE:
+            raise RunStateError(
+                f"run {self.run_id!r} is {stored.status}: a run that is executing cannot time "
+                f"travel; wait for it to end (or cancel it) first"
+            )
+        snapshot = read_run_snapshot(stored)
+        control = self._continued_control(snapshot, request_context, tracing_options, out)
+        control.usage = Usage()  # the usage of this execution: what it replaces is gone
+        frame, target = time_travel_frame(self.workflow, self.run_id, snapshot, travel, control)
+        self._control = control
+        start = RunStart(
+            self.workflow.id,
+            self.run_id,
+            self.resource_id,
+            frame.input,
+            control.request_context,
+            tracing_options,
+            stored_trace=snapshot.trace,
+            time_travel=target,
+            workflow_metadata=self.workflow.metadata,
+        )
+
+        async def claimed_frame(claimed: StoredRun) -> Frame:
+            if claimed.snapshot == stored.snapshot:
+                return frame
+            # Saved again between our read and our claim (another time travel that ended
+            # the same way): travel from what is stored now, or put the run back as it was.
+            try:
+                again = read_run_snapshot(claimed)
+                return time_travel_frame(self.workflow, self.run_id, again, travel, control)[0]
+            except BaseException:
+                await self.workflow.storage.save_run(replace(claimed, status=stored.status))
+                raise
+
+        coro = self._execute_claimed(
+            frame, start, out, (stored.status,), "time_travel", claimed_frame
+        )
+        return self._spawn(coro, out, "time-travel")
 
     # -- cancel / restart -------------------------------------------------------------------
 
     async def cancel(self) -> None:
         """Cancel the run: stop scheduling entries, interrupt the running step, store ``canceled``.
 
-        A suspended or waiting run that no process is executing is marked canceled in storage.
+        A pending, suspended or waiting run that no process is executing is marked canceled in
+        storage.
         """
         task = self._task
         if task is not None and not task.done():
@@ -358,7 +539,7 @@ class Run:
             return
         await self._refresh()
         stored = self._stored
-        if stored is None or stored.status in ("success", "failed", "canceled"):
+        if stored.status in _ENDED:
             return
         # Read before claiming: a snapshot this spanflow cannot read (a newer version, damaged)
         # must leave the run exactly as it was, not a canceled row whose snapshot says otherwise.
@@ -391,15 +572,18 @@ class Run:
 
         Execution continues from the last snapshot: entries whose results were stored are not
         run again; the entry that was in progress when the process died runs again from its
-        start. Call it only for a run no live process is executing (the store cannot tell a
+        start, except a nested workflow run as a step, which goes on from its last completed
+        inner entry. Call it only for a run no live process is executing (the store cannot tell a
         dead executor from a slow one). Raises `RunStateError` for any other run.
         """
         if self._task is not None and not self._task.done():
             raise RunStateError(f"run {self.run_id!r} is executing here; nothing to restart")
         await self._refresh()
         stored = self._stored
-        if stored is None:
-            raise RunStateError(f"run {self.run_id!r} was never started, so it cannot be restarted")
+        if stored.status == "pending":
+            raise RunStateError(
+                f"run {self.run_id!r} was never started, so it cannot be restarted (start it)"
+            )
         if stored.status not in _RESTARTABLE:
             raise RunStateError(
                 f"run {self.run_id!r} is {stored.status}, not running: only a run left running "
@@ -407,8 +591,7 @@ class Run:
                 + (" (resume a suspended run instead)" if stored.status == "suspended" else "")
             )
         snapshot = read_run_snapshot(stored)
-        control = self._continued_control(snapshot, request_context, tracing_options)
-        context = control.request_context
+        control = self._continued_control(snapshot, request_context, tracing_options, None)
         claimed = await self.workflow.storage.claim_run(
             self.run_id, from_status=_RESTARTABLE, to_status="running"
         )
@@ -421,17 +604,14 @@ class Run:
             self.run_id,
             self.resource_id,
             frame.input,
-            context,
+            control.request_context,
             tracing_options,
             resumed=True,
             stored_trace=snapshot.trace,
+            workflow_metadata=self.workflow.metadata,
         )
-        task = asyncio.get_running_loop().create_task(
-            self._execute(frame, None, start, None, new=False),
-            name=f"spanflow-restart-{self.run_id}",
-        )
-        self._task = task
-        return await task
+        coro = self._execute(frame, None, start, None, fresh=False, trigger="restart")
+        return await self._spawn(coro, None, "restart")
 
     def restart_sync(
         self,
@@ -445,14 +625,18 @@ class Run:
             "restart_sync",
         )
 
+    # -- internals --------------------------------------------------------------------------
+
     def _continued_control(
         self,
         snapshot: RunSnapshot,
         request_context: RequestContext | Mapping[str, Any] | None,
         tracing_options: TracingOptions | None,
+        out: WorkflowStream | None,
     ) -> RunControl:
-        """The control of a run that goes on from `snapshot` (a resume or a restart): the
-        given request context, else the stored one, and the usage counted so far."""
+        """The control of an execution that goes on from `snapshot` (a resume, a restart, a
+        time travel): the given request context, else the stored one, the usage counted so
+        far, and events for `out` and every stream kept open."""
         context = RequestContext.coerce(
             request_context if request_context is not None else snapshot.request_context
         )
@@ -462,6 +646,10 @@ class Run:
             self.run_id, self.workflow.id, self.resource_id, context, run_nested=run_nested
         )
         control.usage = replace(snapshot.usage)
+        control.sink = chain_sinks(
+            out.push if out is not None else None,
+            *(s.push for s in self._open_streams if s is not out),
+        )
         return control
 
     async def _refresh(self) -> None:
@@ -471,7 +659,49 @@ class Run:
         if stored is not None:
             self._stored = stored
 
-    # -- execution --------------------------------------------------------------------------
+    def _spawn(
+        self, coro: Coroutine[Any, Any, WorkflowResult], out: WorkflowStream | None, kind: str
+    ) -> asyncio.Task[WorkflowResult]:
+        """Run one execution in its own task, this object known to the workflow meanwhile
+        (`Workflow.delete_run` refuses a run whose live status says it is executing)."""
+        task: asyncio.Task[WorkflowResult] = asyncio.get_running_loop().create_task(
+            coro, name=f"spanflow-{kind}-{self.run_id}"
+        )
+        _hand_errors_to_stream(task, out)
+        self._task = task
+        self.workflow._executing[self.run_id] = self
+        task.add_done_callback(self._forget)
+        return task
+
+    def _forget(self, task: asyncio.Task[WorkflowResult]) -> None:
+        executing = self.workflow._executing
+        if executing.get(self.run_id) is self and self._task is task:
+            del executing[self.run_id]
+
+    async def _execute_claimed(
+        self,
+        frame: Frame,
+        start: RunStart,
+        out: WorkflowStream | None,
+        from_status: tuple[RunStatus, ...],
+        trigger: RunTrigger,
+        claimed_frame: Callable[[StoredRun], Awaitable[Frame]] | None = None,
+    ) -> WorkflowResult:
+        """Claim the stored run (``from_status -> running``), then execute `frame` from where
+        it stands: a start, or a time travel (`claimed_frame` gives the frame to execute for
+        the run as claimed)."""
+        try:
+            claimed = await self.workflow.storage.claim_run(
+                self.run_id, from_status=from_status, to_status="running"
+            )
+            self._stored = claimed
+            if claimed_frame is not None:
+                frame = await claimed_frame(claimed)
+        except BaseException as exc:
+            self._control = None
+            fail_streams(out, self._open_streams, exc)
+            raise
+        return await self._execute(frame, None, start, out, fresh=True, trigger=trigger)
 
     async def _execute(
         self,
@@ -480,7 +710,8 @@ class Run:
         start: RunStart,
         out: WorkflowStream | None,
         *,
-        new: bool,
+        fresh: bool,
+        trigger: RunTrigger,
     ) -> WorkflowResult:
         def stored(run: StoredRun) -> None:
             self._stored = run
@@ -494,9 +725,27 @@ class Run:
             out,
             self._open_streams,
             stored,
-            self._stored.created_at if self._stored is not None else 0.0,
+            self._stored.created_at,
+            trigger,
         )
-        return await execution.execute(resume, new=new)
+        return await execution.execute(resume, fresh=fresh)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """What a resume names: a step, a label, a foreach iteration (any of them may be absent)."""
+
+    step: StepRef | None
+    label: str | None
+    foreach_index: int | None
+
+
+def _owned_by(workflow: Workflow, stored: StoredRun) -> StoredRun:
+    if stored.workflow_id != workflow.id:
+        raise RunStateError(
+            f"run {stored.run_id!r} belongs to workflow {stored.workflow_id!r}, not {workflow.id!r}"
+        )
+    return stored
 
 
 def _hand_errors_to_stream(task: asyncio.Task[Any], out: WorkflowStream | None) -> None:

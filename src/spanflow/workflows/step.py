@@ -202,7 +202,9 @@ class StepContext(Generic[InT]):
     workflow_id: str
     resource_id: str | None
     input_data: InT
-    """The validated input: the previous entry's output, or the workflow input."""
+    """The input: the previous entry's output (or the workflow input), validated by the
+    step's input schema as data, so any value with the right fields fits; without a schema
+    (or with ``validate_inputs=False``), the value as the previous step produced it."""
     state: Any
     """The run state (validated by the state schema); change it with `set_state`."""
     retry_count: int
@@ -220,7 +222,11 @@ class StepContext(Generic[InT]):
     _new_state: Any = field(default=NO_STATE_CHANGE, repr=False)
 
     def set_state(self, new_state: Any) -> None:
-        """Replace the run state; applied (and validated) after the step returns."""
+        """Replace the run state; applied (and validated) when the step returns or suspends.
+
+        State set before ``ctx.suspend`` is stored with the suspended run, so the steps after
+        the resume (and this one, run again) see it. A step that fails changes nothing.
+        """
         self._new_state = new_state
 
     def get_step_result(self, step: Step[Any, Any] | str) -> Any:

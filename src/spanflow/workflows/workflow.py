@@ -1,22 +1,25 @@
-"""Workflows: the builder (`create_workflow`) and the entries it records.
+"""Workflows: the builder (`create_workflow`), the entries it records, and its run hooks.
 
 Every builder method appends one entry and returns the workflow; `commit()` freezes it. The
 entries are plain frozen dataclasses that the executor walks; a committed workflow is itself
-usable as a step (a nested workflow).
+usable as a step (a nested workflow). The workflow also keeps its runs' admin: listing,
+counting and deleting stored runs, and the hooks (`RunHook`) called as its runs execute.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from spanflow._schema import Schema, schema_of
 from spanflow._sync import run_sync
-from spanflow.errors import WorkflowDefinitionError
+from spanflow.errors import RunStateError, WorkflowDefinitionError
 from spanflow.storage.memory import MemoryStorage
 from spanflow.tracing.instrumentation import Instrumentation, default_instrumentation
+from spanflow.usage import Usage
 from spanflow.workflows._entries import (
     BranchEntry,
     ConditionContext,
@@ -29,6 +32,8 @@ from spanflow.workflows._entries import (
     SleepEntry,
     StepEntry,
 )
+from spanflow.workflows._execution import RunTrigger
+from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.run import Run
 from spanflow.workflows.step import Step, StepFunction, create_step
 
@@ -44,11 +49,53 @@ __all__ = [
     "LoopEntry",
     "ParallelEntry",
     "RetryConfig",
+    "RunHook",
+    "RunHookEvent",
+    "RunTrigger",
     "SleepEntry",
     "StepEntry",
     "Workflow",
     "create_workflow",
 ]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunHookEvent:
+    """What a run hook receives (one object, so that fields can be added without breaking
+    hooks)."""
+
+    run_id: str
+    workflow_id: str
+    resource_id: str | None
+    status: str
+    """``running`` for ``on_start``; then how the execution ended: ``success``, ``failed``,
+    ``suspended``, ``canceled`` (``on_error``: always ``failed``)."""
+    trigger: RunTrigger
+    """What began the execution: ``start``, ``resume``, ``restart`` or ``time_travel``."""
+    result: Any = None
+    """The workflow's output, when the run succeeded."""
+    error: BaseException | None = None
+    """What failed the run (a step's exception, or the engine's or the store's)."""
+    usage: Usage
+    """Token usage of the run's agent steps so far (a copy)."""
+    workflow_result: WorkflowResult | None = None
+    """The whole result (steps, state, suspended paths, trace ids) when the execution ended
+    with one; ``None`` for ``on_start``, and when the engine or the store failed."""
+
+
+RunHook: TypeAlias = Callable[[RunHookEvent], Awaitable[None] | None]
+"""``on_start``/``on_finish``/``on_error`` of `create_workflow`: a function (sync, or async and
+awaited) called with a `RunHookEvent`.
+
+``on_start`` is called when an execution of a run begins (a start, a resume, a restart, a time
+travel), ``on_finish`` when it ends in any status (suspended included), then ``on_error`` when
+it ended failed. They run in the run's task with the run span current, before
+``await run.start()`` (or the stream's result) returns: a slow hook delays the caller, so hand
+long work off. A hook that raises is logged (logger ``spanflow.hooks``) and recorded on the run
+span as an ``exception`` event with ``spanflow.hook=<name>``; it never changes the run's
+outcome. Hooks are the workflow's own: a workflow running nested inside another does not call
+them.
+"""
 
 
 class Workflow:
@@ -65,6 +112,12 @@ class Workflow:
         retry_config: RetryConfig | None = None,
         description: str | None = None,
         storage: Storage | None = None,
+        validate_inputs: bool = True,
+        validate_outputs: bool = True,
+        metadata: Mapping[str, Any] | None = None,
+        on_start: RunHook | None = None,
+        on_finish: RunHook | None = None,
+        on_error: RunHook | None = None,
     ) -> None:
         if not isinstance(id, str) or not id or "." in id:
             raise WorkflowDefinitionError(
@@ -78,6 +131,32 @@ class Workflow:
         self.request_context_schema = request_context_schema
         self.retry_config = retry_config or RetryConfig()
         self.retries: int | None = None  # as a step: nested workflows are not retried
+        self.validate_inputs = validate_inputs
+        """Validate step inputs against their schemas (Mastra's ``options.validateInputs``);
+        off, inputs are passed as they come and recorded raw."""
+        self.validate_outputs = validate_outputs
+        """Validate step outputs against their schemas (on by default, unlike Mastra)."""
+        self.metadata: dict[str, Any] = dict(metadata or {})
+        """Free-form metadata about the workflow (owner, team, version), recorded on its run
+        spans as ``spanflow.workflow.metadata.<key>`` (flattened, redacted, searchable)."""
+        self.on_start: RunHook | None = on_start
+        """Called when an execution of a run begins (see `RunHook`)."""
+        self.on_finish: RunHook | None = on_finish
+        """Called when an execution ends, in any status (see `RunHook`)."""
+        self.on_error: RunHook | None = on_error
+        """Called when an execution ends failed, after `on_finish` (see `RunHook`)."""
+        for name, hook in (
+            ("on_start", on_start),
+            ("on_finish", on_finish),
+            ("on_error", on_error),
+        ):
+            if hook is not None and not callable(hook):
+                raise WorkflowDefinitionError(
+                    f"workflow {id!r}: {name} must be a function, got {hook!r}"
+                )
+        self._executing: dict[str, Run] = {}
+        """The runs with an execution in this process, by id (`delete_run` refuses those whose
+        live status is running or waiting)."""
         self._input: Schema | None = schema_of(input_schema)
         self._output: Schema | None = schema_of(output_schema)
         self._state: Schema | None = schema_of(state_schema)
@@ -249,7 +328,12 @@ class Workflow:
     # -- running ----------------------------------------------------------------------------
 
     async def create_run(self, run_id: str | None = None, resource_id: str | None = None) -> Run:
-        """A new run, or, given the id of a stored run, that run (to resume or inspect it)."""
+        """A new run, stored as ``pending`` at once, or, given the id of a stored run, that run.
+
+        A pending run can be listed and fetched, and started later by id (in another process
+        too, through a shared store); a stored one can be resumed, restarted, time travelled
+        or inspected. An id no run has yet makes a new pending run with that id.
+        """
         self._require_committed()
         return await Run.open(self, run_id=run_id, resource_id=resource_id)
 
@@ -316,18 +400,59 @@ class Workflow:
         *,
         status: RunStatus | None = None,
         resource_id: str | None = None,
+        from_date: datetime | None = None,
+        to_date: datetime | None = None,
         limit: int = 20,
         offset: int = 0,
     ) -> RunPage:
-        """Stored runs of this workflow, newest first, filtered and paged (with the total)."""
+        """Stored runs of this workflow, newest first, filtered and paged (with the total).
+
+        `from_date`/`to_date` bound when the runs were created (both inclusive; naive means
+        UTC). Pending runs (created, not started) are listed too.
+        """
         return await self.storage.list_runs(
-            workflow_id=self.id, status=status, resource_id=resource_id, limit=limit, offset=offset
+            workflow_id=self.id,
+            status=status,
+            resource_id=resource_id,
+            from_date=from_date,
+            to_date=to_date,
+            limit=limit,
+            offset=offset,
         )
 
     async def get_run(self, run_id: str) -> StoredRun | None:
         """The stored run of this workflow with this id (status and snapshot), or ``None``."""
         stored = await self.storage.get_run(run_id)
         return stored if stored is not None and stored.workflow_id == self.id else None
+
+    async def count_runs(self) -> dict[RunStatus, int]:
+        """How many stored runs this workflow has in each status (statuses with none are left
+        out)."""
+        counts = await self.storage.count_runs(workflow_id=self.id)
+        return dict(counts.get(self.id, {}))
+
+    async def delete_run(self, run_id: str) -> bool:
+        """Delete a stored run of this workflow; ``False`` if there is none with this id.
+
+        Raises:
+            RunStateError: The run is executing, in this process or (stored as ``running`` or
+                ``waiting``) in another: cancel it, or wait for it to end, first.
+        """
+        live = self._executing.get(run_id)
+        if live is not None and live.status in ("running", "waiting"):
+            raise RunStateError(
+                f"run {run_id!r} is executing in this process: cancel it, or wait for it to "
+                f"end, before deleting it"
+            )
+        stored = await self.get_run(run_id)
+        if stored is None:
+            return False
+        if stored.status in ("running", "waiting"):
+            raise RunStateError(
+                f"run {run_id!r} is {stored.status}: another process is executing it; cancel "
+                f"it, or wait for it to end, before deleting it"
+            )
+        return await self.storage.delete_run(run_id)
 
     def find_step(self, step_id: str) -> Step[Any, Any] | Workflow | None:
         """The step (or nested workflow) with this id directly in this workflow."""
@@ -407,6 +532,12 @@ def create_workflow(
     retry_config: RetryConfig | None = None,
     description: str | None = None,
     storage: Storage | None = None,
+    validate_inputs: bool = True,
+    validate_outputs: bool = True,
+    metadata: Mapping[str, Any] | None = None,
+    on_start: RunHook | None = None,
+    on_finish: RunHook | None = None,
+    on_error: RunHook | None = None,
 ) -> Workflow:
     """Start building a workflow (Mastra's ``createWorkflow``)."""
     return Workflow(
@@ -418,4 +549,10 @@ def create_workflow(
         retry_config=retry_config,
         description=description,
         storage=storage,
+        validate_inputs=validate_inputs,
+        validate_outputs=validate_outputs,
+        metadata=metadata,
+        on_start=on_start,
+        on_finish=on_finish,
+        on_error=on_error,
     )
