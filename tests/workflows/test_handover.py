@@ -615,3 +615,32 @@ async def test_a_loop_resumed_in_a_later_iteration_sees_its_own_previous_output(
     assert fresh_gate.seen == [("Start", {"n": 3, "pause": "no"}), ("Counter", {"count": 1})]
     assert gate.seen == [("Counter", {"count": 1})]
     assert result.result == Counter(count=2)
+
+
+async def test_a_nested_workflow_without_an_input_schema_resumed_inside_sees_the_outer_value(
+    stores: tuple[Storage, Storage],
+) -> None:
+    first, second = stores
+
+    def workflow(gate: Gate, storage: Storage) -> Workflow:
+        inner = create_workflow(id="inner").then(gate.step("gate")).commit()
+        return (
+            create_workflow(id="outer-gate", input_schema=Start, storage=storage)
+            .then(point_step())
+            .then(inner)
+            .commit()
+        )
+
+    fresh_gate = Gate(calls=1)  # runs through: what a fresh run hands in
+    fresh = await (await workflow(fresh_gate, first).create_run()).start({"n": 3})
+    run = await workflow(Gate(), first).create_run()
+    suspended = await run.start({"n": 3})
+    gate = Gate()
+    resumed = await (await workflow(gate, second).create_run(run_id=run.run_id)).resume(
+        "go", step="inner.gate"
+    )
+
+    assert suspended.status == "suspended"
+    assert fresh.status == resumed.status == "success"
+    assert gate.seen == fresh_gate.seen == [("Point", {"x": 3, "y": 2})]
+    assert shape(resumed.result) == shape(fresh.result) == ("Point", {"x": 3, "y": 2})
