@@ -8,7 +8,7 @@ import pytest
 from pydantic import BaseModel, Field
 from typing_extensions import TypedDict
 
-from spanflow import RequestContext, StepContext, create_step, create_workflow
+from spanflow import InvalidInputError, RequestContext, StepContext, create_step, create_workflow
 from spanflow.agents import (
     Agent,
     AgentDefinitionError,
@@ -215,3 +215,24 @@ async def test_a_failing_workflow_is_a_tool_error() -> None:
 def test_an_uncommitted_workflow_is_rejected() -> None:
     with pytest.raises(AgentDefinitionError, match="must be committed"):
         workflow_as_tool(create_workflow(id="draft"))
+
+
+class NeedsUser(TypedDict):
+    user: str
+
+
+async def test_a_workflow_tool_refused_before_it_starts_leaves_no_run_behind() -> None:
+    async def count(ctx: StepContext[Order]) -> Total:
+        return Total(count=len(ctx.input_data.items), user=ctx.request_context.get("user"))
+
+    workflow = (
+        create_workflow(id="count-order", input_schema=Order, request_context_schema=NeedsUser)
+        .then(create_step(id="count", execute=count, input_schema=Order))
+        .commit()
+    )
+    counter = workflow_as_tool(workflow)
+
+    with pytest.raises(InvalidInputError, match="request context of workflow 'count-order'"):
+        await counter.call(counter.validate_input({"items": ["tea"]}), context())
+
+    assert (await workflow.list_runs()).total == 0

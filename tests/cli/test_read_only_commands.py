@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
+import uuid
 from pathlib import Path
 
+import psycopg
 import pytest
+
+from tests.support.postgres import ThrowawayPostgres
 
 from .conftest import Cli
 
@@ -104,3 +108,22 @@ def test_reading_a_spanflow_database_leaves_its_bytes_and_adds_only_sqlites_wal_
     assert {p.name for p in db.parent.iterdir()} <= {"runs.db", "runs.db-shm", "runs.db-wal"}
     wal = db.with_name("runs.db-wal")
     assert not wal.exists() or wal.stat().st_size == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("argv", [["runs", "list"], ["runs", "show", "some-run"]])
+def test_reading_a_postgresql_database_without_spanflow_tables_creates_none(
+    cli: Cli, argv: list[str], postgres_cluster: ThrowawayPostgres
+) -> None:
+    dsn = postgres_cluster.create_database(f"cli_{uuid.uuid4().hex[:12]}")
+
+    done = cli(*argv, "--storage", dsn)
+
+    with psycopg.connect(dsn, autocommit=True) as connection:
+        tables = connection.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    assert done.code == 1
+    assert "holds no spanflow tables" in done.error_line
+    assert "left unchanged" in done.error_line
+    assert tables == []

@@ -260,3 +260,12 @@ def test_a_run_suspended_in_memory_says_it_cannot_be_resumed(cli: Cli, url: str)
         "waiting for ask; it cannot be resumed: it was stored in memory, which is gone when this "
         "command exits; run it with --db PATH or --storage URL to resume it later"
     )
+
+
+def test_input_the_workflow_refuses_fails_in_one_line_and_stores_no_run(cli: Cli, db: Path) -> None:
+    refused = cli("run", HELLO, "--input", '{"name": 7}', "--db", str(db))
+    listed = cli("runs", "list", "--db", str(db))
+
+    assert refused.code == 1
+    assert "invalid input of workflow 'hello'" in refused.error_line
+    assert "no runs" in listed.out

@@ -218,3 +218,62 @@ async def test_a_dropped_connection_fails_one_call_and_the_pool_recovers(
         assert await store.get_run("run-1") is not None
     finally:
         await store.close()
+
+
+@pytest.mark.postgres
+async def test_a_read_only_store_reads_a_version_1_schema_without_upgrading_it(
+    postgres_spec: StoreSpec,
+) -> None:
+    assert postgres_spec.schema is not None
+    await _sql(
+        postgres_spec,
+        *postgres_v1(postgres_spec.schema),
+        "INSERT INTO spanflow_runs VALUES ('old-run', 'onboarding', 'user-7', 'suspended', "
+        "'{\"steps\": {}}', 10.5, 11.5)",
+    )
+    before = await _indexes(postgres_spec)
+
+    store = postgres_spec.open(read_only=True)
+    try:
+        stored = await store.get_run("old-run")
+        page = await store.list_runs(workflow_id="onboarding")
+    finally:
+        await store.close()
+
+    assert stored is not None
+    assert stored.status == "suspended"
+    assert [run.run_id for run in page.runs] == ["old-run"]
+    assert await _indexes(postgres_spec) == before
+    assert "spanflow_runs_by_workflow_status" not in {name for name, _ in before}
+
+
+@pytest.mark.postgres
+async def test_a_read_only_store_refuses_every_write_and_changes_nothing(
+    postgres_spec: StoreSpec,
+) -> None:
+    await _create(postgres_spec)
+
+    store = postgres_spec.open(read_only=True)
+    try:
+        with pytest.raises(StorageError, match="read-only"):
+            await store.save_run(StoredRun("run-1", "onboarding", "failed", {"steps": {}}))
+        with pytest.raises(StorageError, match="read-only"):
+            await store.delete_run("run-1")
+        stored = await store.get_run("run-1")
+    finally:
+        await store.close()
+
+    assert stored is not None
+    assert (stored.status, stored.snapshot) == ("running", {"steps": {}})
+
+
+@pytest.mark.postgres
+async def test_a_read_only_store_on_a_schema_without_spanflow_tables_creates_none(
+    postgres_spec: StoreSpec,
+) -> None:
+    store = postgres_spec.open(read_only=True)
+    with pytest.raises(StorageError, match=r"holds no spanflow tables.*left unchanged"):
+        await store.get_run("run-1")
+    await store.close()
+
+    assert await _indexes(postgres_spec) == []

@@ -124,3 +124,73 @@ async def test_delete_run_refuses_a_run_that_is_executing(storage: Storage) -> N
     release.set()
     assert (await out.result).status == "success"
     assert await here.delete_run("b-1") is True
+
+
+class PausingGet:
+    """Wraps a store so that one `get_run` pauses after reading, as a slow admin would."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+        self.pause_next = False
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.storage, name)
+
+    async def get_run(self, run_id: str) -> Any:
+        stored = await self.storage.get_run(run_id)
+        if self.pause_next:
+            self.pause_next = False
+            await asyncio.sleep(0.05)
+        return stored
+
+
+async def test_a_run_claimed_while_delete_run_looks_at_it_is_not_deleted(
+    storage: Storage,
+) -> None:
+    gate = asyncio.Event()
+
+    async def slow(ctx: StepContext[Any]) -> str:
+        await gate.wait()
+        return "done"
+
+    def build(store: Any) -> Workflow:
+        return (
+            create_workflow(id="slow", storage=store)
+            .then(create_step(id="s", execute=slow))
+            .commit()
+        )
+
+    pausing = PausingGet(storage)
+    admin, worker = build(pausing), build(storage)  # two processes on one store
+    run = await worker.create_run()
+    pausing.pause_next = True
+    deleting = asyncio.create_task(admin.delete_run(run.run_id))
+    await asyncio.sleep(0.01)  # the admin read "pending" and pauses
+    starting = asyncio.create_task(run.start())
+    await asyncio.sleep(0.01)  # the worker claims the run meanwhile
+
+    with pytest.raises(RunStateError, match="running"):
+        await deleting
+    gate.set()
+    result = await starting
+
+    stored = await storage.get_run(run.run_id)
+    assert result.status == "success"
+    assert stored is not None
+    assert stored.status == "success"
+
+
+async def test_discard_deletes_a_run_that_never_started_and_keeps_one_that_did(
+    storage: Storage,
+) -> None:
+    workflow = tickets(storage)
+    never = await workflow.create_run()
+    started = await workflow.create_run()
+    await started.start(5)
+
+    assert await never.discard()
+    assert not await started.discard()
+    assert await storage.get_run(never.run_id) is None
+    kept = await storage.get_run(started.run_id)
+    assert kept is not None
+    assert kept.status == "success"

@@ -270,7 +270,11 @@ def workflow_as_tool(
 
     async def execute(value: Any, ctx: ToolContext) -> Any:
         run = await workflow.create_run()
-        result = await run.start(input_data=value, request_context=ctx.request_context)
+        try:
+            result = await run.start(input_data=value, request_context=ctx.request_context)
+        except Exception:
+            await run.discard()  # refused before it started: leave no pending run behind
+            raise
         if result.status == "success":
             return result.result
         if result.status == "failed":

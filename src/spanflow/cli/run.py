@@ -160,7 +160,12 @@ def execute(
                 if check is not None:
                     await check(selected)
                 run = await workflow.create_run(run_id=run_id, resource_id=resource_id)
-                return await watch(display, run, start(run))
+                try:
+                    return await watch(display, run, start(run))
+                except Exception:
+                    if run_id is None:  # ours, refused before it started: leave none behind
+                        await run.discard()
+                    raise
             finally:
                 display.close()
                 await selected.storage.close()

@@ -22,6 +22,7 @@ from spanflow.cli.errors import CommandError
 from spanflow.storage import (
     DEFAULT_SQLITE_PATH,
     STORAGE_URL_ENV,
+    PostgresStorage,
     SqliteStorage,
     Storage,
     storage_from_url,
@@ -79,7 +80,8 @@ def select_storage(options: argparse.Namespace, *, read_only: bool = False) -> S
 
     Args:
         options: Parsed arguments of a command that called `add_storage_arguments`.
-        read_only: The command only reads: a SQLite file is opened read-only and must exist.
+        read_only: The command only reads: a SQLite file is opened read-only and must exist,
+            a PostgreSQL schema is read as it is (never created or upgraded).
 
     Raises:
         CommandError: The URL is malformed or names an unknown kind of store, or (read-only)
@@ -100,6 +102,9 @@ def select_storage(options: argparse.Namespace, *, read_only: bool = False) -> S
         raise CommandError(f"{source}: {exc}") from None
     if isinstance(storage, SqliteStorage) and storage.path != ":memory:":
         return _sqlite(Path(storage.path), read_only=read_only)
+    if read_only and isinstance(storage, PostgresStorage):
+        # A reading command never creates or upgrades a shared database's schema.
+        storage = PostgresStorage(url, read_only=True)
     in_memory = isinstance(storage, SqliteStorage) or not storage.durable  # sqlite://, memory://
     return SelectedStorage(storage, _describe(url, storage), keeps_runs=not in_memory)
 

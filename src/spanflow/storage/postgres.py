@@ -78,6 +78,7 @@ class PostgresStorage:
         max_size: int = 10,
         connect_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
+        read_only: bool = False,
     ) -> None:
         """Create a store; nothing connects until first use (or `open`).
 
@@ -90,6 +91,9 @@ class PostgresStorage:
             connect_timeout: Seconds to wait for a connection (new or from the busy pool)
                 before failing with `StorageError`.
             clock: Returns the current time in epoch seconds; tests pass a fake one.
+            read_only: Only read: the schema must hold spanflow's tables, an older schema is
+                read as it is (never created or upgraded), and the server refuses every
+                write (each session has ``default_transaction_read_only``).
         """
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(
@@ -105,6 +109,7 @@ class PostgresStorage:
         self._min_size, self._max_size = min_size, max_size
         self._connect_timeout = connect_timeout
         self._clock = clock
+        self._read_only = read_only
         self._runs = f'"{schema}".{RUNS_TABLE}'
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._opening = asyncio.Lock()
@@ -319,7 +324,7 @@ class PostgresStorage:
                 min_size=self._min_size,
                 max_size=self._max_size,
                 open=False,
-                kwargs={"autocommit": True, "connect_timeout": self._libpq_timeout()},
+                kwargs=self._session_options(),
                 timeout=self._connect_timeout,
                 name="spanflow",
             )
@@ -338,7 +343,7 @@ class PostgresStorage:
             # libpq rounds connect_timeout up to whole seconds (2 at least): enforce ours too.
             async with asyncio.timeout(self._connect_timeout):
                 connection = await psycopg.AsyncConnection.connect(
-                    self._dsn, autocommit=True, connect_timeout=self._libpq_timeout()
+                    self._dsn, **self._session_options()
                 )
         except TimeoutError:
             raise StorageError(
@@ -347,6 +352,10 @@ class PostgresStorage:
             ) from None
         except psycopg.OperationalError as err:
             raise StorageError(f"cannot connect to PostgreSQL at {self._where}: {err}") from err
+        if self._read_only:
+            async with connection:
+                await self._check_tables(connection)
+            return
         async with connection, connection.transaction():
             await connection.execute(
                 "SELECT pg_advisory_xact_lock(hashtext(%s))", (f"spanflow.schema:{self._schema}",)
@@ -360,6 +369,21 @@ class PostgresStorage:
                     await connection.execute(f'CREATE SCHEMA "{self._schema}"')
                 for statement in postgres_ddl(self._schema, version):
                     await connection.execute(statement)
+
+    def _session_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"autocommit": True, "connect_timeout": self._libpq_timeout()}
+        if self._read_only:
+            options["options"] = "-c default_transaction_read_only=on"
+        return options
+
+    async def _check_tables(self, connection: Connection) -> None:
+        # A read-only store reads an older schema as it is (it may not upgrade it).
+        found, _ = await self._inspect(connection)
+        if installed_version(found, where=self._where_schema()) == 0:
+            raise StorageError(
+                f"{self._where_schema()} holds no spanflow tables; it was opened read-only "
+                "and left unchanged"
+            )
 
     async def _inspect(self, connection: Connection) -> tuple[FoundSchema, bool]:
         """What spanflow tables there are, and whether the schema exists."""

@@ -52,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["Run"]
 
 
+_NEVER_STARTED: tuple[RunStatus, ...] = ("pending",)
 _RESUMABLE: tuple[RunStatus, ...] = ("suspended",)
 _RESTARTABLE: tuple[RunStatus, ...] = ("running", "waiting")
 _ENDED: tuple[RunStatus, ...] = ("success", "failed", "canceled", "tripwire")
@@ -522,6 +523,17 @@ class Run:
         return self._spawn(coro, out, "time-travel")
 
     # -- cancel / restart -------------------------------------------------------------------
+
+    async def discard(self) -> bool:
+        """Delete this run if it was never started (still ``pending``); ``True`` if it was.
+
+        For callers that create a run only to start it at once (the CLI, a workflow used as a
+        tool): when the start is refused (invalid input), the pending run would stay behind
+        with nobody to start it. A run that has started, here or in another process, is kept.
+        """
+        if self._task is not None:
+            return False
+        return await self.workflow.storage.delete_run(self.run_id, if_status=_NEVER_STARTED)
 
     async def cancel(self) -> None:
         """Cancel the run: stop scheduling entries, interrupt the running step, store ``canceled``.

@@ -12,11 +12,12 @@ import itertools
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
 
 from spanflow._schema import Schema, schema_of
 from spanflow._sync import run_sync
 from spanflow.errors import RunStateError, WorkflowDefinitionError
+from spanflow.storage.base import RunStatus
 from spanflow.storage.memory import MemoryStorage
 from spanflow.tracing.instrumentation import Instrumentation, default_instrumentation
 from spanflow.usage import Usage
@@ -38,7 +39,7 @@ from spanflow.workflows.run import Run
 from spanflow.workflows.step import Step, StepFunction, create_step
 
 if TYPE_CHECKING:
-    from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
+    from spanflow.storage.base import RunPage, Storage, StoredRun
 
 __all__ = [
     "BranchEntry",
@@ -58,11 +59,22 @@ __all__ = [
     "create_workflow",
 ]
 
+_NOT_EXECUTING: tuple[RunStatus, ...] = tuple(
+    status for status in get_args(RunStatus) if status not in ("running", "waiting")
+)
+"""Statuses of a run no process is executing: the ones `Workflow.delete_run` may delete."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunHookEvent:
     """What a run hook receives (one object, so that fields can be added without breaking
-    hooks)."""
+    hooks).
+
+    The result, error and `workflow_result` are the run's own objects, not copies (copying
+    every result for every hook would cost each run): read them, do not change them. The
+    stored run is written before ``on_finish`` is called, so a change would show in what
+    ``start()`` returns but never in the store.
+    """
 
     run_id: str
     workflow_id: str
@@ -452,7 +464,8 @@ class Workflow:
                 f"run {run_id!r} is {stored.status}: another process is executing it; cancel "
                 f"it, or wait for it to end, before deleting it"
             )
-        return await self.storage.delete_run(run_id)
+        # Checked again in the store, atomically: a process may claim the run in between.
+        return await self.storage.delete_run(run_id, if_status=_NOT_EXECUTING)
 
     def find_step(self, step_id: str) -> Step[Any, Any] | Workflow | None:
         """The step (or nested workflow) with this id directly in this workflow."""
