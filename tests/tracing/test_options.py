@@ -63,6 +63,11 @@ def test_no_options_resolve_to_nothing_requested() -> None:
     assert resolve_tracing_options(TracingOptions()) == ResolvedTracing()
 
 
+def test_runs_without_options_never_share_their_attributes() -> None:
+    first, second = resolve_tracing_options(None), resolve_tracing_options(None)
+    assert first.attributes is not second.attributes
+
+
 # --- parent ids -------------------------------------------------------------------------
 
 

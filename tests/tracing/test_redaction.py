@@ -14,10 +14,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from spanflow.tracing.redaction import (
+    _JSON_KEY,
     DEFAULT_MAX_ATTRIBUTE_LENGTH,
     DEFAULT_REDACTOR,
     REDACTED,
     Redactor,
+    _json_keys,
     strip_credentials,
     to_attribute_json,
     truncate,
@@ -317,3 +319,10 @@ def test_attribute_json_always_equals_redacting_first_then_rendering(value: obje
     # never give anything but what the careful path (walk, then render) gives.
     careful = pydantic_core.to_json(DEFAULT_REDACTOR.redact(value), fallback=str).decode()
     assert to_attribute_json(value, limit=1_000_000) == careful
+
+
+@given(_JSONISH | st.text(alphabet='ab:"\\{},[] ', max_size=40))
+def test_the_key_scan_finds_the_same_keys_with_or_without_escapes(value: object) -> None:
+    # Text without a backslash is scanned with a simpler pattern: it must find the same keys.
+    text = value if isinstance(value, str) else pydantic_core.to_json(value).decode()
+    assert _json_keys(text) == frozenset(_JSON_KEY.findall(text))

@@ -163,6 +163,9 @@ def resolve_tracing_options(
     Raises:
         TracingOptionsError: A value was invalid and ``options.strict`` is true.
     """
+    if options is None and not global_request_context_keys:
+        # Most runs: nothing to check, look up or flatten (a fresh object: its dict is mutable).
+        return ResolvedTracing()
     options = options or TracingOptions()
     redactor = redactor or DEFAULT_REDACTOR
     checker = _Checker(strict=bool(options.strict), logger=logger)

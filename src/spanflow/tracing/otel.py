@@ -102,8 +102,7 @@ _HIGH_RATE_CHUNKS = frozenset({"text-delta", "reasoning-delta", "tool-call-delta
 
 
 def _is_high_rate_chunk(event: RecordableEvent) -> bool:
-    if event.type != "workflow-step-output":
-        return False
+    """Whether a ``workflow-step-output`` event is an agent's text or tool-call delta."""
     output = getattr(event.payload, "output", None)
     if not isinstance(output, Mapping):
         return False
@@ -120,6 +119,9 @@ def _snake(key: str) -> str:
 
 
 _EVENT_KEYS = {k: "spanflow.event." + _snake(k) for k in _EVENT_SCALARS}
+_EVENT_SCALAR_TYPES = (str, int, float, bool)
+"""What a payload field must be to become its own event attribute (a tuple: the fastest
+`isinstance` check)."""
 
 # The guards of the hot paths, one each (see `internal_errors`).
 _READING_TRACE_ID = internal_errors("could not read the trace id of a span")
@@ -148,6 +150,9 @@ class _RunTrace:
     config: TracingConfig = field(init=False)
     capture_input: bool = field(init=False)
     capture_output: bool = field(init=False)
+    event_payloads: bool = field(init=False)
+    """Whether events carry ``spanflow.event.payload``: payloads hold inputs and outputs, so
+    hiding either hides them too."""
     logger_provider: Any = field(init=False)
     """Where events go as log records (``events="logs"``); ``None`` for span events."""
 
@@ -156,6 +161,7 @@ class _RunTrace:
         config = self.config = context.config
         self.capture_input = config.capture_input and not context.hide_input
         self.capture_output = config.capture_output and not context.hide_output
+        self.event_payloads = config.event_payloads and self.capture_input and self.capture_output
         self.logger_provider = (
             (config.logger_provider or get_logger_provider()) if config.events == "logs" else None
         )
@@ -167,6 +173,17 @@ class OtelInstrumentation:
     def __init__(self, config: TracingConfig | None = None) -> None:
         self.config = config or TracingConfig()
         self._ignored_root = IgnoredRootWarning("runs")
+        self._tracer: tuple[trace.TracerProvider, trace.Tracer] | None = None
+        """The last provider asked for a tracer, and its tracer: `get_tracer` builds a new
+        tracer (and new scope objects) on every call, while one provider's are all alike."""
+
+    def _tracer_of(self, provider: trace.TracerProvider) -> trace.Tracer:
+        cached = self._tracer
+        if cached is not None and cached[0] is provider:
+            return cached[1]
+        tracer = provider.get_tracer(_SCOPE_NAME)
+        self._tracer = (provider, tracer)
+        return tracer
 
     def start_run(self, start: RunStart) -> Scope:
         if not self.config.enabled:
@@ -182,7 +199,7 @@ class OtelInstrumentation:
             # No SDK configured: every span would be non-recording, so skip resolving options
             # and rendering the input for a span nobody sees (most of a short run's cost).
             return _quiet_scope(start, config)
-        tracer = provider.get_tracer(_SCOPE_NAME)
+        tracer = self._tracer_of(provider)
         # A resume (or restart, or time travel) is never nested: it continues its own trace.
         resolved, _ = resolve_nested(
             start.options,
@@ -413,24 +430,22 @@ class OtelScope:
         if run.config.events == "none":
             return
         with _RECORDING:
-            if _is_high_rate_chunk(event):
+            name = event.type
+            if name == "workflow-step-output" and _is_high_rate_chunk(event):
                 return
             wire = event.payload.to_dict()
             attributes: dict[str, Any] = {}
+            event_key = _EVENT_KEYS.get
             for key, value in wire.items():
-                attr = _EVENT_KEYS.get(key)
-                if attr is not None and isinstance(value, str | int | float | bool):
+                attr = event_key(key)
+                if attr is not None and isinstance(value, _EVENT_SCALAR_TYPES):
                     attributes[attr] = value
-            if run.config.event_payloads and self._may_show(event):
-                attributes["spanflow.event.payload"] = self._json(wire)
+            if run.event_payloads:
+                attributes["spanflow.event.payload"] = run.config.attribute_json(wire)
             if run.logger_provider is not None:
-                self._log(event.type, attributes)
+                self._log(name, attributes)
             else:
-                self._span.add_event(event.type, attributes)
-
-    def _may_show(self, event: RecordableEvent) -> bool:
-        # Payloads carry inputs and outputs: hiding either hides the payloads too.
-        return self._run.capture_input and self._run.capture_output
+                self._span.add_event(name, attributes)
 
     def _log(self, name: str, attributes: dict[str, Any]) -> None:
         provider = self._run.logger_provider

@@ -70,6 +70,8 @@ DEFAULT_MAX_ATTRIBUTE_LENGTH: Final = 8192
 
 _MAX_DEPTH: Final = 64
 _MAX_MEMO: Final = 8192
+_MAX_MEMO_KEY_SETS: Final = 1024
+_MAX_MEMO_KEY_SET: Final = 64
 _PLAIN: Final = frozenset({str, int, float, bool})
 _WHOLE_WORD_MAX_LENGTH: Final = 3
 _SENTINEL_CIRCULAR: Final = "[circular]"
@@ -119,6 +121,7 @@ class Redactor:
     """Whether `DEFAULT_SENSITIVE_KEYS` apply; set False to match `extra_keys` only."""
     _patterns: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _verdicts: dict[str, bool] = field(init=False, repr=False, compare=False)
+    _key_sets: dict[frozenset[str], bool] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         extra_keys: object = self.extra_keys  # untyped callers do pass a lone string
@@ -130,6 +133,7 @@ class Redactor:
         patterns = dict.fromkeys(p for p in map(_normalise, sources) if p)
         object.__setattr__(self, "_patterns", tuple(patterns))
         object.__setattr__(self, "_verdicts", {})
+        object.__setattr__(self, "_key_sets", {})
 
     def is_sensitive(self, key: object) -> bool:
         """Return whether the value under ``key`` must be redacted.
@@ -149,6 +153,22 @@ class Redactor:
             if len(self._verdicts) >= _MAX_MEMO:
                 self._verdicts.clear()
             verdict = self._verdicts[text] = _matches(text, self._patterns)
+        return verdict
+
+    def any_sensitive(self, keys: frozenset[str]) -> bool:
+        """Return whether any of ``keys`` is sensitive (`is_sensitive`), memoised per key set.
+
+        Rendered payloads of one workflow repeat the same few key sets (a step's wire keys and
+        its schema's fields), so one hash of the set replaces a method call per key. Large sets
+        (a mapping keyed by ids, say) are not kept: they rarely come back and hold much.
+        """
+        verdict = self._key_sets.get(keys)
+        if verdict is None:
+            verdict = any(map(self.is_sensitive, keys))
+            if len(keys) <= _MAX_MEMO_KEY_SET:
+                if len(self._key_sets) >= _MAX_MEMO_KEY_SETS:
+                    self._key_sets.clear()
+                self._key_sets[keys] = verdict
         return verdict
 
     def is_sensitive_path(self, path: str) -> bool:
@@ -222,6 +242,9 @@ class Redactor:
 
 _JSON_KEY = re.compile(r'"((?:[^"\\]|\\.)*)":')
 """A key in compact JSON (pydantic's `to_json`): a string directly followed by a colon."""
+_UNESCAPED_JSON_KEY = re.compile(r'"([^"]*)":')
+"""`_JSON_KEY` for text without a backslash (most payloads): the escape branch can never match
+there, so both find exactly the same keys, this one several times faster."""
 
 
 def truncate(text: str, limit: int) -> str:
@@ -275,10 +298,16 @@ def to_attribute_json(
             text = pydantic_core.to_json(value, fallback=str).decode()
         except (ValueError, TypeError):  # circular data and the like: the walk copes
             text = None
-        if text is not None and not any(map(redactor.is_sensitive, set(_JSON_KEY.findall(text)))):
-            return truncate(text, limit)
+        if text is not None and not redactor.any_sensitive(_json_keys(text)):
+            return text if len(text) <= limit else truncate(text, limit)
     text = pydantic_core.to_json(redactor.redact(value), fallback=str).decode()
     return truncate(text, limit)
+
+
+def _json_keys(text: str) -> frozenset[str]:
+    """The keys of compact JSON text (see `_JSON_KEY`)."""
+    pattern = _JSON_KEY if "\\" in text else _UNESCAPED_JSON_KEY
+    return frozenset(pattern.findall(text))
 
 
 def strip_credentials(
