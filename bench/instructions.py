@@ -7,8 +7,9 @@ difference in runs is the per-run cost, free of start-up and import costs. Compa
 commits by running it in a checkout of each.
 
 Workloads (``--workload``): ``chain`` is a 3-step workflow of trivial steps, no SDK
-configured, on the in-memory store (create_run + start); ``sqlite`` is the same on a SQLite
-file. Needs valgrind (``apt-get install valgrind``).
+configured, on the in-memory store (create_run + start); ``traced`` is the same traced into an
+SDK tracer provider that keeps its spans in memory (`SimpleSpanProcessor`); ``sqlite`` is
+``chain`` on a SQLite file. Needs valgrind (``apt-get install valgrind``).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-WORKLOADS = ("chain", "sqlite")
+WORKLOADS = ("chain", "traced", "sqlite")
 
 
 async def _increment(ctx: Any) -> dict[str, int]:
@@ -42,9 +43,24 @@ async def _child(workload: str, runs: int, folder: str) -> None:
     for index in range(3):
         workflow.then(create_step(id=f"s{index}", execute=_increment))
     workflow.commit()
+    if workload == "traced":
+        workflow.instrumentation = _in_memory_tracing()
     for _ in range(runs):
         await (await workflow.create_run()).start({"n": 0})
     await storage.close()
+
+
+def _in_memory_tracing() -> Any:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    from spanflow.tracing.config import TracingConfig
+    from spanflow.tracing.otel import OtelInstrumentation
+
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
+    return OtelInstrumentation(TracingConfig(tracer_provider=provider))
 
 
 def _count(workload: str, runs: int) -> int:
