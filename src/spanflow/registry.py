@@ -25,22 +25,23 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, get_args
+from typing import Any
 
 from spanflow.errors import RunStateError, SpanflowError, WorkflowDefinitionError
 from spanflow.storage import default_storage_from_env
-from spanflow.storage.base import RunPage, RunStatus, Storage, StoredRun
+from spanflow.storage.base import (
+    EXECUTING_STATUSES,
+    IDLE_STATUSES,
+    RunPage,
+    RunStatus,
+    Storage,
+    StoredRun,
+)
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.otel import OtelInstrumentation
 from spanflow.workflows.workflow import Workflow
 
 __all__ = ["NotRegisteredError", "Spanflow", "StorageConflictError"]
-
-_EXECUTING: tuple[RunStatus, ...] = ("running", "waiting")
-"""Statuses of a run that some process is executing (a waiting run sleeps inside its run)."""
-_NOT_EXECUTING: tuple[RunStatus, ...] = tuple(
-    status for status in get_args(RunStatus) if status not in _EXECUTING
-)
 
 
 class NotRegisteredError(SpanflowError, LookupError):
@@ -222,7 +223,7 @@ class Spanflow:
             return False
         if force:
             return await self.storage.delete_run(run_id)
-        if stored.status in _EXECUTING:
+        if stored.status in EXECUTING_STATUSES:
             raise RunStateError(
                 f"cannot delete run {run_id!r} of workflow {stored.workflow_id!r}: its status "
                 f"is {stored.status!r}, so a process (this one or another) is executing it; "
@@ -230,7 +231,7 @@ class Spanflow:
             )
         # Checked again in the store, atomically with the delete: a run that started since
         # it was read above is refused there (RunStateError naming its new status).
-        return await self.storage.delete_run(run_id, if_status=_NOT_EXECUTING)
+        return await self.storage.delete_run(run_id, if_status=IDLE_STATUSES)
 
     async def run_counts(self) -> dict[str, dict[RunStatus, int]]:
         """How many stored runs each registered workflow has per status.

@@ -10,14 +10,29 @@ from __future__ import annotations
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
-__all__ = ["RunPage", "RunStatus", "Storage", "StoredRun"]
+__all__ = [
+    "EXECUTING_STATUSES",
+    "IDLE_STATUSES",
+    "RunPage",
+    "RunStatus",
+    "Storage",
+    "StoredRun",
+]
 
 RunStatus = Literal[
     "pending", "running", "waiting", "suspended", "success", "failed", "canceled", "tripwire"
 ]
 """Every status a stored run can have. ``pending``: created, not started yet."""
+
+EXECUTING_STATUSES: tuple[RunStatus, ...] = ("running", "waiting")
+"""Statuses of a run that a process is executing (a waiting run sleeps inside its execution):
+such a run is not deleted, and only a run left in one by a dead process is restarted."""
+IDLE_STATUSES: tuple[RunStatus, ...] = tuple(
+    status for status in get_args(RunStatus) if status not in EXECUTING_STATUSES
+)
+"""Statuses of a run no process is executing: pending, suspended or ended."""
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from spanflow.errors import (
     RunStateError,
     StorageError,
 )
-from spanflow.storage.base import RunStatus, StoredRun
+from spanflow.storage.base import EXECUTING_STATUSES, RunStatus, StoredRun
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
 from spanflow.tracing.options import TracingOptions, resolve_tracing_options
 from spanflow.usage import Usage
@@ -54,7 +54,7 @@ __all__ = ["Run"]
 
 _NEVER_STARTED: tuple[RunStatus, ...] = ("pending",)
 _RESUMABLE: tuple[RunStatus, ...] = ("suspended",)
-_RESTARTABLE: tuple[RunStatus, ...] = ("running", "waiting")
+_RESTARTABLE = EXECUTING_STATUSES
 _ENDED: tuple[RunStatus, ...] = ("success", "failed", "canceled", "tripwire")
 _TIME_TRAVELLABLE: tuple[RunStatus, ...] = ("pending", "suspended", *_ENDED)
 """A time travel replaces what the run did; only a run nobody is executing can have it."""
@@ -674,21 +674,13 @@ class Run:
     def _spawn(
         self, coro: Coroutine[Any, Any, WorkflowResult], out: WorkflowStream | None, kind: str
     ) -> asyncio.Task[WorkflowResult]:
-        """Run one execution in its own task, this object known to the workflow meanwhile
-        (`Workflow.delete_run` refuses a run whose live status says it is executing)."""
+        """Run one execution in its own task."""
         task: asyncio.Task[WorkflowResult] = asyncio.get_running_loop().create_task(
             coro, name=f"spanflow-{kind}-{self.run_id}"
         )
         _hand_errors_to_stream(task, out)
         self._task = task
-        self.workflow._executing[self.run_id] = self
-        task.add_done_callback(self._forget)
         return task
-
-    def _forget(self, task: asyncio.Task[WorkflowResult]) -> None:
-        executing = self.workflow._executing
-        if executing.get(self.run_id) is self and self._task is task:
-            del executing[self.run_id]
 
     async def _execute_claimed(
         self,

@@ -12,12 +12,12 @@ import itertools
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal, TypeAlias, get_args
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
 from spanflow._schema import Schema, schema_of
 from spanflow._sync import run_sync
 from spanflow.errors import RunStateError, WorkflowDefinitionError
-from spanflow.storage.base import RunStatus
+from spanflow.storage.base import EXECUTING_STATUSES, IDLE_STATUSES, RunStatus
 from spanflow.storage.memory import MemoryStorage
 from spanflow.tracing.instrumentation import Instrumentation, default_instrumentation
 from spanflow.usage import Usage
@@ -58,11 +58,6 @@ __all__ = [
     "Workflow",
     "create_workflow",
 ]
-
-_NOT_EXECUTING: tuple[RunStatus, ...] = tuple(
-    status for status in get_args(RunStatus) if status not in ("running", "waiting")
-)
-"""Statuses of a run no process is executing: the ones `Workflow.delete_run` may delete."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,9 +161,6 @@ class Workflow:
                 raise WorkflowDefinitionError(
                     f"workflow {id!r}: {name} must be a function, got {hook!r}"
                 )
-        self._executing: dict[str, Run] = {}
-        """The runs with an execution in this process, by id (`delete_run` refuses those whose
-        live status is running or waiting)."""
         self._input: Schema | None = schema_of(input_schema)
         self._output: Schema | None = schema_of(output_schema)
         self._state: Schema | None = schema_of(state_schema)
@@ -447,25 +439,20 @@ class Workflow:
         """Delete a stored run of this workflow; ``False`` if there is none with this id.
 
         Raises:
-            RunStateError: The run is executing, in this process or (stored as ``running`` or
-                ``waiting``) in another: cancel it, or wait for it to end, first.
+            RunStateError: The run is stored as ``running`` or ``waiting``: a process (this one
+                or another) is executing it; cancel it, or wait for it to end, first.
         """
-        live = self._executing.get(run_id)
-        if live is not None and live.status in ("running", "waiting"):
-            raise RunStateError(
-                f"run {run_id!r} is executing in this process: cancel it, or wait for it to "
-                f"end, before deleting it"
-            )
         stored = await self.get_run(run_id)
         if stored is None:
             return False
-        if stored.status in ("running", "waiting"):
+        if stored.status in EXECUTING_STATUSES:
             raise RunStateError(
-                f"run {run_id!r} is {stored.status}: another process is executing it; cancel "
-                f"it, or wait for it to end, before deleting it"
+                f"run {run_id!r} is {stored.status}: a process (this one or another) is "
+                f"executing it; cancel it, or wait for it to end, before deleting it"
             )
-        # Checked again in the store, atomically: a process may claim the run in between.
-        return await self.storage.delete_run(run_id, if_status=_NOT_EXECUTING)
+        # Checked again in the store, atomically: a process may claim the run in between (a
+        # run starting here is stored running from its claim on, so the store decides).
+        return await self.storage.delete_run(run_id, if_status=IDLE_STATUSES)
 
     def find_step(self, step_id: str) -> Step[Any, Any] | Workflow | None:
         """The step (or nested workflow) with this id directly in this workflow."""
