@@ -4,11 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from spanflow import Step, StepContext, WorkflowEvent, WorkflowStream, create_step
+from spanflow import (
+    Step,
+    StepContext,
+    Workflow,
+    WorkflowEvent,
+    WorkflowStream,
+    create_step,
+    create_workflow,
+)
+from spanflow.storage import Storage
 
-__all__ = ["InFlight", "collect", "const", "event_ids", "event_types", "fn_step", "step_events"]
+__all__ = [
+    "Held",
+    "InFlight",
+    "collect",
+    "const",
+    "event_ids",
+    "event_types",
+    "fn_step",
+    "held_workflow",
+    "step_events",
+]
 
 
 async def collect(out: WorkflowStream) -> list[WorkflowEvent]:
@@ -76,3 +96,27 @@ class InFlight:
     async def pause(self, seconds: float = 0.01) -> None:
         """Stay in flight for a short while (long enough for siblings to start)."""
         await self.track(asyncio.sleep(seconds))
+
+
+@dataclass(frozen=True)
+class Held:
+    """A committed workflow whose one step (``slow``) waits for `release` once `started`: a
+    run of it stays executing for as long as a test looks at it."""
+
+    workflow: Workflow
+    started: asyncio.Event
+    release: asyncio.Event
+
+
+def held_workflow(storage: Storage, workflow_id: str = "busy") -> Held:
+    """A `Held` workflow keeping its runs in `storage`."""
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(ctx: StepContext[Any]) -> str:
+        started.set()
+        await release.wait()
+        return "done"
+
+    workflow = create_workflow(id=workflow_id, storage=storage)
+    workflow.then(create_step(id="slow", execute=slow)).commit()
+    return Held(workflow, started, release)

@@ -28,6 +28,8 @@ from spanflow import (
 from spanflow.storage import Storage
 from tests.support.stores import StoreSpec
 
+from .support import held_workflow
+
 
 class Order(BaseModel):
     qty: int
@@ -204,25 +206,18 @@ async def test_starting_a_run_that_has_ended_is_refused(storage: Storage, ending
 async def test_starting_a_run_another_caller_is_executing_is_a_claim_error(
     storage: Storage,
 ) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(ctx: StepContext[Any]) -> str:
-        started.set()
-        await release.wait()
-        return "done"
-
-    workflow = create_workflow(id="busy", storage=storage)
-    workflow.then(create_step(id="slow", execute=slow)).commit()
+    held = held_workflow(storage)
+    workflow = held.workflow
     run = await workflow.create_run(run_id="b-1")
     out = run.stream(None)
-    await started.wait()
+    await held.started.wait()
 
     with pytest.raises(RunStateError, match="is executing here"):
         await run.start(None)
     with pytest.raises(RunClaimError, match="is running: another caller is executing it"):
         await (await workflow.create_run(run_id="b-1")).start(None)
 
-    release.set()
+    held.release.set()
     assert (await out.result).status == "success"
 
 

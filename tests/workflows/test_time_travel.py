@@ -32,6 +32,8 @@ from spanflow.storage import Storage
 from tests.support.stores import StoreSpec
 from tests.tracing.span_helpers import spans_named
 
+from .support import held_workflow
+
 
 class Cart(BaseModel):
     items: list[int]
@@ -203,25 +205,18 @@ async def test_a_suspended_run_time_travels_and_its_suspension_is_replaced(
 
 
 async def test_time_travel_is_refused_while_the_run_is_executing(storage: Storage) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(ctx: StepContext[Any]) -> str:
-        started.set()
-        await release.wait()
-        return "done"
-
-    workflow = create_workflow(id="busy", storage=storage)
-    workflow.then(create_step(id="slow", execute=slow)).commit()
+    held = held_workflow(storage)
+    workflow = held.workflow
     run = await workflow.create_run(run_id="b-1")
     out = run.stream(None)
-    await started.wait()
+    await held.started.wait()
 
     with pytest.raises(RunStateError, match="is executing here"):
         await run.time_travel("slow")
     with pytest.raises(RunStateError, match="is running: a run that is executing cannot time"):
         await (await workflow.create_run(run_id="b-1")).time_travel("slow")
 
-    release.set()
+    held.release.set()
     await out.result
 
 

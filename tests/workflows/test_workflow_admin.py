@@ -18,6 +18,8 @@ from spanflow import RunStateError, StepContext, Workflow, create_step, create_w
 from spanflow.storage import Storage
 from tests.support.stores import FakeClock, StoreSpec
 
+from .support import held_workflow
+
 
 async def review(ctx: StepContext[int]) -> int:
     if ctx.input_data < 0 and ctx.resume_data is None:
@@ -101,27 +103,18 @@ async def test_delete_run_leaves_another_workflows_run_alone(storage: Storage) -
 
 
 async def test_delete_run_refuses_a_run_that_is_executing(storage: Storage) -> None:
-    started, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(ctx: StepContext[Any]) -> str:
-        started.set()
-        await release.wait()
-        return "done"
-
-    def busy() -> Workflow:
-        workflow = create_workflow(id="busy", storage=storage)
-        return workflow.then(create_step(id="slow", execute=slow)).commit()
-
-    here, elsewhere = busy(), busy()  # `elsewhere` stands for another process's copy
+    held = held_workflow(storage)
+    here = held.workflow
+    elsewhere = held_workflow(storage).workflow  # another process's copy of the workflow
     out = (await here.create_run(run_id="b-1")).stream(None)
-    await started.wait()
+    await held.started.wait()
 
     with pytest.raises(RunStateError, match=r"is running: a process .* is executing it"):
         await here.delete_run("b-1")
     with pytest.raises(RunStateError, match=r"is running: a process .* is executing it"):
         await elsewhere.delete_run("b-1")
 
-    release.set()
+    held.release.set()
     assert (await out.result).status == "success"
     assert await here.delete_run("b-1") is True
 
