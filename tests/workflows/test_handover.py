@@ -10,7 +10,7 @@ restarted, from any store: stored JSON is validated again with the producing ste
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -449,18 +449,6 @@ class Watcher:
             )
 
         return create_step(id="watch", execute=watch)
-
-
-@pytest.fixture
-async def stores(store_spec: StoreSpec) -> AsyncIterator[tuple[Storage, Storage]]:
-    """Two store objects on the same fresh data: the run's, and the one that continues it (as
-    another process would; a memory store lives in one object, so it is the same one)."""
-    first = store_spec.open()
-    second = first if store_spec.kind == "memory" else store_spec.open()
-    yield first, second
-    await first.close()
-    if second is not first:
-        await second.close()
 
 
 async def fresh_run(producer: str, storage: Storage) -> list[dict[str, Any]]:

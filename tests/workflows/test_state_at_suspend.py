@@ -7,15 +7,12 @@ every store, and the steps that run after the resume (the resumed step included)
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 from pydantic import BaseModel
 
 from spanflow import InvalidInputError, StepContext, Workflow, create_step, create_workflow
 from spanflow.storage import Storage
-from tests.support.stores import StoreSpec
 
 
 class Review(BaseModel):
@@ -43,18 +40,6 @@ def review_workflow(storage: Storage, seen: list[tuple[str, Any]]) -> Workflow:
         .then(create_step(id="record", execute=record))
         .commit()
     )
-
-
-@pytest.fixture
-async def stores(store_spec: StoreSpec) -> AsyncIterator[tuple[Storage, Storage]]:
-    """Two store objects on the same fresh data: the run's, and the one that resumes it (as
-    another process would; a memory store lives in one object, so it is the same one)."""
-    first = store_spec.open()
-    second = first if store_spec.kind == "memory" else store_spec.open()
-    yield first, second
-    await first.close()
-    if second is not first:
-        await second.close()
 
 
 async def test_state_set_before_suspending_is_stored_with_the_suspended_run(
