@@ -20,6 +20,7 @@ from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError, StorageError
 from spanflow.tracing.instrumentation import Scope
 from spanflow.usage import Usage
+from spanflow.workflows._entries import BranchEntry, ParallelEntry, StepEntry
 from spanflow.workflows._snapshot import (
     EntryProgress,
     FrameSnapshot,
@@ -293,7 +294,13 @@ def finish_event(frame: Frame, outcome: Outcome, status: str) -> WorkflowEvent:
 
 
 def restore_frame(
-    workflow: Workflow, snapshot: FrameSnapshot, run: RunControl, scope: Scope, prefix: str = ""
+    workflow: Workflow,
+    snapshot: FrameSnapshot,
+    run: RunControl,
+    scope: Scope,
+    prefix: str = "",
+    *,
+    handed_input: Any = _UNSET,
 ) -> Frame:
     """Rebuild a `Frame` from its snapshot, for `workflow` as it is defined now.
 
@@ -301,6 +308,8 @@ def restore_frame(
     the input and state by the workflow's schemas, step inputs by their input schemas, outputs
     (and so the value carried to the next entry) by the schema of the step that produced them.
     A value its schema no longer accepts stays JSON rather than make the run unreadable.
+    `handed_input` (a nested workflow's frame: the outer value, as the outer frame restored
+    it) is the input of a workflow without an input schema, which has no schema to restore by.
     """
     if snapshot.workflow_id != workflow.id:
         raise StorageError(
@@ -314,7 +323,7 @@ def restore_frame(
             f"has {len(entries)} entries: it changed since the run was stored"
         )
     load_foreach_progress(workflow, snapshot)
-    return Frame(
+    frame = Frame(
         workflow=workflow,
         run=run,
         scope=scope,
@@ -327,3 +336,32 @@ def restore_frame(
         path=list(snapshot.path),
         entry_progress=snapshot.entry,
     )
+    if handed_input is not _UNSET and workflow._input is None:
+        _hand_in(frame, workflow, handed_input)
+    return frame
+
+
+def _hand_in(child: Frame, workflow: Workflow, value: Any) -> None:
+    """Make `value` the input of a restored frame whose workflow has no input schema.
+
+    Its stored input is plain JSON; the handed value (restored by the schema of the step that
+    produced it) is what a fresh run received. So is the input of the first entry's steps when
+    that entry is still in progress (their stored payloads are the same JSON).
+    """
+    child.input = value
+    if child.position != 0 or not workflow._entries:
+        return
+    child.carry = value
+    first = workflow._entries[0]
+    if isinstance(first, StepEntry):
+        steps = [first.step]
+    elif isinstance(first, ParallelEntry):
+        steps = list(first.steps)
+    elif isinstance(first, BranchEntry):
+        steps = [step for _, step in first.branches]
+    else:  # foreach items and loop payloads are not the input itself
+        return
+    for step in steps:
+        result = child.steps.get(step.id)
+        if result is not None and result.status == "suspended":
+            result.payload = value

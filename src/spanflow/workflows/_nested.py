@@ -45,7 +45,7 @@ from spanflow._schema import to_wire
 from spanflow.errors import InvalidInputError
 from spanflow.tracing.instrumentation import Scope
 from spanflow.workflows._drive import drive
-from spanflow.workflows._entries import BranchEntry, ParallelEntry, StepEntry
+from spanflow.workflows._entries import StepEntry
 from spanflow.workflows._frame import (
     Frame,
     Outcome,
@@ -145,32 +145,6 @@ async def run_nested(
     return finish(*_result(child, workflow, value, outcome, status, started_at))
 
 
-def _hand_in_outer_value(child: Frame, workflow: Workflow, value: Any) -> None:
-    """Give a restored nested frame without an input schema the outer value as its input.
-
-    Its stored input is plain JSON; the outer value, restored by the schema of the step that
-    produced it, is what a fresh run handed in. So is the input of the first entry's steps when
-    that entry is still in progress (their stored payloads are the same JSON).
-    """
-    child.input = value
-    if child.position != 0 or not workflow._entries:
-        return
-    child.carry = value
-    first = workflow._entries[0]
-    if isinstance(first, StepEntry):
-        steps = [first.step]
-    elif isinstance(first, ParallelEntry):
-        steps = list(first.steps)
-    elif isinstance(first, BranchEntry):
-        steps = [step for _, step in first.branches]
-    else:  # foreach items and loop payloads are not the input itself
-        return
-    for step in steps:
-        result = child.steps.get(step.id)
-        if result is not None and result.status == "suspended":
-            result.payload = value
-
-
 def _child_frame(
     frame: Frame,
     workflow: Workflow,
@@ -186,10 +160,8 @@ def _child_frame(
     """
     prefix = frame.prefix + workflow.id + "."
     if slot is not None:
-        child = restore_frame(workflow, slot, frame.run, scope, prefix=prefix)
+        child = restore_frame(workflow, slot, frame.run, scope, prefix=prefix, handed_input=value)
         child.state = _view_of(frame, workflow)
-        if workflow._input is None:
-            _hand_in_outer_value(child, workflow, value)
         if resume is None:
             return child, None
         return child, Resume(resume.path[1:], resume.data, resume.foreach_index)

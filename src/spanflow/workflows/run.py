@@ -209,7 +209,7 @@ class Run:
             workflow_metadata=wf.metadata,
         )
         return self._spawn(
-            self._execute_claimed(frame, start, out, ("pending",), "start"), out, "run"
+            self._execute_claimed(frame, start, out, _NEVER_STARTED, "start"), out, "run"
         )
 
     def _check_startable(self) -> None:
