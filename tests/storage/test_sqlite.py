@@ -77,12 +77,12 @@ async def test_a_new_file_gets_the_tables_and_write_ahead_logging(tmp_path: Path
 
     await _create(path)
 
-    assert _tables(path) == {"spanflow_meta", "spanflow_runs"}
+    assert _tables(path) == {"spanflow_events", "spanflow_meta", "spanflow_runs"}
     connection = sqlite3.connect(path)
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         version = connection.execute("SELECT value FROM spanflow_meta").fetchall()
-        assert version == [("2",)]
+        assert version == [("3",)]
     finally:
         connection.close()
 
@@ -106,7 +106,7 @@ async def test_a_foreign_sqlite_database_gets_our_tables_beside_its_own(tmp_path
 
     await _create(path)
 
-    assert _tables(path) == {"notes", "spanflow_meta", "spanflow_runs"}
+    assert _tables(path) == {"notes", "spanflow_events", "spanflow_meta", "spanflow_runs"}
     connection = sqlite3.connect(path)
     try:
         assert connection.execute("SELECT body FROM notes").fetchall() == [("keep me",)]
@@ -220,7 +220,8 @@ async def test_a_version_1_file_is_upgraded_in_place_keeping_its_runs(tmp_path: 
         updated_at=11.5,
     )
     assert counts == {"onboarding": {"suspended": 1}}
-    assert _query(path, "SELECT value FROM spanflow_meta") == [("2",)]
+    assert _query(path, "SELECT value FROM spanflow_meta") == [("3",)]
+    assert "spanflow_events" in _tables(path)
 
 
 async def test_an_upgraded_file_has_exactly_the_tables_and_indexes_of_a_new_one(

@@ -4,6 +4,7 @@ nothing (the run stays pending, as ``create_run`` stored it); a step's bad data 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -303,11 +304,11 @@ class FailsOnce(MemoryStorage):
         super().__init__()
         self.failed = False
 
-    async def save_run(self, run: StoredRun) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
         if not self.failed:
             self.failed = True
             raise StorageError("write timed out")
-        await super().save_run(run)
+        await super().save_run(run, events=events)
 
 
 async def test_a_run_that_crashes_is_recorded_as_failed_not_left_running() -> None:

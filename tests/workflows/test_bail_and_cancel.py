@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -238,9 +239,9 @@ class SlowStorage(MemoryStorage):
 
     durable = True  # checkpointed after every entry, like SQLite and PostgreSQL
 
-    async def save_run(self, run: StoredRun) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
         await asyncio.sleep(0.01)
-        await super().save_run(run)
+        await super().save_run(run, events=events)
 
 
 async def test_cancel_between_entries_stops_before_the_next_one() -> None:

@@ -6,6 +6,9 @@ stores the running snapshot, with the run's input and trace."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 from spanflow import StepContext, Workflow, create_step, create_workflow
 from spanflow.storage import MemoryStorage, StoredRun
 
@@ -22,9 +25,9 @@ class CountingMemory(MemoryStorage):
         self.writes.append(f"insert {run.status}")
         await super().insert_run(run)
 
-    async def save_run(self, run: StoredRun) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
         self.writes.append(f"save {run.status}")
-        await super().save_run(run)
+        await super().save_run(run, events=events)
 
 
 async def add_one(ctx: StepContext[int]) -> int:

@@ -4,6 +4,7 @@ stream that never loses events or deadlocks, whoever reads it and whenever."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -329,7 +330,7 @@ async def test_without_close_on_suspend_the_stream_stays_open_until_the_resume_e
 class BrokenStorage(MemoryStorage):
     """A store that accepts the new run, then fails every later write."""
 
-    async def save_run(self, run: StoredRun) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
         raise StorageError("the disk went away")
 
 

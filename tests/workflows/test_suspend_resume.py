@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -230,9 +230,9 @@ class SlowStorage(MemoryStorage):
 
     durable = True  # checkpointed after every entry, like SQLite and PostgreSQL
 
-    async def save_run(self, run: StoredRun) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
         await asyncio.sleep(0.005)
-        await super().save_run(run)
+        await super().save_run(run, events=events)
 
 
 async def test_a_consumer_may_resume_as_soon_as_it_sees_the_step_suspend() -> None:

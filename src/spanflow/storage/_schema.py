@@ -15,7 +15,9 @@ older version as it is.
 
 Versions: 1, the runs and meta tables with one index per `list_runs` filter; 2, an index on
 ``(workflow_id, status, created_at)`` so that `count_runs` can read only the index and a
-listing filtered by workflow and status reads only matching rows.
+listing filtered by workflow and status reads only matching rows; 3, ``spanflow_events``, the
+runs' event logs (one row per event, keyed by ``(run_id, seq)``; the event as JSON text in
+SQLite, ``json`` in PostgreSQL, like snapshots).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from spanflow.storage._codec import encode_snapshot
 from spanflow.storage.base import StoredRun
 
 __all__ = [
+    "EVENTS_TABLE",
     "META_TABLE",
     "RUNS_TABLE",
     "RUN_COLUMNS",
@@ -39,11 +42,12 @@ __all__ = [
     "sqlite_ddl",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """The version of the tables this spanflow writes (it reads every version up to it)."""
 
 META_TABLE = "spanflow_meta"
 RUNS_TABLE = "spanflow_runs"
+EVENTS_TABLE = "spanflow_events"
 RUN_COLUMNS = "run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at"
 """The columns of ``spanflow_runs`` in the order `run_row` gives their values."""
 
@@ -111,7 +115,19 @@ def installed_version(found: FoundSchema, *, where: str) -> int:
     return version
 
 
-def _v1_indexes(table: str, prefix: str) -> list[str]:
+@dataclass(frozen=True, slots=True)
+class _Names:
+    """The qualified names and the JSON column type an upgrade step writes."""
+
+    runs: str
+    events: str
+    prefix: str
+    """Prefix of index names (the runs table's unqualified name)."""
+    json_type: str
+
+
+def _v1_indexes(names: _Names) -> list[str]:
+    table, prefix = names.runs, names.prefix
     # One index per filter of `list_runs`, each already in its newest-first order.
     return [
         f"CREATE INDEX {prefix}_by_created ON {table} (created_at DESC, run_id DESC)",
@@ -121,7 +137,8 @@ def _v1_indexes(table: str, prefix: str) -> list[str]:
     ]
 
 
-def _v2_indexes(table: str, prefix: str) -> list[str]:
+def _v2_indexes(names: _Names) -> list[str]:
+    table, prefix = names.runs, names.prefix
     # `count_runs` groups by (workflow_id, status): this index covers it, so counting need not
     # read a snapshot; and a listing by workflow and status (the server's runs page) walks
     # only the matching runs, newest first, its date bounds a range on created_at.
@@ -131,16 +148,33 @@ def _v2_indexes(table: str, prefix: str) -> list[str]:
     ]
 
 
-_UPGRADES = {2: _v2_indexes}
-"""The statements that take the runs table from the version before to this one."""
+def _v3_events(names: _Names) -> list[str]:
+    # The run event log: numbered from 0 per run; the primary key is the order of reading.
+    return [
+        f"""CREATE TABLE {names.events} (
+            run_id text NOT NULL,
+            seq bigint NOT NULL,
+            event {names.json_type} NOT NULL,
+            created_at double precision NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        )"""
+    ]
 
 
-def _upgrade(from_version: int, *, meta: str, runs: str, tables: list[str]) -> list[str]:
+_UPGRADES = {2: _v2_indexes, 3: _v3_events}
+"""The statements that take the tables from the version before to this one."""
+
+
+def _upgrade(
+    from_version: int, *, meta: str, runs: str, tables: list[str], json_type: str
+) -> list[str]:
     """The statements that take a database from `from_version` (0: empty) to `SCHEMA_VERSION`."""
     prefix = runs.rsplit(".", 1)[-1].strip('"')
-    statements = [*tables, *_v1_indexes(runs, prefix)] if from_version == 0 else []
+    events = runs[: len(runs) - len(RUNS_TABLE)] + EVENTS_TABLE
+    names = _Names(runs, events, prefix, json_type)
+    statements = [*tables, *_v1_indexes(names)] if from_version == 0 else []
     for version in range(max(from_version, 1) + 1, SCHEMA_VERSION + 1):
-        statements += _UPGRADES[version](runs, prefix)
+        statements += _UPGRADES[version](names)
     if from_version == 0:
         statements.append(
             f"INSERT INTO {meta} (key, value) VALUES ('schema_version', '{SCHEMA_VERSION}')"
@@ -169,7 +203,7 @@ def sqlite_ddl(from_version: int = 0) -> list[str]:
             updated_at REAL NOT NULL
         )""",
     ]
-    return _upgrade(from_version, meta=META_TABLE, runs=RUNS_TABLE, tables=tables)
+    return _upgrade(from_version, meta=META_TABLE, runs=RUNS_TABLE, tables=tables, json_type="text")
 
 
 def postgres_ddl(schema: str, from_version: int = 0) -> list[str]:
@@ -194,4 +228,4 @@ def postgres_ddl(schema: str, from_version: int = 0) -> list[str]:
             updated_at double precision NOT NULL
         )""",
     ]
-    return _upgrade(from_version, meta=meta, runs=runs, tables=tables)
+    return _upgrade(from_version, meta=meta, runs=runs, tables=tables, json_type="json")

@@ -3,11 +3,18 @@
 Storage sees plain data only. A run is a `StoredRun`: a few indexed columns (ids, status,
 timestamps) plus `snapshot`, a JSON-able dict that the engine alone interprets. Every store
 (memory, SQLite, PostgreSQL) passes the same contract tests in ``tests/storage``.
+
+Beside each run a store keeps its **event log** (``distributed.md`` §2): every event the run
+emitted, in its wire form, numbered from 0 in the order written (`LoggedEvent`). The engine
+appends to it as the run goes (`append_events`) and with every snapshot it writes
+(``save_run(run, events=...)``, one transaction), so what the log says is never behind the
+snapshot; `read_events` and `wait_for_events` let any process follow a run live
+(``Workflow.observe``). The log is deleted with its run.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
@@ -15,6 +22,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 __all__ = [
     "EXECUTING_STATUSES",
     "IDLE_STATUSES",
+    "LoggedEvent",
     "RunPage",
     "RunStatus",
     "Storage",
@@ -51,6 +59,16 @@ class StoredRun:
     """Epoch seconds (UTC). Stores set it on every write."""
 
 
+@dataclass(frozen=True, slots=True)
+class LoggedEvent:
+    """One entry of a run's event log."""
+
+    seq: int
+    """Its place in the log: 0 for the run's first event, then 1, 2, ... across executions."""
+    event: dict[str, Any]
+    """The event's wire form (``WorkflowEvent.to_dict()``)."""
+
+
 @dataclass(slots=True)
 class RunPage:
     """A page of `list_runs`, newest first, with the total number of matching runs."""
@@ -80,8 +98,38 @@ class Storage(Protocol):
         """
         ...
 
-    async def save_run(self, run: StoredRun) -> None:
-        """Write the run's current status and snapshot (insert or replace)."""
+    event_log: bool
+    """Whether the store keeps event logs. A store made with ``event_log=False`` drops the
+    events handed to it and its logs read as empty (``Workflow.observe`` refuses it)."""
+
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Write the run's current status and snapshot (insert or replace), and append `events`
+        (wire dicts) to its event log in the same transaction."""
+        ...
+
+    async def append_events(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Append `events` (wire dicts, in order) to the run's event log, numbered on from its
+        last entry, in one transaction, and wake whoever waits for them. Appending to a run
+        that is not stored (deleted meanwhile) writes nothing."""
+        ...
+
+    async def read_events(
+        self, run_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[LoggedEvent]:
+        """The run's logged events from number `offset` on (at most `limit`), in order; an
+        empty list for an unknown run.
+
+        Raises:
+            ValueError: `offset` is negative or `limit` is below 1.
+            TypeError: `offset` or `limit` is not an int.
+        """
+        ...
+
+    async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
+        """Wait until the run's log holds an event numbered `offset` or later, at most
+        `max_wait` seconds; ``True`` if it does. A wake-up only: read the events with
+        `read_events`. (PostgreSQL: ``LISTEN/NOTIFY``; SQLite: this process's own writes wake
+        at once, other processes' are seen by a short poll; memory: at once.)"""
         ...
 
     async def get_run(self, run_id: str) -> StoredRun | None:
@@ -142,7 +190,7 @@ class Storage(Protocol):
     async def delete_run(
         self, run_id: str, *, if_status: Collection[RunStatus] | None = None
     ) -> bool:
-        """Remove a run; ``True`` if it existed, ``False`` for an unknown id.
+        """Remove a run and its event log; ``True`` if it existed, ``False`` for an unknown id.
 
         With `if_status`, remove it only if its status is one of those, checked and deleted
         atomically (a run claimed meanwhile is not deleted); otherwise raise `RunStateError`

@@ -9,6 +9,9 @@ values it no longer changes). Reads return copies of every dict and list, so wha
 does with a loaded snapshot cannot change what is stored. No method awaits while it
 holds the store's lock, so the store is safe to share between tasks, and (the lock being a
 `threading.Lock`) between threads.
+
+Event logs are lists of the wire dicts handed in (the same no-mutation rule applies), dropped
+with their run, also when `max_finished_runs` drops it; a waiter is woken at once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -34,7 +37,8 @@ from spanflow.storage._checks import (
     duplicate_run,
     run_not_found,
 )
-from spanflow.storage.base import RunPage, RunStatus, StoredRun
+from spanflow.storage._events import Waiters, check_event_range
+from spanflow.storage.base import LoggedEvent, RunPage, RunStatus, StoredRun
 
 __all__ = ["MemoryStorage"]
 
@@ -49,7 +53,11 @@ class MemoryStorage:
     """Nothing outlives the process, so the engine skips the per-entry checkpoints here."""
 
     def __init__(
-        self, *, clock: Callable[[], float] = time.time, max_finished_runs: int | None = 1000
+        self,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_finished_runs: int | None = 1000,
+        event_log: bool = True,
     ) -> None:
         """Create an empty store.
 
@@ -59,6 +67,7 @@ class MemoryStorage:
                 keep; the ones that finished longest ago are dropped beyond it, so a long-lived
                 process does not grow without bound. Runs that can still go on (pending, running,
                 waiting, suspended) are never dropped. ``None`` keeps every run.
+            event_log: Keep each run's event log (``Workflow.observe`` reads it).
         """
         if max_finished_runs is not None and (
             not isinstance(max_finished_runs, int) or max_finished_runs < 0
@@ -68,7 +77,10 @@ class MemoryStorage:
             )
         self._clock = clock
         self._max_finished = max_finished_runs
+        self.event_log = event_log
         self._runs: dict[str, StoredRun] = {}
+        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._waiters = Waiters()
         self._finished: dict[str, None] = {}
         """Finished run ids, oldest first (an ordered set)."""
         self._lock = threading.Lock()
@@ -103,8 +115,9 @@ class MemoryStorage:
             self._runs[run.run_id] = replace(run, snapshot=dict(run.snapshot))
             self._retain(run.run_id, run.status)
 
-    async def save_run(self, run: StoredRun) -> None:
-        """Insert or replace the run, keeping the stored ``created_at`` of an existing run.
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
+        append `events` to its log.
 
         Sets ``run.updated_at`` and, when it is 0, ``run.created_at``.
         """
@@ -119,7 +132,45 @@ class MemoryStorage:
                 run.created_at = run.created_at or now
             run.updated_at = now
             self._runs[run.run_id] = replace(run, snapshot=dict(run.snapshot))
+            if events and self.event_log:
+                self._events.setdefault(run.run_id, []).extend(events)
             self._retain(run.run_id, run.status)
+        if events:
+            self._waiters.wake(run.run_id)
+
+    async def append_events(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Append `events` to the run's log (nothing for a run not stored)."""
+        with self._lock:
+            self._check_open()
+            if not events or not self.event_log or run_id not in self._runs:
+                return
+            self._events.setdefault(run_id, []).extend(events)
+        self._waiters.wake(run_id)
+
+    async def read_events(
+        self, run_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[LoggedEvent]:
+        """The run's logged events from `offset` on (copies of their dicts)."""
+        check_event_range(offset, limit)
+        with self._lock:
+            self._check_open()
+            logged = self._events.get(run_id, [])
+            end = len(logged) if limit is None else offset + limit
+            return [
+                LoggedEvent(seq, _copy_tree(event))
+                for seq, event in enumerate(logged[offset:end], start=offset)
+            ]
+
+    async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
+        """Wait until the run's log holds an event numbered `offset` or later."""
+        check_event_range(offset, None)
+
+        async def ready() -> bool:
+            with self._lock:
+                self._check_open()
+                return len(self._events.get(run_id, ())) > offset
+
+        return await self._waiters.wait(run_id, max_wait, ready)
 
     async def get_run(self, run_id: str) -> StoredRun | None:
         """A copy of the stored run, or ``None``."""
@@ -215,6 +266,7 @@ class MemoryStorage:
                 raise delete_refused(run_id, stored.status, allowed)
             self._finished.pop(run_id, None)
             del self._runs[run_id]
+            self._events.pop(run_id, None)
             return True
 
     async def close(self) -> None:
@@ -222,6 +274,7 @@ class MemoryStorage:
         with self._lock:
             self._closed = True
             self._runs.clear()
+            self._events.clear()
             self._finished.clear()
 
     def _retain(self, run_id: str, status: str) -> None:
@@ -235,6 +288,7 @@ class MemoryStorage:
             oldest = next(iter(self._finished))
             del self._finished[oldest]
             self._runs.pop(oldest, None)
+            self._events.pop(oldest, None)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -6,15 +6,23 @@ creates or checks the tables under an advisory lock (two processes starting toge
 race), and its failure is quick and clear: a server that refuses or does not answer within
 `connect_timeout` gives `StorageError`, never a hang, and so does a connection lost later.
 `claim_run` is one conditional ``UPDATE … RETURNING``, so exactly one concurrent claimer wins.
+
+Event logs live in ``spanflow_events``. Every write to a log sends ``NOTIFY spanflow_events``
+(payload ``schema/run_id``) in its transaction, so it arrives once the events are committed;
+one listening connection per store, opened by the first `wait_for_events`, wakes the waiters
+of this process. The notification is only a wake-up: the events are read from the table, so an
+event of any size is fine, and a waiter also looks once a second in case the listening
+connection was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -34,7 +42,9 @@ from spanflow.storage._checks import (
     run_not_found,
 )
 from spanflow.storage._codec import decode_snapshot
+from spanflow.storage._events import Waiters, check_event_range, decode_event, encode_events
 from spanflow.storage._schema import (
+    EVENTS_TABLE,
     META_TABLE,
     RUN_COLUMNS,
     RUNS_TABLE,
@@ -44,7 +54,7 @@ from spanflow.storage._schema import (
     postgres_ddl,
     run_row,
 )
-from spanflow.storage.base import RunPage, RunStatus, StoredRun
+from spanflow.storage.base import LoggedEvent, RunPage, RunStatus, StoredRun
 
 if TYPE_CHECKING:
     import psycopg
@@ -57,6 +67,12 @@ __all__ = ["PostgresStorage"]
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 _COLUMNS = "run_id, workflow_id, resource_id, status, snapshot::text, created_at, updated_at"
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
+_CHANNEL = "spanflow_events"
+"""The ``NOTIFY`` channel of every store's event logs (the payload names schema and run)."""
+_MAX_PAYLOAD = 7000
+"""Longer ``schema/run_id`` payloads (PostgreSQL takes 8000 bytes) wake the whole schema."""
+_LISTEN_POLL = 1.0
+"""Seconds between a waiter's own looks, should the listening connection be lost."""
 
 
 class PostgresStorage:
@@ -79,6 +95,7 @@ class PostgresStorage:
         connect_timeout: float = 10.0,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
+        event_log: bool = True,
     ) -> None:
         """Create a store; nothing connects until first use (or `open`).
 
@@ -94,6 +111,8 @@ class PostgresStorage:
             read_only: Only read: the schema must hold spanflow's tables, an older schema is
                 read as it is (never created or upgraded), and the server refuses every
                 write (each session has ``default_transaction_read_only``).
+            event_log: Keep each run's event log (``Workflow.observe`` reads it); ``False``
+                saves one insert per write of events.
         """
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(
@@ -111,6 +130,12 @@ class PostgresStorage:
         self._clock = clock
         self._read_only = read_only
         self._runs = f'"{schema}".{RUNS_TABLE}'
+        self._events = f'"{schema}".{EVENTS_TABLE}'
+        self.event_log = event_log
+        self._has_events_table = True
+        """False for a read-only store on a schema older than the event log (version 3)."""
+        self._waiters = Waiters()
+        self._listener: asyncio.Task[None] | None = None
         self._pool: AsyncConnectionPool[Connection] | None = None
         self._opening = asyncio.Lock()
         self._closed = False
@@ -149,15 +174,17 @@ class PostgresStorage:
                 raise duplicate_run(run.run_id)
         run.created_at, run.updated_at = created_at, now
 
-    async def save_run(self, run: StoredRun) -> None:
-        """Insert or replace the run, keeping the stored ``created_at`` of an existing run.
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
+        append `events` to its log, in one transaction.
 
         Sets ``run.updated_at`` and, when it is 0, ``run.created_at``.
         """
         check_run(run)
         now = self._clock()
         row = run_row(run, run.created_at or now, now)
-        async with self._connection() as connection:
+        texts = encode_events(run.run_id, events) if events and self.event_log else []
+        async with self._connection() as connection, connection.transaction():
             cursor = await connection.execute(
                 f"INSERT INTO {self._runs} ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
                 "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
@@ -167,8 +194,54 @@ class PostgresStorage:
                 row,
             )
             stored = await cursor.fetchone()
+            if texts:
+                await self._append(connection, run.run_id, texts, now)
         run.created_at = now if stored is None else stored[0]
         run.updated_at = now
+
+    async def append_events(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Append `events` to the run's log in one transaction (nothing for a run not stored)."""
+        if not events or not self.event_log:
+            return
+        texts = encode_events(run_id, events)
+        async with self._connection() as connection, connection.transaction():
+            await self._append(connection, run_id, texts, self._clock())
+
+    async def read_events(
+        self, run_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[LoggedEvent]:
+        """The run's logged events from `offset` on, in order."""
+        check_event_range(offset, limit)
+        if not self._has_events_table:
+            return []
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                f"SELECT seq, event::text FROM {self._events} WHERE run_id = %s AND seq >= %s "
+                "ORDER BY seq LIMIT %s",
+                (run_id, offset, limit),
+            )
+            rows = await cursor.fetchall()
+        where = self._where_schema()
+        return [decode_event(run_id, seq, text, where=where) for seq, text in rows]
+
+    async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
+        """Wait until the run's log holds an event numbered `offset` or later (woken by
+        ``NOTIFY``; a look once a second besides)."""
+        check_event_range(offset, None)
+        await self._listen()
+
+        async def ready() -> bool:
+            if not self._has_events_table:
+                return False
+            async with self._connection() as connection:
+                cursor = await connection.execute(
+                    f"SELECT EXISTS (SELECT 1 FROM {self._events} WHERE run_id = %s AND seq >= %s)",
+                    (run_id, offset),
+                )
+                found = await cursor.fetchone()
+            return bool(found and found[0])
+
+        return await self._waiters.wait(run_id, max_wait, ready, poll=_LISTEN_POLL)
 
     async def get_run(self, run_id: str) -> StoredRun | None:
         """The stored run, or ``None``."""
@@ -273,10 +346,11 @@ class PostgresStorage:
         """Remove a run; ``True`` if it existed. With `if_status`, only in one of those."""
         allowed = check_if_status(if_status)
         if allowed is None:
-            async with self._connection() as connection:
+            async with self._connection() as connection, connection.transaction():
                 cursor = await connection.execute(
                     f"DELETE FROM {self._runs} WHERE run_id = %s", (run_id,)
                 )
+                await self._delete_events(connection, run_id)
                 return cursor.rowcount > 0
         async with self._connection() as connection, connection.transaction():
             # The row lock holds off a concurrent claim until the delete is decided.
@@ -289,6 +363,7 @@ class PostgresStorage:
             if found[0] not in allowed:
                 raise delete_refused(run_id, found[0], allowed)
             await connection.execute(f"DELETE FROM {self._runs} WHERE run_id = %s", (run_id,))
+            await self._delete_events(connection, run_id)
         return True
 
     async def close(self) -> None:
@@ -296,8 +371,74 @@ class PostgresStorage:
         async with self._opening:
             self._closed = True
             pool, self._pool = self._pool, None
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
+        self._waiters.wake_all()
         if pool is not None:
             await pool.close()
+
+    async def _append(
+        self, connection: Connection, run_id: str, texts: list[str], now: float
+    ) -> None:
+        # Inside the caller's transaction: the events numbered on from the log's last one (a
+        # concurrent writer of the same run would collide on the key and fail), and a NOTIFY
+        # that PostgreSQL delivers once they are committed.
+        if not self._has_events_table:
+            raise StorageError(f"{self._where_schema()} has no event log table (schema < 3)")
+        await connection.execute(
+            f"INSERT INTO {self._events} (run_id, seq, event, created_at) "
+            f"SELECT %s, coalesce((SELECT max(seq) + 1 FROM {self._events} WHERE run_id = %s), 0)"
+            " + item.ord - 1, item.event::json, %s "
+            "FROM unnest(%s::text[]) WITH ORDINALITY AS item(event, ord) "
+            f"WHERE EXISTS (SELECT 1 FROM {self._runs} WHERE run_id = %s)",
+            (run_id, run_id, now, texts, run_id),
+        )
+        payload = f"{self._schema}/{run_id}"
+        if len(payload.encode()) > _MAX_PAYLOAD:
+            payload = f"{self._schema}/"
+        await connection.execute("SELECT pg_notify(%s, %s)", (_CHANNEL, payload))
+
+    async def _delete_events(self, connection: Connection, run_id: str) -> None:
+        if self._has_events_table:
+            await connection.execute(f"DELETE FROM {self._events} WHERE run_id = %s", (run_id,))
+
+    async def _listen(self) -> None:
+        """Start this store's listening connection if it is not running (best effort: without
+        it, waiters still look once a second)."""
+        if self._closed or (self._listener is not None and not self._listener.done()):
+            return
+        ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._listener = asyncio.create_task(self._listen_loop(ready), name="spanflow-pg-listen")
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(ready), self._connect_timeout)
+
+    async def _listen_loop(self, ready: asyncio.Future[None]) -> None:
+        import psycopg
+
+        prefix = f"{self._schema}/"
+        try:
+            connection = await psycopg.AsyncConnection.connect(self._dsn, **self._session_options())
+            async with connection:
+                await connection.execute(f"LISTEN {_CHANNEL}")
+                if not ready.done():
+                    ready.set_result(None)
+                async for notify in connection.notifies():
+                    if not notify.payload.startswith(prefix):
+                        continue
+                    run_id = notify.payload[len(prefix) :]
+                    if run_id:
+                        self._waiters.wake(run_id)
+                    else:
+                        self._waiters.wake_all()
+        except Exception as err:  # the waiters fall back to their own looks
+            if not ready.done():
+                ready.set_exception(err)
+                ready.exception()
+        finally:
+            self._waiters.wake_all()
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
@@ -379,7 +520,9 @@ class PostgresStorage:
     async def _check_tables(self, connection: Connection) -> None:
         # A read-only store reads an older schema as it is (it may not upgrade it).
         found, _ = await self._inspect(connection)
-        if installed_version(found, where=self._where_schema()) == 0:
+        version = installed_version(found, where=self._where_schema())
+        self._has_events_table = version >= 3
+        if version == 0:
             raise StorageError(
                 f"{self._where_schema()} holds no spanflow tables; it was opened read-only "
                 "and left unchanged"

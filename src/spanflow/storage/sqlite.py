@@ -14,6 +14,10 @@ created or changed (not even the journal mode), and a file without spanflow's ta
 itself, as for any reader of a WAL database, creates ``<file>-shm`` (its shared-memory index)
 and an empty ``<file>-wal`` beside it when missing, and leaves them; the database file is not
 touched. ``immutable=1`` would avoid them but is unsafe while another process writes.
+
+Event logs live in ``spanflow_events``. A write to a run's log wakes this store's own waiters
+at once; a waiter also looks every `POLL_INTERVAL` seconds, which is how it sees what other
+processes write (SQLite has no notifications across processes).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import os
 import sqlite3
 import time
 import urllib.parse
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
@@ -44,7 +48,15 @@ from spanflow.storage._checks import (
     run_not_found,
 )
 from spanflow.storage._codec import decode_snapshot
+from spanflow.storage._events import (
+    POLL_INTERVAL,
+    Waiters,
+    check_event_range,
+    decode_event,
+    encode_events,
+)
 from spanflow.storage._schema import (
+    EVENTS_TABLE,
     META_TABLE,
     RUN_COLUMNS,
     RUNS_TABLE,
@@ -54,7 +66,7 @@ from spanflow.storage._schema import (
     run_row,
     sqlite_ddl,
 )
-from spanflow.storage.base import RunPage, RunStatus, StoredRun
+from spanflow.storage.base import LoggedEvent, RunPage, RunStatus, StoredRun
 
 __all__ = ["SqliteStorage"]
 
@@ -74,6 +86,13 @@ _UPSERT = (
 _SELECT = f"SELECT {_COLUMNS} FROM {RUNS_TABLE} WHERE run_id = ?"
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
 _OTHER_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 5"
+_APPEND_EVENT = (
+    f"INSERT INTO {EVENTS_TABLE} (run_id, seq, event, created_at) "
+    f"SELECT ?, coalesce((SELECT max(seq) + 1 FROM {EVENTS_TABLE} WHERE run_id = ?), 0), ?, ? "
+    f"WHERE EXISTS (SELECT 1 FROM {RUNS_TABLE} WHERE run_id = ?)"
+)
+_EVENTS_FROM = f"SELECT seq, event FROM {EVENTS_TABLE} WHERE run_id = ? AND seq >= ? ORDER BY seq"
+_LAST_EVENT = f"SELECT max(seq) FROM {EVENTS_TABLE} WHERE run_id = ?"
 
 
 class SqliteStorage:
@@ -89,6 +108,7 @@ class SqliteStorage:
         busy_timeout: float = 5.0,
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
+        event_log: bool = True,
     ) -> None:
         """Create a store for `path`; the file is opened (and created) on first use.
 
@@ -101,11 +121,17 @@ class SqliteStorage:
             read_only: Only read: the file must exist and hold spanflow's tables, and any
                 write fails with `StorageError`. The file is left unchanged, though SQLite may
                 create its ``-shm`` and ``-wal`` files beside it (see the module docstring).
+            event_log: Keep each run's event log (``Workflow.observe`` reads it); ``False``
+                saves one insert per event.
         """
         self._path = os.fspath(path)
         if read_only and self._path == ":memory:":
             raise ValueError("a read-only SqliteStorage needs a file, not ':memory:'")
         self._read_only = read_only
+        self.event_log = event_log
+        self._has_events_table = True
+        """False for a read-only store on a database older than the event log (version 3)."""
+        self._waiters = Waiters()
         self._busy_timeout = busy_timeout
         self._clock = clock
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="spanflow-sqlite")
@@ -148,23 +174,81 @@ class SqliteStorage:
         await self._call(insert)
         run.created_at, run.updated_at = created_at, now
 
-    async def save_run(self, run: StoredRun) -> None:
-        """Insert or replace the run, keeping the stored ``created_at`` of an existing run.
+    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+        """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
+        append `events` to its log, in one transaction.
 
         Sets ``run.updated_at`` and, when it is 0, ``run.created_at``.
         """
         check_run(run)
         now = self._clock()
+        row = run_row(run, run.created_at or now, now)
+        texts = encode_events(run.run_id, events) if events and self.event_log else []
 
-        def save(connection: sqlite3.Connection) -> float:
-            connection.execute(_UPSERT, run_row(run, run.created_at or now, now))
+        def write(connection: sqlite3.Connection) -> float:
+            connection.execute(_UPSERT, row)
+            _append(connection, run.run_id, texts, now)
             found = connection.execute(
                 f"SELECT created_at FROM {RUNS_TABLE} WHERE run_id = ?", (run.run_id,)
             ).fetchone()
             return cast(float, found[0]) if found else now
 
+        def save(connection: sqlite3.Connection) -> float:
+            if not texts:  # one statement: a transaction of its own
+                return write(connection)
+            with _transaction(connection, "BEGIN IMMEDIATE"):
+                return write(connection)
+
         run.created_at = await self._call(save)
         run.updated_at = now
+        if texts:
+            self._waiters.wake(run.run_id)
+
+    async def append_events(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+        """Append `events` to the run's log in one transaction (nothing for a run not stored)."""
+        if not events or not self.event_log:
+            return
+        texts = encode_events(run_id, events)
+        now = self._clock()
+
+        def append(connection: sqlite3.Connection) -> None:
+            with _transaction(connection, "BEGIN IMMEDIATE"):
+                _append(connection, run_id, texts, now)
+
+        await self._call(append)
+        self._waiters.wake(run_id)
+
+    async def read_events(
+        self, run_id: str, *, offset: int = 0, limit: int | None = None
+    ) -> list[LoggedEvent]:
+        """The run's logged events from `offset` on, in order."""
+        check_event_range(offset, limit)
+        sql = _EVENTS_FROM + (" LIMIT ?" if limit is not None else "")
+        values = (run_id, offset) if limit is None else (run_id, offset, limit)
+
+        def read(connection: sqlite3.Connection) -> list[tuple[int, str]]:
+            if not self._has_events_table:
+                return []
+            return connection.execute(sql, values).fetchall()
+
+        rows = await self._call(read)
+        return [decode_event(run_id, seq, text, where=self._path) for seq, text in rows]
+
+    async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
+        """Wait until the run's log holds an event numbered `offset` or later (this process's
+        writes wake at once; other processes' are seen within `POLL_INTERVAL` seconds)."""
+        check_event_range(offset, None)
+
+        def last(connection: sqlite3.Connection) -> int:
+            if not self._has_events_table:
+                return -1
+            found = connection.execute(_LAST_EVENT, (run_id,)).fetchone()
+            return -1 if found is None or found[0] is None else int(found[0])
+
+        async def ready() -> bool:
+            return await self._call(last) >= offset
+
+        return await self._waiters.wait(run_id, max_wait, ready, poll=POLL_INTERVAL)
 
     async def get_run(self, run_id: str) -> StoredRun | None:
         """The stored run, or ``None``."""
@@ -274,8 +358,11 @@ class SqliteStorage:
         if allowed is None:
 
             def delete(connection: sqlite3.Connection) -> bool:
-                sql = f"DELETE FROM {RUNS_TABLE} WHERE run_id = ?"
-                return connection.execute(sql, (run_id,)).rowcount > 0
+                with _transaction(connection, "BEGIN IMMEDIATE"):
+                    sql = f"DELETE FROM {RUNS_TABLE} WHERE run_id = ?"
+                    deleted = connection.execute(sql, (run_id,)).rowcount > 0
+                    _delete_events(connection, run_id)
+                return deleted
 
             return await self._call(delete)
         marks = ", ".join("?" * len(allowed))
@@ -289,6 +376,8 @@ class SqliteStorage:
                 found = connection.execute(
                     f"SELECT status FROM {RUNS_TABLE} WHERE run_id = ?", (run_id,)
                 ).fetchone()
+                if found is None:
+                    _delete_events(connection, run_id)
             if found is not None:
                 raise delete_refused(run_id, found[0], allowed)
             return deleted > 0
@@ -363,7 +452,9 @@ class SqliteStorage:
 
     def _check_tables(self, connection: sqlite3.Connection) -> None:
         # A read-only store reads an older schema as it is (it may not upgrade it).
-        if installed_version(_inspect(connection), where=self._path) == 0:
+        version = installed_version(_inspect(connection), where=self._path)
+        self._has_events_table = version >= 3
+        if version == 0:
             others = [name for (name,) in connection.execute(_OTHER_TABLES)]
             holds = f"its tables: {', '.join(others)}" if others else "it has no tables"
             raise StorageError(
@@ -405,6 +496,16 @@ class SqliteStorage:
                 f"{self._busy_timeout} s ({err}); retry, or raise busy_timeout"
             )
         return StorageError(f"SQLite database {self._path}: {err}")
+
+
+def _append(connection: sqlite3.Connection, run_id: str, texts: list[str], now: float) -> None:
+    # Inside the caller's transaction: each event numbered on from the log's last one.
+    for text in texts:
+        connection.execute(_APPEND_EVENT, (run_id, run_id, text, now, run_id))
+
+
+def _delete_events(connection: sqlite3.Connection, run_id: str) -> None:
+    connection.execute(f"DELETE FROM {EVENTS_TABLE} WHERE run_id = ?", (run_id,))
 
 
 def _inspect(connection: sqlite3.Connection) -> FoundSchema:

@@ -1,5 +1,5 @@
-"""One execution of a run (a start, a resume, a restart, a time travel): drive, checkpoint, call the
-run hooks, finish.
+"""One execution of a run (a start, a resume, a restart, a time travel): drive, checkpoint, log the
+events, call the run hooks, finish.
 
 An `Execution` drives the run's top-level frame under the run span, writes the run's snapshot when
 it begins from a frame of its own (a start, a time travel), after every entry (a nested workflow's
@@ -7,6 +7,9 @@ entries too, through the top-level frame; to durable stores), when a sleep begin
 calls the workflow's run hooks, and ends the streams that watch it. `Run` decides whether an
 execution may begin, claims the stored run and prepares its frame; this module is what happens once
 it has. `pending_run` is the run as ``create_run`` stores it, before any execution.
+
+Every event goes to the run's event log too (`_event_log.EventLog`, when the store keeps logs):
+each snapshot write carries the events emitted before it, and the last one ``workflow-finish``.
 
 Hooks (``create_workflow(on_start=, on_finish=, on_error=)``) are called in the run's task with the
 run span current (spans they open nest under it): ``on_start`` once the execution has begun (after
@@ -33,10 +36,12 @@ from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import RunStart
 from spanflow.tracing.redaction import strip_credentials
 from spanflow.workflows._drive import drive
+from spanflow.workflows._event_log import EventLog
 from spanflow.workflows._frame import Frame, Outcome, Resume, end_status, finish_event, start_event
 from spanflow.workflows._snapshot import FrameSnapshot, RunSnapshot, dump_run_snapshot
 from spanflow.workflows.events import WorkflowCanceledPayload, WorkflowEvent
 from spanflow.workflows.results import WorkflowResult, error_wire
+from spanflow.workflows.stream import chain_sinks
 
 if TYPE_CHECKING:
     from spanflow.workflows.stream import WorkflowStream
@@ -78,6 +83,8 @@ class Execution:
     trace: StoredTraceContext | None = field(default=None, init=False)
     """The run span's context. It never changes during an execution: computed once."""
     ended_hooks_called: bool = field(default=False, init=False)
+    log: EventLog | None = field(default=None, init=False)
+    """Writes the events to the run's event log (``None``: the store keeps none)."""
 
     async def execute(self, resume: Resume | None, *, fresh: bool) -> WorkflowResult:
         """Drive the frame to its end (or a suspension) and store how it ended.
@@ -94,12 +101,15 @@ class Execution:
             out.trace_id, out.span_id = scope.trace_id, scope.span_id
         storage = self.workflow.storage
         self.trace = scope.persisted_context() or start.stored_trace
+        if storage.event_log:
+            self.log = EventLog(storage, self.run_id)
+            control.sink = chain_sinks(control.sink, self.log.append)
 
         async def checkpoint() -> None:
-            await storage.save_run(self._stored_run("running"))
+            await self._save(self._stored_run("running"))
 
         async def on_waiting() -> None:
-            await storage.save_run(self._stored_run("waiting"))
+            await self._save(self._stored_run("waiting"))
 
         # Per-entry checkpoints exist so a crash loses at most the running step: a store that
         # dies with the process gains nothing from them, and they are most of a long run's cost.
@@ -108,7 +118,7 @@ class Execution:
         control.status = "running"
         try:
             if fresh:
-                await storage.save_run(self._stored_run("running"))
+                await self._save(self._stored_run("running"))
             frame.emit(scope, start_event(frame))
             if self.workflow.on_start is not None:
                 await self._call_hook(
@@ -124,11 +134,21 @@ class Execution:
                 # CancelledError is a dying loop or process: the run stays "running" for a
                 # later restart.)
                 with contextlib.suppress(Exception):
-                    await storage.save_run(self._stored_run("failed", error=error_wire(exc)))
+                    await self._save(self._stored_run("failed", error=error_wire(exc)))
                 await self._call_ended_hooks("failed", None, exc)
             scope.end("failed", error=exc)
             fail_streams(out, self.open_streams, exc)
             raise
+        finally:
+            if self.log is not None:
+                await self.log.close()
+
+    async def _save(self, stored: StoredRun) -> None:
+        """Write the run, with the events emitted since the last write."""
+        if self.log is not None:
+            await self.log.save(stored)
+        else:
+            await self.workflow.storage.save_run(stored)
 
     async def _drive(self, resume: Resume | None) -> Outcome:
         frame = self.frame
@@ -187,6 +207,9 @@ class Execution:
                 scope, WorkflowEvent("workflow-canceled", control.run_id, WorkflowCanceledPayload())
             )
         result = self._result(outcome, status)
+        finish = finish_event(frame, outcome, status)
+        if self.log is not None:
+            self.log.append(finish)  # stored with the end, below; streams get it after hooks
         if status == "success":
             stored = self._stored_run(status, result=to_wire(result.result))
         elif status == "failed" and result.error is not None:
@@ -196,11 +219,13 @@ class Execution:
             stored = self._stored_run(status, suspended=result.suspended, suspend_payload=payload)
         else:
             stored = self._stored_run(status)
-        await self.workflow.storage.save_run(stored)
+        await self._save(stored)
+        if self.log is not None:
+            await self.log.close()  # before anyone learns the run ended (it may resume at once)
         self.on_stored(stored)
         control.status = status
         await self._call_ended_hooks(status, result, result.error)
-        self._end_streams(outcome, result, status)
+        self._end_streams(result, status, finish)
         return result
 
     # -- hooks ------------------------------------------------------------------------------
@@ -282,19 +307,17 @@ class Execution:
             span_id=scope.span_id,
         )
 
-    def _end_streams(self, outcome: Outcome, result: WorkflowResult, status: Any) -> None:
+    def _end_streams(self, result: WorkflowResult, status: Any, finish: WorkflowEvent) -> None:
         # Streams opened with close_on_suspend=False stay open through a suspension (they get
         # no workflow-finish until the run really ends); every other stream closes now.
-        frame = self.frame
-        scope = frame.scope
+        scope = self.frame.scope
         streams = _streams(self.out, self.open_streams)
         kept = list(self.open_streams) if status == "suspended" else []
         closing = [s for s in streams if s not in kept]
         if closing or not kept:
-            event = finish_event(frame, outcome, status)
-            scope.record(event)
+            scope.record(finish)
             for stream in closing:
-                stream.push(event)
+                stream.push(finish)
         scope.set_attribute("spanflow.run.status", status)
         scope.end(status, output=result.result, error=result.error)
         for stream in closing:

@@ -8,10 +8,12 @@ builds JSON that nobody reads. See ``engine.md`` §4 and ``reference/mastra/even
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spanflow._schema import to_wire
+from spanflow.errors import InvalidInputError, StoredError
 from spanflow.usage import Usage
 from spanflow.workflows.results import error_wire
 
@@ -257,6 +259,38 @@ class WorkflowEvent:
     payload: WorkflowEventPayload
     from_: EventSource = "WORKFLOW"
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> WorkflowEvent:
+        """The typed event back from its wire form (`to_dict`, a stored event log, a stream
+        read over HTTP).
+
+        Values inside payloads (inputs, outputs, suspend payloads) stay in their JSON form, and
+        errors come back as `StoredError` with the original name, message and stack. A
+        ``data-*`` chunk (or any type this spanflow does not know) becomes a `CustomPayload`
+        holding the dict as it is.
+
+        Raises:
+            InvalidInputError: `data` is not a dict with a string ``type``, or a known event
+                lacks a field its payload needs (the message names it).
+        """
+        if not isinstance(data, Mapping) or not isinstance(data.get("type"), str):
+            raise InvalidInputError(f"not a workflow event (no string 'type'): {data!r:.200}")
+        kind = data["type"]
+        reader = _PAYLOAD_READERS.get(kind)
+        if reader is None:
+            return cls(kind, str(data.get("runId", "")), CustomPayload(dict(data)), "USER")
+        payload = data.get("payload")
+        if not isinstance(payload, Mapping):
+            raise InvalidInputError(f"{kind} event: 'payload' must be an object")
+        try:
+            typed = reader(payload)
+        except KeyError as missing:
+            raise InvalidInputError(f"{kind} event: payload has no {missing}") from None
+        source = data.get("from", "WORKFLOW")
+        return cls(
+            kind, str(data.get("runId", "")), typed, "USER" if source == "USER" else "WORKFLOW"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """Mastra's wire form: ``{"type", "runId", "from", "payload"}``.
 
@@ -271,3 +305,93 @@ class WorkflowEvent:
             "from": self.from_,
             "payload": self.payload.to_dict(),
         }
+
+
+def _error(value: Any) -> StoredError | None:
+    if not isinstance(value, Mapping):
+        return None
+    return StoredError(
+        str(value.get("name", "Error")), str(value.get("message", "")), value.get("stack")
+    )
+
+
+def _step_start(p: Mapping[str, Any]) -> StepStartPayload:
+    return StepStartPayload(
+        p["id"],
+        p.get("stepName", p["id"]),
+        p.get("stepCallId"),
+        p.get("payload"),
+        p.get("startedAt", 0),
+        p.get("resumePayload"),
+        p.get("resumedAt"),
+    )
+
+
+def _step_result(p: Mapping[str, Any]) -> StepResultPayload:
+    return StepResultPayload(
+        p["id"],
+        p.get("stepName", p["id"]),
+        p.get("stepCallId"),
+        p["status"],
+        p.get("payload"),
+        p.get("startedAt"),
+        p.get("endedAt", 0),
+        p.get("output"),
+        _error(p.get("error")),
+        p.get("resumePayload"),
+        p.get("resumedAt"),
+    )
+
+
+def _step_suspended(p: Mapping[str, Any]) -> StepSuspendedPayload:
+    return StepSuspendedPayload(
+        p["id"],
+        p.get("stepName", p["id"]),
+        p.get("stepCallId"),
+        p.get("payload"),
+        p.get("suspendPayload"),
+        p.get("startedAt", 0),
+        p.get("suspendedAt", 0),
+    )
+
+
+def _step_progress(p: Mapping[str, Any]) -> StepProgressPayload:
+    return StepProgressPayload(
+        p["id"],
+        p.get("stepName", p["id"]),
+        p["completedCount"],
+        p["totalCount"],
+        p["currentIndex"],
+        p["iterationStatus"],
+        p.get("iterationOutput"),
+    )
+
+
+def _finish(p: Mapping[str, Any]) -> WorkflowFinishPayload:
+    output = p.get("output")
+    usage = output.get("usage") if isinstance(output, Mapping) else None
+    return WorkflowFinishPayload(
+        p["workflowStatus"],
+        Usage.from_dict(dict(usage)) if isinstance(usage, Mapping) else Usage(),
+        dict(p.get("metadata") or {}),
+        p.get("finalWorkflowResult"),
+        _error(p.get("error")),
+    )
+
+
+_PAYLOAD_READERS: dict[str, Callable[[Mapping[str, Any]], WorkflowEventPayload]] = {
+    "workflow-start": lambda p: WorkflowStartPayload(p["workflowId"]),
+    "workflow-step-start": _step_start,
+    "workflow-step-output": lambda p: StepOutputPayload(
+        p["stepName"], p.get("output"), str(p.get("runId", ""))
+    ),
+    "workflow-step-progress": _step_progress,
+    "workflow-step-result": _step_result,
+    "workflow-step-suspended": _step_suspended,
+    "workflow-step-waiting": lambda p: StepWaitingPayload(
+        p["id"], p.get("stepName", p["id"]), p.get("payload"), p.get("startedAt", 0)
+    ),
+    "workflow-canceled": lambda p: WorkflowCanceledPayload(),
+    "workflow-finish": _finish,
+}
+"""How each event type's payload is read back from its wire form."""

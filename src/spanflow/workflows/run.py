@@ -34,6 +34,7 @@ from spanflow.usage import Usage
 from spanflow.workflows._execution import Execution, RunTrigger, fail_streams, pending_run
 from spanflow.workflows._frame import Frame, Resume, RunControl, restore_frame
 from spanflow.workflows._nested import run_nested
+from spanflow.workflows._observe import observe
 from spanflow.workflows._resume_target import (
     StepRef,
     check_foreach_index,
@@ -523,6 +524,11 @@ class Run:
         return self._spawn(coro, out, "time-travel")
 
     # -- cancel / restart -------------------------------------------------------------------
+
+    def observe(self, offset: int = 0) -> WorkflowStream:
+        """Follow this run from its stored event log (`Workflow.observe`): its events from
+        number `offset`, then live ones, until it is suspended or ended."""
+        return observe(self.workflow, self.run_id, offset)
 
     async def discard(self) -> bool:
         """Delete this run if it was never started (still ``pending``); ``True`` if it was.

@@ -11,23 +11,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from spanflow._buffer import ReplayBuffer
 from spanflow.usage import Usage
 from spanflow.workflows.events import WorkflowEvent
 from spanflow.workflows.results import WorkflowResult
 
-if TYPE_CHECKING:
-    from spanflow.workflows.run import Run
-
 __all__ = ["WorkflowStream"]
+
+
+class _Watched(Protocol):
+    """What a stream reads its live ``status`` from: the `Run`, or an observer's view of it."""
+
+    @property
+    def status(self) -> str: ...
 
 
 class WorkflowStream:
     """Live events of a run, and its outcome."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: _Watched) -> None:
         loop = asyncio.get_running_loop()
         self._run = run
         self._buffer: ReplayBuffer[WorkflowEvent] = ReplayBuffer()

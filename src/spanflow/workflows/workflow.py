@@ -34,9 +34,11 @@ from spanflow.workflows._entries import (
     StepEntry,
 )
 from spanflow.workflows._execution import RunTrigger
+from spanflow.workflows._observe import observe
 from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.run import Run
 from spanflow.workflows.step import Step, StepFunction, create_step
+from spanflow.workflows.stream import WorkflowStream
 
 if TYPE_CHECKING:
     from spanflow.storage.base import RunPage, Storage, StoredRun
@@ -434,6 +436,22 @@ class Workflow:
         out)."""
         counts = await self.storage.count_runs(workflow_id=self.id)
         return dict(counts.get(self.id, {}))
+
+    def observe(self, run_id: str, offset: int = 0) -> WorkflowStream:
+        """Follow a stored run from its event log, in this process or any other sharing the
+        store: its events from number `offset` (0: the first), then live ones, until the run
+        is suspended or ended. ``await out.result`` is the run as then stored.
+
+        Call it inside a running event loop. An unknown run (or one of another workflow)
+        ends the stream with `RunNotFoundError` (or `RunStateError`). Values in the events
+        are in their JSON form (`WorkflowEvent.from_dict`).
+
+        Raises:
+            TypeError, ValueError: `offset` is not an int of 0 or more.
+            StorageError: The store keeps no event log (``event_log=False``).
+        """
+        self._require_committed()
+        return observe(self, run_id, offset)
 
     async def delete_run(self, run_id: str) -> bool:
         """Delete a stored run of this workflow; ``False`` if there is none with this id.

@@ -1,0 +1,114 @@
+"""The writer of a run's event log for one execution (``distributed.md`` §2).
+
+Every event the execution emits is handed to `EventLog.append` (it is one of the run's event
+sinks), turned into its wire form there, and written to the store in order, numbered on from
+the log's last entry by the store:
+
+- with every snapshot the execution writes (`EventLog.save`: ``save_run(run, events=...)``, one
+  transaction), so the log is never behind the snapshot: the checkpoint after an entry carries
+  that entry's events, and the end (suspended or finished) carries ``workflow-finish``, so
+  whoever reads a run as suspended or ended also finds every event up to its end;
+- and between snapshots by a background flusher, as soon as the run's task yields to the event
+  loop, so observers see a running step live. Events that arrive together go in one write.
+
+So between two checkpoints the log may run ahead of the snapshot by the events of the entry in
+progress; after a crash a restart re-runs that entry, and its events appear again after the
+dead execution's. A write that fails keeps its events for the next one (the next snapshot
+write then fails the run as any store failure does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from spanflow.storage.base import Storage, StoredRun
+from spanflow.workflows.events import WorkflowEvent
+
+__all__ = ["EventLog"]
+
+logger = logging.getLogger("spanflow.events")
+
+
+class EventLog:
+    """Writes one execution's events to its run's log, in order."""
+
+    def __init__(self, storage: Storage, run_id: str) -> None:
+        self._storage = storage
+        self._run_id = run_id
+        self._pending: list[dict[str, Any]] = []
+        self._lock = asyncio.Lock()
+        """Held by every write, so writes reach the store in the order of their events."""
+        self._wake = asyncio.Event()
+        self._flusher: asyncio.Task[None] | None = None
+
+    def append(self, event: WorkflowEvent) -> None:
+        """Queue `event` (an event sink); the flusher writes it soon."""
+        self._pending.append(_wire(event))
+        if self._flusher is None:
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_loop(), name=f"spanflow-events-{self._run_id}"
+            )
+        self._wake.set()
+
+    async def save(self, run: StoredRun) -> None:
+        """Write `run` and every event queued so far in one transaction."""
+        async with self._lock:
+            events, self._pending = self._pending, []
+            try:
+                await self._storage.save_run(run, events=events)
+            except BaseException:
+                self._pending[:0] = events
+                raise
+
+    async def close(self) -> None:
+        """Stop the flusher; events still queued are written first (failures logged). Returns
+        at once, without yielding to the loop, when there is nothing to stop or write."""
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            # Under the lock, so a write in progress completes first; the flusher is then
+            # waiting (for the lock or a wake-up) and takes nothing more once cancelled. Not
+            # awaited: the run's last write must not wait for the flusher to be scheduled.
+            async with self._lock:
+                flusher.cancel()
+        await self._flush()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if not self._pending:
+            return
+        async with self._lock:
+            events, self._pending = self._pending, []
+            if not events:
+                return
+            try:
+                await self._storage.append_events(self._run_id, events)
+            except Exception as error:
+                self._pending[:0] = events
+                logger.warning(
+                    "spanflow: could not write %d event(s) of run %s to its event log (%s); "
+                    "they go with the next write",
+                    len(events),
+                    self._run_id,
+                    error,
+                )
+
+
+def _wire(event: WorkflowEvent) -> dict[str, Any]:
+    """The event's wire form, or, if a value in it cannot be rendered, the event without its
+    payload and a note saying why (the log never stops a run)."""
+    try:
+        return event.to_dict()
+    except Exception as error:
+        return {
+            "type": event.type,
+            "runId": event.run_id,
+            "from": event.from_,
+            "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
+        }

@@ -1,0 +1,136 @@
+"""Following a stored run from its event log: ``Workflow.observe`` and ``Run.observe``.
+
+An observer needs nothing of the process executing the run but the store: it replays the
+run's logged events from an offset, then follows new ones (the store's `wait_for_events`
+wake-up, or a look every `LOOK_AGAIN` seconds) until the run is stored as suspended or
+ended. The engine writes that status together with the run's last events (``_event_log``), so
+one more read after seeing it gives every event up to its end. The stream's ``result`` is the
+run as stored then, its values validated again by the workflow's schemas as a resume would
+(``_snapshot.load_steps``); ``status`` follows the stored status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, cast
+
+from spanflow.errors import RunNotFoundError, RunStateError, StorageError, StoredError
+from spanflow.storage.base import EXECUTING_STATUSES, Storage, StoredRun
+from spanflow.workflows._snapshot import load_steps, read_run_snapshot, stored_value
+from spanflow.workflows.events import WorkflowEvent
+from spanflow.workflows.results import WorkflowResult, WorkflowStatus
+from spanflow.workflows.stream import WorkflowStream
+
+if TYPE_CHECKING:
+    from spanflow.workflows.workflow import Workflow
+
+__all__ = ["LOOK_AGAIN", "observe", "stored_result"]
+
+LOOK_AGAIN = 1.0
+"""Seconds an observer waits for a wake-up before it looks at the stored run again."""
+
+_FOLLOWING: set[asyncio.Task[None]] = set()
+"""The observers' tasks (the loop keeps only weak references to tasks)."""
+
+
+class _Watched:
+    """What an observed stream's ``status`` reads: the run's status as last read."""
+
+    def __init__(self) -> None:
+        self.status = "pending"
+
+
+def observe(workflow: Workflow, run_id: str, offset: int = 0) -> WorkflowStream:
+    """A stream of the run's events from number `offset`, then live ones, until the run is
+    suspended or ended. Call it in a running event loop.
+
+    Raises:
+        TypeError: `offset` is not an int.
+        ValueError: `offset` is negative.
+        StorageError: The workflow's store keeps no event log.
+    """
+    if isinstance(offset, bool) or not isinstance(offset, int):
+        raise TypeError(f"offset must be an int; got {offset!r}")
+    if offset < 0:
+        raise ValueError(f"offset must be 0 or more; got {offset}")
+    storage = workflow.storage
+    if not storage.event_log:
+        raise StorageError(
+            f"{storage!r} keeps no event log (event_log=False), so runs cannot be observed"
+        )
+    watched = _Watched()
+    out = WorkflowStream(watched)
+    task = asyncio.get_running_loop().create_task(
+        _follow(workflow, run_id, offset, out, watched), name=f"spanflow-observe-{run_id}"
+    )
+    _FOLLOWING.add(task)
+    task.add_done_callback(_FOLLOWING.discard)
+    return out
+
+
+async def _follow(
+    workflow: Workflow, run_id: str, offset: int, out: WorkflowStream, watched: _Watched
+) -> None:
+    storage = workflow.storage
+    try:
+        seq = offset
+        while True:
+            seq = await _replay(storage, run_id, seq, out)
+            stored = await storage.get_run(run_id)
+            if stored is None:
+                raise RunNotFoundError(f"run {run_id!r} not found")
+            if stored.workflow_id != workflow.id:
+                raise RunStateError(
+                    f"run {run_id!r} belongs to workflow {stored.workflow_id!r}, "
+                    f"not {workflow.id!r}"
+                )
+            watched.status = stored.status
+            if stored.status != "pending" and stored.status not in EXECUTING_STATUSES:
+                await _replay(storage, run_id, seq, out)
+                out.finish(stored_result(workflow, stored))
+                return
+            await storage.wait_for_events(run_id, offset=seq, max_wait=LOOK_AGAIN)
+    except BaseException as error:
+        out.fail(error)
+        if not isinstance(error, Exception):
+            raise
+
+
+async def _replay(storage: Storage, run_id: str, seq: int, out: WorkflowStream) -> int:
+    """Push the logged events from `seq` on; the number of the next one."""
+    for logged in await storage.read_events(run_id, offset=seq):
+        out.push(WorkflowEvent.from_dict(logged.event))
+        seq = logged.seq + 1
+    return seq
+
+
+def stored_result(workflow: Workflow, stored: StoredRun) -> WorkflowResult:
+    """The `WorkflowResult` of a run stored as suspended or ended."""
+    snapshot = read_run_snapshot(stored)
+    frame = snapshot.frame
+    error = snapshot.error
+    trace = snapshot.trace
+    status = stored.status
+    if status in ("pending", *EXECUTING_STATUSES):
+        raise RunStateError(f"run {stored.run_id!r} is {status}: it has no result yet")
+    return WorkflowResult(
+        status=cast(WorkflowStatus, status),  # checked above: suspended or ended
+        run_id=stored.run_id,
+        steps=load_steps(workflow, frame),
+        input=stored_value(workflow._input, frame.input),
+        result=stored_value(workflow._output, snapshot.result) if status == "success" else None,
+        error=(
+            StoredError(
+                str(error.get("name", "Error")), str(error.get("message", "")), error.get("stack")
+            )
+            if error is not None
+            else None
+        ),
+        suspended=[list(path) for path in snapshot.suspended],
+        suspend_payload=dict(snapshot.suspend_payload),
+        state=stored_value(workflow._state, frame.state),
+        usage=snapshot.usage,
+        step_execution_path=list(frame.path),
+        trace_id=trace.trace_id if trace is not None else None,
+        span_id=trace.span_id if trace is not None else None,
+    )
