@@ -6,6 +6,7 @@ JSON dump. Validation errors become `InvalidInputError` messages that name the f
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -15,7 +16,7 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from spanflow.errors import InvalidInputError
 
-__all__ = ["Schema", "describe_validation_error", "schema_of", "to_wire"]
+__all__ = ["Schema", "check_storable", "describe_validation_error", "schema_of", "to_wire"]
 
 _SCALARS = (str, int, float, bool, type(None))
 _NOT_DATA: Any = object()
@@ -128,3 +129,84 @@ def to_wire(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return to_jsonable_python(value, fallback=repr)
+
+
+# -- can a value be stored? ------------------------------------------------------------------------
+
+_STRICT_JSON = json.JSONEncoder(allow_nan=False, separators=(",", ":"))
+_MAX_DEPTH = 200
+"""Where a value the encoders gave up on is nested deeper than this, that is the problem named."""
+_MAX_INT = 10**4300
+"""Python refuses to print ints of more digits (``sys.get_int_max_str_digits``)."""
+
+
+def check_storable(value: Any, *, what: str) -> None:
+    """Refuse a value that no store could keep: it must have a JSON form (`to_wire`) that is
+    strict JSON (no NaN or infinities, ints of at most 4,300 digits, no cycles, bytes that are
+    text, nesting no encoder gives up on). The same rule on every store, so a workflow that
+    runs on the in-memory store also runs on SQLite and PostgreSQL. Only a refused value pays
+    for finding the field path.
+
+    Raises:
+        InvalidInputError: naming `what` (e.g. "output of step 'load'"), the field path and the
+            problem, e.g. ``output of step 'load' cannot be stored: at 'rows[3].score': nan is
+            not JSON``.
+    """
+    if value is None or type(value) in (str, bool):
+        return
+    try:
+        _STRICT_JSON.encode(to_wire(value))
+        return
+    except (ValueError, TypeError, RecursionError, PydanticSerializationError) as err:
+        found = _first_problem(value, "", set(), 0)
+        where, problem = found if found is not None else ("", f"{type(err).__name__}: {err}")
+    if len(where) > 80:
+        where = "…" + where[-79:]
+    at = f"at '{where}': " if where else ""
+    raise InvalidInputError(f"{what} cannot be stored: {at}{problem}")
+
+
+def _first_problem(value: Any, path: str, seen: set[int], depth: int) -> tuple[str, str] | None:
+    """Where in `value` (a field path) and what makes it unstorable; ``None`` if nothing is
+    found (the caller then reports the encoder's own message)."""
+    if depth > _MAX_DEPTH:
+        return path, f"nested more than {_MAX_DEPTH} deep"
+    problem = _scalar_problem(value)
+    if problem is not None:
+        return path, problem
+    children = _children(value)
+    if children is None:
+        return None
+    if id(value) in seen:
+        return path, "refers to itself (a cycle)"
+    seen.add(id(value))
+    for key, child in children:
+        sub = f"{path}[{key}]" if isinstance(key, int) else (f"{path}.{key}" if path else str(key))
+        found = _first_problem(child, sub, seen, depth + 1)
+        if found is not None:
+            return found
+    seen.discard(id(value))
+    return None
+
+
+def _scalar_problem(value: Any) -> str | None:
+    if isinstance(value, float) and (value != value or value in (float("inf"), float("-inf"))):
+        return f"{value!r} is not JSON (use None or a string)"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= _MAX_INT:
+        return "an int of more than 4,300 digits (store it as a string)"
+    if isinstance(value, bytes | bytearray):
+        try:
+            bytes(value).decode()
+        except UnicodeDecodeError as err:
+            return f"bytes that are not UTF-8 text ({err.reason} at byte {err.start}): use base64"
+    return None
+
+
+def _children(value: Any) -> list[tuple[Any, Any]] | None:
+    if isinstance(value, dict):
+        return list(value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return list(enumerate(value))
+    if isinstance(value, BaseModel):
+        return [(name, getattr(value, name, None)) for name in type(value).model_fields]
+    return None

@@ -14,15 +14,20 @@ the log's last entry by the store:
 So between two checkpoints the log may run ahead of the snapshot by the events of the entry in
 progress; after a crash a restart re-runs that entry, and its events appear again after the
 dead execution's. A write that fails keeps its events for the next one (the next snapshot
-write then fails the run as any store failure does).
+write then fails the run as any store failure does). An event the store refuses as not JSON
+(a NaN a step wrote with ``ctx.writer``, say) is logged without its payload and a note saying
+why, rather than hold up the run's snapshot.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
+from spanflow.errors import StorageError
 from spanflow.storage.base import Storage, StoredRun
 from spanflow.workflows.events import WorkflowEvent
 
@@ -57,7 +62,7 @@ class EventLog:
         async with self._lock:
             events, self._pending = self._pending, []
             try:
-                await self._storage.save_run(run, events=events)
+                await _write(lambda logged: self._storage.save_run(run, events=logged), events)
             except BaseException:
                 self._pending[:0] = events
                 raise
@@ -88,7 +93,9 @@ class EventLog:
             if not events:
                 return
             try:
-                await self._storage.append_events(self._run_id, events)
+                await _write(
+                    lambda logged: self._storage.append_events(self._run_id, logged), events
+                )
             except Exception as error:
                 self._pending[:0] = events
                 logger.warning(
@@ -100,15 +107,50 @@ class EventLog:
                 )
 
 
+async def _write(
+    write: Callable[[list[dict[str, Any]]], Awaitable[None]], events: list[dict[str, Any]]
+) -> None:
+    """`write(events)`; if the store refuses it and some events are not JSON, again with those
+    events replaced by a note (only a refused write pays for looking)."""
+    try:
+        await write(events)
+    except StorageError:
+        storable = _storable(events)
+        if storable is events:
+            raise  # the events were fine: the run's snapshot (or the store) is the problem
+        await write(storable)
+
+
+_STRICT_JSON = json.JSONEncoder(allow_nan=False)
+
+
+def _storable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """`events`, with each one that is not strict JSON replaced (the same list if none is)."""
+    out: list[dict[str, Any]] = []
+    replaced = False
+    for event in events:
+        try:
+            _STRICT_JSON.encode(event)
+            out.append(event)
+        except (TypeError, ValueError, RecursionError) as error:
+            replaced = True
+            out.append(_note(event.get("type"), event.get("runId"), event.get("from"), error))
+    return out if replaced else events
+
+
+def _note(kind: Any, run_id: Any, source: Any, error: BaseException) -> dict[str, Any]:
+    return {
+        "type": str(kind),
+        "runId": str(run_id),
+        "from": str(source),
+        "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
+    }
+
+
 def _wire(event: WorkflowEvent) -> dict[str, Any]:
     """The event's wire form, or, if a value in it cannot be rendered, the event without its
     payload and a note saying why (the log never stops a run)."""
     try:
         return event.to_dict()
     except Exception as error:
-        return {
-            "type": event.type,
-            "runId": event.run_id,
-            "from": event.from_,
-            "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
-        }
+        return _note(event.type, event.run_id, event.from_, error)

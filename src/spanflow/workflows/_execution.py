@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from spanflow._schema import to_wire
 from spanflow.context import RequestContext
-from spanflow.storage.base import RunStatus, StoredRun
+from spanflow.storage.base import EXECUTING_STATUSES, RunStatus, StoredRun
 from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import RunStart
 from spanflow.tracing.redaction import strip_credentials
@@ -133,8 +133,7 @@ class Execution:
                 # store still takes writes, rather than leave it "running" forever. (A bare
                 # CancelledError is a dying loop or process: the run stays "running" for a
                 # later restart.)
-                with contextlib.suppress(Exception):
-                    await self._save(self._stored_run("failed", error=error_wire(exc)))
+                await self._store_failure(exc)
                 await self._call_ended_hooks("failed", None, exc)
             scope.end("failed", error=exc)
             fail_streams(out, self.open_streams, exc)
@@ -142,6 +141,17 @@ class Execution:
         finally:
             if self.log is not None:
                 await self.log.close()
+
+    async def _store_failure(self, error: Exception) -> None:
+        """Store the run as failed with `error`; if even that cannot be written (the frame
+        itself cannot be stored), keep the last snapshot stored and mark the run failed."""
+        try:
+            await self._save(self._stored_run("failed", error=error_wire(error)))
+        except Exception:
+            with contextlib.suppress(Exception):
+                await self.workflow.storage.claim_run(
+                    self.run_id, from_status=EXECUTING_STATUSES, to_status="failed"
+                )
 
     async def _save(self, stored: StoredRun) -> None:
         """Write the run, with the events emitted since the last write."""

@@ -13,6 +13,12 @@ whatever the outer workflow says: each workflow is checked as its author declare
 workflow behaves the same used alone or nested. State set with ``ctx.set_state`` is validated
 by the state schema either way (it is the run's, not the step's), and is kept when the step
 returns or suspends, not when it fails.
+
+Whatever the flags, what a step hands out must be storable (`_schema.check_storable`: strict
+JSON, the same on every store): an output, state or suspend payload that is not fails the step
+with an error naming the field and the problem, before anything is stored or streamed. An
+exception whose message cannot be rendered (its ``__str__`` raises) fails the step as a
+`RuntimeError` saying so, with the original as its ``__cause__``.
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from spanflow._schema import Schema
+from spanflow._schema import Schema, check_storable
 from spanflow.errors import BailSignal, InvalidInputError, NonRetryableError, SuspendSignal
 from spanflow.tracing.instrumentation import Scope
 from spanflow.workflows._frame import Frame, Resume, StepRun, new_call_id, now_ms
@@ -125,10 +131,11 @@ async def run_step(
         except asyncio.CancelledError:
             finish(_canceled(input_value, started_at), scope)
             raise
-        except Exception as exc:
-            if attempt >= attempts or isinstance(exc, NonRetryableError):
-                return finish(_failed(input_value, started_at, exc), scope)
-            scope.end("failed", error=exc)
+        except Exception as raised:
+            error = _renderable(raised)
+            if attempt >= attempts or isinstance(error, NonRetryableError):
+                return finish(_failed(input_value, started_at, error), scope)
+            scope.end("failed", error=error)
             attempt += 1
             try:
                 await _pause(frame.workflow.retry_config.delay)
@@ -206,6 +213,7 @@ def _accept_output(frame: Frame, step: Step[Any, Any], ctx: StepContext[Any], ou
     """Validate the step's output and apply the state it set; `InvalidInputError` if bad."""
     if step._output is not None and frame.workflow.validate_outputs:
         output = step._output.validate(output, what=f"output of step '{step.id}'")
+    check_storable(output, what=f"output of step '{step.id}'")
     _apply_state(frame, step, ctx)
     return output
 
@@ -219,7 +227,23 @@ def _apply_state(frame: Frame, step: Step[Any, Any], ctx: StepContext[Any]) -> N
     new_state = ctx._new_state
     if state_schema is not None:
         new_state = state_schema.validate(new_state, what=f"state set by step '{step.id}'")
+    check_storable(new_state, what=f"state set by step '{step.id}'")
     frame.state = new_state
+
+
+def _renderable(error: Exception) -> Exception:
+    """`error`, or, if its message cannot be rendered, a `RuntimeError` saying so (caused by
+    it): spans, events and snapshots all show an error's message."""
+    try:
+        str(error)
+    except Exception as failure:
+        replacement = RuntimeError(
+            f"the step raised {type(error).__qualname__}, whose message cannot be rendered "
+            f"(its __str__ raised {type(failure).__qualname__})"
+        )
+        replacement.__cause__ = error
+        return replacement
+    return error
 
 
 def _canceled(payload: Any, started_at: int) -> StepResult:
@@ -247,6 +271,7 @@ def _suspended(
             suspend_payload = step._suspend.validate(
                 suspend_payload, what=f"suspend payload of step '{step.id}'"
             )
+        check_storable(suspend_payload, what=f"suspend payload of step '{step.id}'")
         _apply_state(frame, step, ctx)
     except InvalidInputError as exc:
         return _failed(payload, started_at, exc)

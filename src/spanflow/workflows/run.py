@@ -19,6 +19,7 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
+from spanflow._schema import check_storable
 from spanflow._sync import run_sync
 from spanflow.context import RequestContext
 from spanflow.errors import (
@@ -189,6 +190,8 @@ class Run:
             )
         else:
             state = {} if initial_state is None else initial_state
+        check_storable(input_value, what=f"input of workflow '{wf.id}'")
+        check_storable(state, what=f"initial state of workflow '{wf.id}'")
         context = RequestContext.coerce(request_context)
         context_wire = context.to_dict()  # raises on values that cannot be stored
         if wf._request_context is not None:
@@ -359,6 +362,7 @@ class Run:
             resume_data = schema.validate(
                 resume_data, what=f"resume data of step '{'.'.join(path)}'"
             )
+        check_storable(resume_data, what=f"resume data of step '{'.'.join(path)}'")
         check_foreach_index(self.workflow, snapshot, path, foreach_index)
         control = self._continued_control(snapshot, request_context, tracing_options, out)
         self._control = control
