@@ -61,7 +61,13 @@ def runs_table(runs: Sequence[StoredRun]) -> list[str]:
 
 
 def print_runs(page: RunPage, where: str, *, filtered: bool = False) -> None:
-    """``runs list``: the table and a line saying which runs of how many it shows."""
+    """``runs list``: the table, a line per run whose row cannot be read (the others are
+    listed all the same), and a line saying which runs of how many it shows."""
+    for damaged in page.damaged:
+        print(
+            f"cannot read run {damaged.run_id} ({damaged.workflow_id}, {damaged.status}): "
+            f"{damaged.problem}"
+        )
     if not page.runs:
         if page.total:
             print(f"no runs past --offset {page.offset}: {page.total} in {where}")

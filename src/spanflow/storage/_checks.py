@@ -10,13 +10,19 @@ unknown run.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from fractions import Fraction
 from typing import Any, cast, get_args
 
-from spanflow.errors import InvalidInputError, RunClaimError, RunNotFoundError, RunStateError
-from spanflow.storage.base import RunStatus, StoredRun
+from spanflow.errors import (
+    InvalidInputError,
+    RunClaimError,
+    RunNotFoundError,
+    RunStateError,
+    StorageError,
+)
+from spanflow.storage.base import DamagedRun, RunStatus, StoredRun
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -36,6 +42,7 @@ __all__ = [
     "duplicate_run",
     "run_filter",
     "run_not_found",
+    "split_readable",
 ]
 
 RUN_STATUSES: frozenset[str] = frozenset(get_args(RunStatus))
@@ -269,3 +276,19 @@ def run_not_found(run_id: str) -> RunNotFoundError:
 def duplicate_run(run_id: str) -> RunClaimError:
     """The error for inserting a run whose id is taken."""
     return RunClaimError(f"cannot insert run {run_id!r}: a run with that id already exists")
+
+
+def split_readable(
+    rows: Sequence[Sequence[Any]], read: Callable[[Any], StoredRun]
+) -> tuple[list[StoredRun], list[DamagedRun]]:
+    """The runs of a page's rows (columns in `RUN_COLUMNS` order), and the rows that `read`
+    cannot make a run of (a damaged snapshot) as `DamagedRun`s, so one damaged row never
+    breaks a whole listing."""
+    runs: list[StoredRun] = []
+    damaged: list[DamagedRun] = []
+    for row in rows:
+        try:
+            runs.append(read(row))
+        except StorageError as error:
+            damaged.append(DamagedRun(str(row[0]), str(row[1]), str(row[3]), str(error)))
+    return runs, damaged

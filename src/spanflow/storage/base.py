@@ -22,6 +22,7 @@ from typing import Any, Literal, Protocol, get_args, runtime_checkable
 __all__ = [
     "EXECUTING_STATUSES",
     "IDLE_STATUSES",
+    "DamagedRun",
     "LoggedEvent",
     "RunPage",
     "RunStatus",
@@ -69,15 +70,32 @@ class LoggedEvent:
     """The event's wire form (``WorkflowEvent.to_dict()``)."""
 
 
+@dataclass(frozen=True, slots=True)
+class DamagedRun:
+    """A stored run whose row a store could not read (its snapshot is not valid JSON)."""
+
+    run_id: str
+    workflow_id: str
+    status: str
+    problem: str
+    """What is wrong, as the store's `StorageError` says it."""
+
+
 @dataclass(slots=True)
 class RunPage:
-    """A page of `list_runs`, newest first, with the total number of matching runs."""
+    """A page of `list_runs`, newest first, with the total number of matching runs.
+
+    A run whose stored row cannot be read is left out of `runs` and reported in `damaged`
+    instead (it still counts in `total`), so one damaged row never hides the others.
+    """
 
     runs: list[StoredRun]
     total: int
     limit: int
     offset: int
     extra: dict[str, Any] = field(default_factory=dict)
+    damaged: list[DamagedRun] = field(default_factory=list)
+    """Runs of this page whose rows could not be read, in page order."""
 
 
 @runtime_checkable

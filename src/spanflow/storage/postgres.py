@@ -40,6 +40,7 @@ from spanflow.storage._checks import (
     duplicate_run,
     run_filter,
     run_not_found,
+    split_readable,
 )
 from spanflow.storage._codec import decode_snapshot
 from spanflow.storage._events import Waiters, check_event_range, decode_event, encode_events
@@ -318,8 +319,8 @@ class PostgresStorage:
             )
             rows = await cursor.fetchall()
         total = 0 if counted is None else int(counted[0])
-        runs = [self._stored_run(row) for row in rows]
-        return RunPage(runs=runs, total=total, limit=limit, offset=offset)
+        runs, damaged = split_readable(rows, self._stored_run)
+        return RunPage(runs=runs, total=total, limit=limit, offset=offset, damaged=damaged)
 
     async def count_runs(
         self, *, workflow_id: str | None = None

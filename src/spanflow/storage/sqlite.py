@@ -46,6 +46,7 @@ from spanflow.storage._checks import (
     duplicate_run,
     run_filter,
     run_not_found,
+    split_readable,
 )
 from spanflow.storage._codec import decode_snapshot
 from spanflow.storage._events import (
@@ -328,8 +329,8 @@ class SqliteStorage:
             return total, rows
 
         total, rows = await self._call(page)
-        runs = [self._stored_run(row) for row in rows]
-        return RunPage(runs=runs, total=total, limit=limit, offset=offset)
+        runs, damaged = split_readable(rows, self._stored_run)
+        return RunPage(runs=runs, total=total, limit=limit, offset=offset, damaged=damaged)
 
     async def count_runs(
         self, *, workflow_id: str | None = None
