@@ -12,11 +12,11 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from spanflow.errors import StorageError
-from spanflow.storage.base import LoggedEvent
+from spanflow.storage.base import EventEntry, LoggedEvent, wire_of
 
 __all__ = [
     "POLL_INTERVAL",
@@ -46,11 +46,11 @@ def check_event_range(offset: Any, limit: Any) -> None:
             raise ValueError(f"limit must be 1 or more; got {limit}")
 
 
-def encode_events(run_id: str, events: Any) -> list[str]:
+def encode_events(run_id: str, events: Sequence[EventEntry]) -> list[str]:
     """The JSON text of each event (compact, ASCII-only, as snapshots are), or `StorageError`
     naming the run if one is not plain JSON data."""
     try:
-        return [_ENCODER.encode(event) for event in events]
+        return [_ENCODER.encode(wire_of(event)) for event in events]
     except (TypeError, ValueError, RecursionError) as err:
         raise StorageError(
             f"cannot log an event of run {run_id!r}: it is not JSON data ({err})"

@@ -23,11 +23,14 @@ __all__ = [
     "EXECUTING_STATUSES",
     "IDLE_STATUSES",
     "DamagedRun",
+    "EventEntry",
     "LoggedEvent",
     "RunPage",
     "RunStatus",
     "Storage",
     "StoredRun",
+    "WireEvent",
+    "wire_of",
 ]
 
 RunStatus = Literal[
@@ -58,6 +61,33 @@ class StoredRun:
     """Epoch seconds (UTC). Stores fill it on insert when it is 0."""
     updated_at: float = 0.0
     """Epoch seconds (UTC). Stores set it on every write."""
+
+
+class WireEvent(Protocol):
+    """An event as the engine hands it to a store: anything with its wire form."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+EventEntry = dict[str, Any] | WireEvent
+"""What `save_run` and `append_events` take: an event's wire dict, or the event itself, whose
+`to_dict` a store calls when it needs the dict (the in-memory store only when it is read)."""
+
+
+def wire_of(entry: EventEntry) -> dict[str, Any]:
+    """An event's wire dict; if its `to_dict` fails (a value in it cannot be rendered), the
+    event without its payload and a note saying why: a log entry never stops a run."""
+    if isinstance(entry, dict):
+        return entry
+    try:
+        return entry.to_dict()
+    except Exception as error:
+        return {
+            "type": str(getattr(entry, "type", "")),
+            "runId": str(getattr(entry, "run_id", "")),
+            "from": str(getattr(entry, "from_", "WORKFLOW")),
+            "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,13 +150,13 @@ class Storage(Protocol):
     """Whether the store keeps event logs. A store made with ``event_log=False`` drops the
     events handed to it and its logs read as empty (``Workflow.observe`` refuses it)."""
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[EventEntry] = ()) -> None:
         """Write the run's current status and snapshot (insert or replace), and append `events`
-        (wire dicts) to its event log in the same transaction."""
+        to its event log in the same transaction."""
         ...
 
-    async def append_events(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
-        """Append `events` (wire dicts, in order) to the run's event log, numbered on from its
+    async def append_events(self, run_id: str, events: Sequence[EventEntry]) -> None:
+        """Append `events` (in order) to the run's event log, numbered on from its
         last entry, in one transaction, and wake whoever waits for them. Appending to a run
         that is not stored (deleted meanwhile) writes nothing."""
         ...

@@ -10,8 +10,10 @@ does with a loaded snapshot cannot change what is stored. No method awaits while
 holds the store's lock, so the store is safe to share between tasks, and (the lock being a
 `threading.Lock`) between threads.
 
-Event logs are lists of the wire dicts handed in (the same no-mutation rule applies), dropped
-with their run, also when `max_finished_runs` drops it; a waiter is woken at once.
+Event logs keep the entries handed in as they are (the same no-mutation rule applies): an
+event's wire dict is made only when the log is read, so a run nobody observes pays nothing
+for it. Logs are dropped with their run, also when `max_finished_runs` drops it; a waiter is
+woken at once.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from spanflow.storage._checks import (
     run_not_found,
 )
 from spanflow.storage._events import Waiters, check_event_range
-from spanflow.storage.base import LoggedEvent, RunPage, RunStatus, StoredRun
+from spanflow.storage.base import EventEntry, LoggedEvent, RunPage, RunStatus, StoredRun, wire_of
 
 __all__ = ["MemoryStorage"]
 
@@ -79,7 +81,7 @@ class MemoryStorage:
         self._max_finished = max_finished_runs
         self.event_log = event_log
         self._runs: dict[str, StoredRun] = {}
-        self._events: dict[str, list[dict[str, Any]]] = {}
+        self._events: dict[str, list[EventEntry]] = {}
         self._waiters = Waiters()
         self._finished: dict[str, None] = {}
         """Finished run ids, oldest first (an ordered set)."""
@@ -115,7 +117,7 @@ class MemoryStorage:
             self._runs[run.run_id] = replace(run, snapshot=dict(run.snapshot))
             self._retain(run.run_id, run.status)
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[EventEntry] = ()) -> None:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log.
 
@@ -138,7 +140,7 @@ class MemoryStorage:
         if events:
             self._waiters.wake(run.run_id)
 
-    async def append_events(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+    async def append_events(self, run_id: str, events: Sequence[EventEntry]) -> None:
         """Append `events` to the run's log (nothing for a run not stored)."""
         with self._lock:
             self._check_open()
@@ -155,11 +157,12 @@ class MemoryStorage:
         with self._lock:
             self._check_open()
             logged = self._events.get(run_id, [])
-            end = len(logged) if limit is None else offset + limit
-            return [
-                LoggedEvent(seq, _copy_tree(event))
-                for seq, event in enumerate(logged[offset:end], start=offset)
-            ]
+            end = len(logged) if limit is None else min(len(logged), offset + limit)
+            out = []
+            for seq in range(offset, end):
+                wire = logged[seq] = wire_of(logged[seq])  # made once, on first read
+                out.append(LoggedEvent(seq, _copy_tree(wire)))
+            return out
 
     async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
         """Wait until the run's log holds an event numbered `offset` or later."""

@@ -55,7 +55,7 @@ from spanflow.storage._schema import (
     postgres_ddl,
     run_row,
 )
-from spanflow.storage.base import LoggedEvent, RunPage, RunStatus, StoredRun
+from spanflow.storage.base import EventEntry, LoggedEvent, RunPage, RunStatus, StoredRun
 
 if TYPE_CHECKING:
     import psycopg
@@ -175,7 +175,7 @@ class PostgresStorage:
                 raise duplicate_run(run.run_id)
         run.created_at, run.updated_at = created_at, now
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[EventEntry] = ()) -> None:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log, in one transaction.
 
@@ -200,7 +200,7 @@ class PostgresStorage:
         run.created_at = now if stored is None else stored[0]
         run.updated_at = now
 
-    async def append_events(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+    async def append_events(self, run_id: str, events: Sequence[EventEntry]) -> None:
         """Append `events` to the run's log in one transaction (nothing for a run not stored)."""
         if not events or not self.event_log:
             return

@@ -67,7 +67,7 @@ from spanflow.storage._schema import (
     run_row,
     sqlite_ddl,
 )
-from spanflow.storage.base import LoggedEvent, RunPage, RunStatus, StoredRun
+from spanflow.storage.base import EventEntry, LoggedEvent, RunPage, RunStatus, StoredRun
 
 __all__ = ["SqliteStorage"]
 
@@ -175,7 +175,7 @@ class SqliteStorage:
         await self._call(insert)
         run.created_at, run.updated_at = created_at, now
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(self, run: StoredRun, *, events: Sequence[EventEntry] = ()) -> None:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log, in one transaction.
 
@@ -205,7 +205,7 @@ class SqliteStorage:
         if texts:
             self._waiters.wake(run.run_id)
 
-    async def append_events(self, run_id: str, events: Sequence[dict[str, Any]]) -> None:
+    async def append_events(self, run_id: str, events: Sequence[EventEntry]) -> None:
         """Append `events` to the run's log in one transaction (nothing for a run not stored)."""
         if not events or not self.event_log:
             return

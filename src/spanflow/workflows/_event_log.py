@@ -1,8 +1,9 @@
 """The writer of a run's event log for one execution (``distributed.md`` §2).
 
 Every event the execution emits is handed to `EventLog.append` (it is one of the run's event
-sinks), turned into its wire form there, and written to the store in order, numbered on from
-the log's last entry by the store:
+sinks) and written to the store in order, numbered on from the log's last entry by the store,
+which makes its wire form (`WorkflowEvent.to_dict`) when it needs it (the in-memory store only
+when the log is read):
 
 - with every snapshot the execution writes (`EventLog.save`: ``save_run(run, events=...)``, one
   transaction), so the log is never behind the snapshot: the checkpoint after an entry carries
@@ -25,10 +26,9 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from spanflow.errors import StorageError
-from spanflow.storage.base import Storage, StoredRun
+from spanflow.storage.base import EventEntry, Storage, StoredRun, wire_of
 from spanflow.workflows.events import WorkflowEvent
 
 __all__ = ["EventLog"]
@@ -42,7 +42,7 @@ class EventLog:
     def __init__(self, storage: Storage, run_id: str) -> None:
         self._storage = storage
         self._run_id = run_id
-        self._pending: list[dict[str, Any]] = []
+        self._pending: list[EventEntry] = []
         self._lock = asyncio.Lock()
         """Held by every write, so writes reach the store in the order of their events."""
         self._wake = asyncio.Event()
@@ -50,7 +50,7 @@ class EventLog:
 
     def append(self, event: WorkflowEvent) -> None:
         """Queue `event` (an event sink); the flusher writes it soon."""
-        self._pending.append(_wire(event))
+        self._pending.append(event)
         if self._flusher is None:
             self._flusher = asyncio.get_running_loop().create_task(
                 self._flush_loop(), name=f"spanflow-events-{self._run_id}"
@@ -108,7 +108,7 @@ class EventLog:
 
 
 async def _write(
-    write: Callable[[list[dict[str, Any]]], Awaitable[None]], events: list[dict[str, Any]]
+    write: Callable[[list[EventEntry]], Awaitable[None]], events: list[EventEntry]
 ) -> None:
     """`write(events)`; if the store refuses it and some events are not JSON, again with those
     events replaced by a note (only a refused write pays for looking)."""
@@ -124,33 +124,24 @@ async def _write(
 _STRICT_JSON = json.JSONEncoder(allow_nan=False)
 
 
-def _storable(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """`events`, with each one that is not strict JSON replaced (the same list if none is)."""
-    out: list[dict[str, Any]] = []
+def _storable(events: list[EventEntry]) -> list[EventEntry]:
+    """`events`, with each one that is not strict JSON replaced by a note saying why (the same
+    list if none is)."""
+    out: list[EventEntry] = []
     replaced = False
     for event in events:
+        wire = wire_of(event)
         try:
-            _STRICT_JSON.encode(event)
-            out.append(event)
+            _STRICT_JSON.encode(wire)
+            out.append(wire)
         except (TypeError, ValueError, RecursionError) as error:
             replaced = True
-            out.append(_note(event.get("type"), event.get("runId"), event.get("from"), error))
+            out.append(
+                {
+                    "type": str(wire.get("type")),
+                    "runId": str(wire.get("runId")),
+                    "from": str(wire.get("from")),
+                    "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
+                }
+            )
     return out if replaced else events
-
-
-def _note(kind: Any, run_id: Any, source: Any, error: BaseException) -> dict[str, Any]:
-    return {
-        "type": str(kind),
-        "runId": str(run_id),
-        "from": str(source),
-        "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
-    }
-
-
-def _wire(event: WorkflowEvent) -> dict[str, Any]:
-    """The event's wire form, or, if a value in it cannot be rendered, the event without its
-    payload and a note saying why (the log never stops a run)."""
-    try:
-        return event.to_dict()
-    except Exception as error:
-        return _note(event.type, event.run_id, event.from_, error)
