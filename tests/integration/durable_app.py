@@ -62,10 +62,14 @@ async def finish(ctx: StepContext[dict[str, object]]) -> dict[str, object]:
     return {**ctx.input_data, "done": True}
 
 
+LEASE_SECONDS = 3.0
+"""Short, so a test can wait for the lease of a killed worker to run out."""
+
+
 def build_workflow() -> Workflow:
     """The workflow, freshly built (each process builds its own, as a real app would)."""
     return (
-        create_workflow(id="durable-order", input_schema=Order)
+        create_workflow(id="durable-order", input_schema=Order, lease_seconds=LEASE_SECONDS)
         .then(create_step(id="prepare", input_schema=Order, output_schema=Order, execute=prepare))
         .then(create_step(id="slow", input_schema=Order, output_schema=Order, execute=slow))
         .then(

@@ -21,7 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.integration.durable_app import build_workflow
+from spanflow.errors import RunClaimError
+from tests.integration.durable_app import LEASE_SECONDS, build_workflow
 from tests.support.stores import StoreSpec
 
 WORKER = Path(__file__).with_name("durable_worker.py")
@@ -154,7 +155,17 @@ def test_a_run_killed_mid_step_restarts_without_rerunning_finished_steps(
             stored = await workflow.storage.get_run(run_id)
             assert stored is not None
             run = await workflow.create_run(run_id=run_id)
-            result = await run.restart()
+            given_up = time.monotonic() + LEASE_SECONDS + 10
+            # The dead worker's lease is still live: nobody may take the run over yet.
+            with pytest.raises(RunClaimError, match="holds its lease until"):
+                await run.restart()
+            while True:
+                try:
+                    result = await run.restart()
+                    break
+                except RunClaimError:
+                    assert time.monotonic() < given_up, "the dead worker's lease never ran out"
+                    await asyncio.sleep(0.2)
             return stored.status, result.status, sorted(result.steps)
         finally:
             await workflow.storage.close()

@@ -199,7 +199,7 @@ async def test_stores_opening_together_create_the_tables_once(postgres_spec: Sto
 
 
 @pytest.mark.postgres
-async def test_a_dropped_connection_fails_one_call_and_the_pool_recovers(
+async def test_a_dropped_connection_is_replaced_before_it_is_used(
     postgres_spec: StoreSpec,
 ) -> None:
     name = f"{postgres_spec.schema}_victim"
@@ -212,10 +212,7 @@ async def test_a_dropped_connection_fails_one_call_and_the_pool_recovers(
             f"WHERE application_name = '{name}'",
         )
 
-        with pytest.raises(StorageError, match="lost or failed connection to PostgreSQL"):
-            await store.get_run("run-1")
-
-        assert await store.get_run("run-1") is not None
+        assert await store.get_run("run-1") is not None  # the pool checks before handing out
     finally:
         await store.close()
 

@@ -103,6 +103,14 @@ class ThrowawayPostgres:
         )  # fmt: skip
         return self.dsn(name)
 
+    def pause(self) -> None:
+        """Stop the server at once, keeping the cluster (an outage: `resume` ends it)."""
+        self._run("pg_ctl", "-D", str(self._data), "-m", "immediate", "-w", "stop")
+
+    def resume(self) -> None:
+        """Start the paused server again, on the same port."""
+        self._start_server(port=self.port)
+
     def stop(self) -> None:
         """Stop the server at once and delete the cluster. Safe to call twice."""
         root, self._root = self._root, None
@@ -119,10 +127,10 @@ class ThrowawayPostgres:
         assert self._root is not None, "the cluster is not started"
         return self._root / "data"
 
-    def _start_server(self) -> None:
+    def _start_server(self, port: int | None = None) -> None:
         # A port picked free can be taken before the server binds it: try a few.
         for attempt in range(3):
-            self.port = _free_port()
+            self.port = port or _free_port()
             options = (
                 f"-p {self.port} -k {self._root} -c listen_addresses=127.0.0.1 "
                 "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"

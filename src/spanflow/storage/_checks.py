@@ -32,6 +32,7 @@ __all__ = [
     "check_from_status",
     "check_id_filter",
     "check_if_status",
+    "check_lease",
     "check_listing",
     "check_page",
     "check_run",
@@ -40,6 +41,7 @@ __all__ = [
     "counts_by_workflow",
     "delete_refused",
     "duplicate_run",
+    "lease_refused",
     "run_filter",
     "run_not_found",
     "split_readable",
@@ -257,6 +259,22 @@ def claim_refused(run_id: str, found: str, expected: Collection[str]) -> RunClai
         f"cannot claim run {run_id!r}: its status is {found!r}, not "
         f"{' or '.join(repr(status) for status in expected)} (another caller claimed it first "
         "or it already moved on)"
+    )
+
+
+def check_lease(lease: Any) -> None:
+    """Check the `lease` (seconds) of `claim_run` and `renew_lease`."""
+    if isinstance(lease, bool) or not isinstance(lease, int | float) or not 0 <= lease < 1e9:
+        raise ValueError(f"lease must be a number of seconds, 0 or more; got {lease!r}")
+
+
+def lease_refused(run_id: str, status: str, owner: str | None, lease_until: float) -> RunClaimError:
+    """The error for a claim of a run that another process executes under a live lease."""
+    until = datetime.fromtimestamp(lease_until, UTC).isoformat(timespec="seconds")
+    return RunClaimError(
+        f"cannot claim run {run_id!r}: it is {status} and {owner or 'another process'} holds "
+        f"its lease until {until}; a run left by a dead process can be restarted once its "
+        "lease has run out"
     )
 
 

@@ -17,7 +17,8 @@ Versions: 1, the runs and meta tables with one index per `list_runs` filter; 2, 
 ``(workflow_id, status, created_at)`` so that `count_runs` can read only the index and a
 listing filtered by workflow and status reads only matching rows; 3, ``spanflow_events``, the
 runs' event logs (one row per event, keyed by ``(run_id, seq)``; the event as JSON text in
-SQLite, ``json`` in PostgreSQL, like snapshots).
+SQLite, ``json`` in PostgreSQL, like snapshots), and the runs' ``owner`` and ``lease_until``
+columns (who executes a run, and until when their claim holds).
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ SCHEMA_VERSION = 3
 META_TABLE = "spanflow_meta"
 RUNS_TABLE = "spanflow_runs"
 EVENTS_TABLE = "spanflow_events"
-RUN_COLUMNS = "run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at"
+RUN_COLUMNS = (
+    "run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at, owner, lease_until"
+)
 """The columns of ``spanflow_runs`` in the order `run_row` gives their values."""
 
 
@@ -63,6 +66,8 @@ def run_row(run: StoredRun, created_at: float, updated_at: float) -> tuple[Any, 
         snapshot,
         created_at,
         updated_at,
+        run.owner,
+        run.lease_until,
     )
 
 
@@ -150,14 +155,17 @@ def _v2_indexes(names: _Names) -> list[str]:
 
 def _v3_events(names: _Names) -> list[str]:
     # The run event log: numbered from 0 per run; the primary key is the order of reading.
+    # And the lease of the process executing a run.
     return [
+        f"ALTER TABLE {names.runs} ADD COLUMN owner text",
+        f"ALTER TABLE {names.runs} ADD COLUMN lease_until double precision NOT NULL DEFAULT 0",
         f"""CREATE TABLE {names.events} (
             run_id text NOT NULL,
             seq bigint NOT NULL,
             event {names.json_type} NOT NULL,
             created_at double precision NOT NULL,
             PRIMARY KEY (run_id, seq)
-        )"""
+        )""",
     ]
 
 

@@ -61,6 +61,11 @@ class StoredRun:
     """Epoch seconds (UTC). Stores fill it on insert when it is 0."""
     updated_at: float = 0.0
     """Epoch seconds (UTC). Stores set it on every write."""
+    owner: str | None = None
+    """Who executes the run (``host:pid:execution``), while it is running or waiting."""
+    lease_until: float = 0.0
+    """Epoch seconds until which `owner`'s claim holds; the owner renews it while it executes
+    (`Storage.renew_lease`). A run whose lease is live cannot be claimed again; 0: no lease."""
 
 
 class WireEvent(Protocol):
@@ -185,13 +190,28 @@ class Storage(Protocol):
         ...
 
     async def claim_run(
-        self, run_id: str, *, from_status: Collection[RunStatus], to_status: RunStatus
+        self,
+        run_id: str,
+        *,
+        from_status: Collection[RunStatus],
+        to_status: RunStatus,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> StoredRun:
         """Atomically move a run from one of `from_status` to `to_status` and return it.
 
         Exactly one of several concurrent claimers wins; the others get `RunClaimError`
-        naming the status they found. An unknown id raises `RunNotFoundError`.
+        naming the status they found. A run that is running or waiting under a live lease
+        (``lease_until`` after the store's clock) is refused too, naming its owner. The
+        claimed run gets `owner` and a lease of `lease` seconds from now (none for 0). An
+        unknown id raises `RunNotFoundError`.
         """
+        ...
+
+    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
+        """Extend `owner`'s lease on an executing run to `lease` seconds from now; the new
+        ``lease_until``, or ``None`` if the run is no longer executing under `owner` (another
+        process claimed it after the lease ran out, or it was canceled or deleted)."""
         ...
 
     async def list_runs(

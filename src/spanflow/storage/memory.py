@@ -31,16 +31,26 @@ from spanflow.storage._checks import (
     check_from_status,
     check_id_filter,
     check_if_status,
+    check_lease,
     check_listing,
     check_run,
     claim_refused,
     counts_by_workflow,
     delete_refused,
     duplicate_run,
+    lease_refused,
     run_not_found,
 )
 from spanflow.storage._events import Waiters, check_event_range
-from spanflow.storage.base import EventEntry, LoggedEvent, RunPage, RunStatus, StoredRun, wire_of
+from spanflow.storage.base import (
+    EXECUTING_STATUSES,
+    EventEntry,
+    LoggedEvent,
+    RunPage,
+    RunStatus,
+    StoredRun,
+    wire_of,
+)
 
 __all__ = ["MemoryStorage"]
 
@@ -183,13 +193,20 @@ class MemoryStorage:
             return None if stored is None else _copy_out(stored)
 
     async def claim_run(
-        self, run_id: str, *, from_status: Collection[RunStatus], to_status: RunStatus
+        self,
+        run_id: str,
+        *,
+        from_status: Collection[RunStatus],
+        to_status: RunStatus,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> StoredRun:
         """Move a run from one of `from_status` to `to_status` and return it.
 
-        Only the status column changes; the snapshot is the engine's to rewrite.
+        Only the status, owner and lease change; the snapshot is the engine's to rewrite.
         """
         expected = check_from_status(from_status, to_status)
+        check_lease(lease)
         with self._lock:
             self._check_open()
             stored = self._runs.get(run_id)
@@ -197,10 +214,26 @@ class MemoryStorage:
                 raise run_not_found(run_id)
             if stored.status not in expected:
                 raise claim_refused(run_id, stored.status, expected)
+            now = self._clock()
+            if stored.status in EXECUTING_STATUSES and stored.lease_until > now:
+                raise lease_refused(run_id, stored.status, stored.owner, stored.lease_until)
             stored.status = to_status
-            stored.updated_at = self._clock()
+            stored.updated_at = now
+            stored.owner = owner
+            stored.lease_until = now + lease if lease else 0.0
             self._retain(run_id, to_status)
             return _copy_out(stored)
+
+    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
+        """Extend `owner`'s lease on an executing run; the new ``lease_until``, or ``None``."""
+        check_lease(lease)
+        with self._lock:
+            self._check_open()
+            stored = self._runs.get(run_id)
+            if stored is None or stored.owner != owner or stored.status not in EXECUTING_STATUSES:
+                return None
+            stored.lease_until = self._clock() + lease
+            return stored.lease_until
 
     async def list_runs(
         self,

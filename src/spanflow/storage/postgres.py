@@ -5,6 +5,13 @@ the ``postgres`` extra. The pool opens on first use. Before it does, one plain c
 creates or checks the tables under an advisory lock (two processes starting together do not
 race), and its failure is quick and clear: a server that refuses or does not answer within
 `connect_timeout` gives `StorageError`, never a hang, and so does a connection lost later.
+
+Outages: the pool checks a connection before handing it out (a dead one is replaced), every
+statement has a ``statement_timeout``, and a write of a run (`save_run`, `append_events`) and
+the reads of one (`get_run`, `read_events`) are retried on a lost connection for up to
+`retry_for` seconds, so a run does not fail because PostgreSQL restarted or the network
+blinked for less than that. (A write whose commit reached the server just as the connection
+dropped is written again: for an event append, the events are then logged twice.)
 `claim_run` is one conditional ``UPDATE … RETURNING``, so exactly one concurrent claimer wins.
 
 Event logs live in ``spanflow_events``. Every write to a log sends ``NOTIFY spanflow_events``
@@ -22,22 +29,24 @@ import contextlib
 import math
 import re
 import time
-from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from spanflow.errors import StorageError
 from spanflow.storage._checks import (
     check_from_status,
     check_id_filter,
     check_if_status,
+    check_lease,
     check_listing,
     check_run,
     claim_refused,
     counts_by_workflow,
     delete_refused,
     duplicate_run,
+    lease_refused,
     run_filter,
     run_not_found,
     split_readable,
@@ -55,7 +64,14 @@ from spanflow.storage._schema import (
     postgres_ddl,
     run_row,
 )
-from spanflow.storage.base import EventEntry, LoggedEvent, RunPage, RunStatus, StoredRun
+from spanflow.storage.base import (
+    EXECUTING_STATUSES,
+    EventEntry,
+    LoggedEvent,
+    RunPage,
+    RunStatus,
+    StoredRun,
+)
 
 if TYPE_CHECKING:
     import psycopg
@@ -65,8 +81,16 @@ if TYPE_CHECKING:
 
 __all__ = ["PostgresStorage"]
 
+_T = TypeVar("_T")
+
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_COLUMNS = "run_id, workflow_id, resource_id, status, snapshot::text, created_at, updated_at"
+_COLUMNS = (
+    "run_id, workflow_id, resource_id, status, snapshot::text, created_at, updated_at, owner, "
+    "lease_until"
+)
+_MARKS = ", ".join(["%s"] * len(RUN_COLUMNS.split(",")))
+_OLD_COLUMNS = _COLUMNS.replace("owner, lease_until", "NULL, 0")
+"""The columns as a read-only store reads a schema older than version 3 (no lease yet)."""
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
 _CHANNEL = "spanflow_events"
 """The ``NOTIFY`` channel of every store's event logs (the payload names schema and run)."""
@@ -97,6 +121,8 @@ class PostgresStorage:
         clock: Callable[[], float] = time.time,
         read_only: bool = False,
         event_log: bool = True,
+        retry_for: float = 15.0,
+        statement_timeout: float = 30.0,
     ) -> None:
         """Create a store; nothing connects until first use (or `open`).
 
@@ -114,6 +140,11 @@ class PostgresStorage:
                 write (each session has ``default_transaction_read_only``).
             event_log: Keep each run's event log (``Workflow.observe`` reads it); ``False``
                 saves one insert per write of events.
+            retry_for: Seconds a run's write or read is retried (with growing pauses, up to
+                1 s) while the connection to PostgreSQL is lost; 0 never retries.
+            statement_timeout: Seconds any one statement may take before the server cancels
+                it (``statement_timeout``), so a stuck lock or server fails the call instead of
+                hanging the run.
         """
         if not _SCHEMA_NAME.fullmatch(schema):
             raise ValueError(
@@ -123,6 +154,12 @@ class PostgresStorage:
             raise ValueError(f"need 1 <= min_size <= max_size; got {min_size} and {max_size}")
         if connect_timeout <= 0:
             raise ValueError(f"connect_timeout must be positive; got {connect_timeout}")
+        if not 0 <= retry_for <= 3600:
+            raise ValueError(f"retry_for must be between 0 and 3600 seconds; got {retry_for}")
+        if not 0 < statement_timeout <= 86_400:
+            raise ValueError(f"statement_timeout must be positive; got {statement_timeout}")
+        self._retry_for = retry_for
+        self._statement_timeout = statement_timeout
         self._where = _describe(dsn)  # imports psycopg, or explains how to install it
         self._dsn = dsn
         self._schema = schema
@@ -167,7 +204,7 @@ class PostgresStorage:
         row = run_row(run, created_at, now)
         async with self._connection() as connection:
             cursor = await connection.execute(
-                f"INSERT INTO {self._runs} ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
+                f"INSERT INTO {self._runs} ({RUN_COLUMNS}) VALUES ({_MARKS}) "
                 "ON CONFLICT (run_id) DO NOTHING",
                 row,
             )
@@ -185,18 +222,24 @@ class PostgresStorage:
         now = self._clock()
         row = run_row(run, run.created_at or now, now)
         texts = encode_events(run.run_id, events) if events and self.event_log else []
-        async with self._connection() as connection, connection.transaction():
-            cursor = await connection.execute(
-                f"INSERT INTO {self._runs} ({RUN_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s) "
-                "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
-                "resource_id = excluded.resource_id, status = excluded.status, "
-                "snapshot = excluded.snapshot, updated_at = excluded.updated_at "
-                "RETURNING created_at",
-                row,
-            )
-            stored = await cursor.fetchone()
-            if texts:
-                await self._append(connection, run.run_id, texts, now)
+
+        async def save() -> tuple[Any, ...] | None:
+            async with self._connection() as connection, connection.transaction():
+                cursor = await connection.execute(
+                    f"INSERT INTO {self._runs} ({RUN_COLUMNS}) VALUES ({_MARKS}) "
+                    "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
+                    "resource_id = excluded.resource_id, status = excluded.status, "
+                    "snapshot = excluded.snapshot, updated_at = excluded.updated_at, "
+                    "owner = excluded.owner, lease_until = excluded.lease_until "
+                    "RETURNING created_at",
+                    row,
+                )
+                stored = await cursor.fetchone()
+                if texts:
+                    await self._append(connection, run.run_id, texts, now)
+            return stored
+
+        stored = await self._retrying(save)
         run.created_at = now if stored is None else stored[0]
         run.updated_at = now
 
@@ -205,8 +248,13 @@ class PostgresStorage:
         if not events or not self.event_log:
             return
         texts = encode_events(run_id, events)
-        async with self._connection() as connection, connection.transaction():
-            await self._append(connection, run_id, texts, self._clock())
+        now = self._clock()
+
+        async def append() -> None:
+            async with self._connection() as connection, connection.transaction():
+                await self._append(connection, run_id, texts, now)
+
+        await self._retrying(append)
 
     async def read_events(
         self, run_id: str, *, offset: int = 0, limit: int | None = None
@@ -215,13 +263,17 @@ class PostgresStorage:
         check_event_range(offset, limit)
         if not self._has_events_table:
             return []
-        async with self._connection() as connection:
-            cursor = await connection.execute(
-                f"SELECT seq, event::text FROM {self._events} WHERE run_id = %s AND seq >= %s "
-                "ORDER BY seq LIMIT %s",
-                (run_id, offset, limit),
-            )
-            rows = await cursor.fetchall()
+
+        async def read() -> list[Any]:
+            async with self._connection() as connection:
+                cursor = await connection.execute(
+                    f"SELECT seq, event::text FROM {self._events} WHERE run_id = %s "
+                    "AND seq >= %s ORDER BY seq LIMIT %s",
+                    (run_id, offset, limit),
+                )
+                return await cursor.fetchall()
+
+        rows = await self._retrying(read)
         where = self._where_schema()
         return [decode_event(run_id, seq, text, where=where) for seq, text in rows]
 
@@ -246,37 +298,74 @@ class PostgresStorage:
 
     async def get_run(self, run_id: str) -> StoredRun | None:
         """The stored run, or ``None``."""
-        async with self._connection() as connection:
-            cursor = await connection.execute(
-                f"SELECT {_COLUMNS} FROM {self._runs} WHERE run_id = %s", (run_id,)
-            )
-            row = await cursor.fetchone()
+
+        async def get() -> tuple[Any, ...] | None:
+            async with self._connection() as connection:
+                cursor = await connection.execute(
+                    f"SELECT {self._columns} FROM {self._runs} WHERE run_id = %s", (run_id,)
+                )
+                return await cursor.fetchone()
+
+        row = await self._retrying(get)
         return None if row is None else self._stored_run(row)
 
     async def claim_run(
-        self, run_id: str, *, from_status: Collection[RunStatus], to_status: RunStatus
+        self,
+        run_id: str,
+        *,
+        from_status: Collection[RunStatus],
+        to_status: RunStatus,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> StoredRun:
         """Atomically move a run from one of `from_status` to `to_status` and return it.
 
-        Only the status column changes; the snapshot is the engine's to rewrite.
+        Only the status, owner and lease change; the snapshot is the engine's to rewrite.
         """
         expected = check_from_status(from_status, to_status)
+        check_lease(lease)
+        now = self._clock()
         async with self._connection() as connection:
             cursor = await connection.execute(
-                f"UPDATE {self._runs} SET status = %s, updated_at = %s "
-                f"WHERE run_id = %s AND status = ANY(%s) RETURNING {_COLUMNS}",
-                (to_status, self._clock(), run_id, list(expected)),
+                f"UPDATE {self._runs} SET status = %s, updated_at = %s, owner = %s, "
+                "lease_until = %s WHERE run_id = %s AND status = ANY(%s) "
+                f"AND NOT (status = ANY(%s) AND lease_until > %s) RETURNING {self._columns}",
+                (
+                    to_status,
+                    now,
+                    owner,
+                    now + lease if lease else 0.0,
+                    run_id,
+                    list(expected),
+                    list(EXECUTING_STATUSES),
+                    now,
+                ),
             )
             row = await cursor.fetchone()
             if row is None:
                 cursor = await connection.execute(
-                    f"SELECT status FROM {self._runs} WHERE run_id = %s", (run_id,)
+                    f"SELECT status, owner, lease_until FROM {self._runs} WHERE run_id = %s",
+                    (run_id,),
                 )
                 found = await cursor.fetchone()
                 if found is None:
                     raise run_not_found(run_id)
+                if found[0] in expected:
+                    raise lease_refused(run_id, found[0], found[1], found[2])
                 raise claim_refused(run_id, found[0], expected)
         return self._stored_run(row)
+
+    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
+        """Extend `owner`'s lease on an executing run; the new ``lease_until``, or ``None``."""
+        check_lease(lease)
+        until = self._clock() + lease
+        async with self._connection() as connection:
+            cursor = await connection.execute(
+                f"UPDATE {self._runs} SET lease_until = %s WHERE run_id = %s AND owner = %s "
+                "AND status = ANY(%s)",
+                (until, run_id, owner, list(EXECUTING_STATUSES)),
+            )
+            return until if cursor.rowcount > 0 else None
 
     async def list_runs(
         self,
@@ -313,7 +402,7 @@ class PostgresStorage:
             )
             counted = await cursor.fetchone()
             cursor = await connection.execute(
-                f"SELECT {_COLUMNS} FROM {self._runs} WHERE {where} {_NEWEST_FIRST} "
+                f"SELECT {self._columns} FROM {self._runs} WHERE {where} {_NEWEST_FIRST} "
                 "LIMIT %s OFFSET %s",
                 (*values, limit, offset),
             )
@@ -441,6 +530,23 @@ class PostgresStorage:
         finally:
             self._waiters.wake_all()
 
+    async def _retrying(self, work: Callable[[], Awaitable[_T]]) -> _T:
+        """`work()`, again (pausing 0.1 s, then longer, up to 1 s) while it fails on a lost
+        connection of an open pool, for at most `retry_for` seconds; then its `StorageError`."""
+        deadline = time.monotonic() + self._retry_for
+        pause = 0.1
+        while True:
+            try:
+                return await work()
+            except StorageError as error:
+                # Only a store that was working retries: a first connection that fails is a
+                # setting to fix (or a server not up yet), said at once.
+                opened = self._pool is not None
+                if not (opened and _connection_lost(error)) or time.monotonic() + pause > deadline:
+                    raise
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[Connection]:
         import psycopg
@@ -467,6 +573,7 @@ class PostgresStorage:
                 max_size=self._max_size,
                 open=False,
                 kwargs=self._session_options(),
+                check=AsyncConnectionPool.check_connection,
                 timeout=self._connect_timeout,
                 name="spanflow",
             )
@@ -514,8 +621,10 @@ class PostgresStorage:
 
     def _session_options(self) -> dict[str, Any]:
         options: dict[str, Any] = {"autocommit": True, "connect_timeout": self._libpq_timeout()}
+        settings = f"-c statement_timeout={round(self._statement_timeout * 1000)}"
         if self._read_only:
-            options["options"] = "-c default_transaction_read_only=on"
+            settings += " -c default_transaction_read_only=on"
+        options["options"] = settings
         return options
 
     async def _check_tables(self, connection: Connection) -> None:
@@ -554,8 +663,12 @@ class PostgresStorage:
     def _where_schema(self) -> str:
         return f"PostgreSQL database {self._where} (schema {self._schema})"
 
+    @property
+    def _columns(self) -> str:
+        return _COLUMNS if self._has_events_table else _OLD_COLUMNS
+
     def _stored_run(self, row: tuple[Any, ...]) -> StoredRun:
-        run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at = row
+        run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at = row[:7]
         return StoredRun(
             run_id=run_id,
             workflow_id=workflow_id,
@@ -564,6 +677,8 @@ class PostgresStorage:
             resource_id=resource_id,
             created_at=created_at,
             updated_at=updated_at,
+            owner=row[7],
+            lease_until=row[8] or 0.0,
         )
 
     def _storage_error(self, err: Exception) -> StorageError:
@@ -578,6 +693,20 @@ class PostgresStorage:
         if isinstance(err, psycopg.OperationalError):
             return StorageError(f"lost or failed connection to PostgreSQL at {self._where}: {err}")
         return StorageError(f"PostgreSQL at {self._where} failed: {err}")
+
+
+def _connection_lost(error: StorageError) -> bool:
+    """Whether `error` came from a connection that failed or could not be had (worth a retry),
+    not from the statement (a constraint, bad data, a timeout of the statement itself)."""
+    import psycopg
+    from psycopg_pool import PoolTimeout
+
+    cause = error.__cause__
+    if isinstance(cause, PoolTimeout):
+        return True
+    if isinstance(cause, psycopg.errors.QueryCanceled):
+        return False
+    return isinstance(cause, psycopg.OperationalError)
 
 
 def _describe(dsn: str) -> str:

@@ -38,12 +38,14 @@ from spanflow.storage._checks import (
     check_from_status,
     check_id_filter,
     check_if_status,
+    check_lease,
     check_listing,
     check_run,
     claim_refused,
     counts_by_workflow,
     delete_refused,
     duplicate_run,
+    lease_refused,
     run_filter,
     run_not_found,
     split_readable,
@@ -67,24 +69,33 @@ from spanflow.storage._schema import (
     run_row,
     sqlite_ddl,
 )
-from spanflow.storage.base import EventEntry, LoggedEvent, RunPage, RunStatus, StoredRun
+from spanflow.storage.base import (
+    EXECUTING_STATUSES,
+    EventEntry,
+    LoggedEvent,
+    RunPage,
+    RunStatus,
+    StoredRun,
+)
 
 __all__ = ["SqliteStorage"]
 
 _T = TypeVar("_T")
 
 _COLUMNS = RUN_COLUMNS
+_OLD_COLUMNS = _COLUMNS.replace("owner, lease_until", "NULL, 0")
+"""The columns as a read-only store reads a database older than version 3 (no lease yet)."""
 _INSERT = (
-    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id) DO NOTHING"
 )
 _UPSERT = (
-    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
     "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
     "resource_id = excluded.resource_id, status = excluded.status, "
-    "snapshot = excluded.snapshot, updated_at = excluded.updated_at"
+    "snapshot = excluded.snapshot, updated_at = excluded.updated_at, "
+    "owner = excluded.owner, lease_until = excluded.lease_until"
 )
-_SELECT = f"SELECT {_COLUMNS} FROM {RUNS_TABLE} WHERE run_id = ?"
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
 _OTHER_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 5"
 _APPEND_EVENT = (
@@ -131,7 +142,8 @@ class SqliteStorage:
         self._read_only = read_only
         self.event_log = event_log
         self._has_events_table = True
-        """False for a read-only store on a database older than the event log (version 3)."""
+        """False for a read-only store on a database older than version 3 (no event log, no
+        lease columns yet)."""
         self._waiters = Waiters()
         self._busy_timeout = busy_timeout
         self._clock = clock
@@ -255,37 +267,77 @@ class SqliteStorage:
         """The stored run, or ``None``."""
 
         def get(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
-            return cast(tuple[Any, ...] | None, connection.execute(_SELECT, (run_id,)).fetchone())
+            return cast(
+                tuple[Any, ...] | None, connection.execute(self._select, (run_id,)).fetchone()
+            )
 
         found = await self._call(get)
         return None if found is None else self._stored_run(found)
 
     async def claim_run(
-        self, run_id: str, *, from_status: Collection[RunStatus], to_status: RunStatus
+        self,
+        run_id: str,
+        *,
+        from_status: Collection[RunStatus],
+        to_status: RunStatus,
+        owner: str | None = None,
+        lease: float = 0.0,
     ) -> StoredRun:
         """Atomically move a run from one of `from_status` to `to_status` and return it.
 
-        Only the status column changes; the snapshot is the engine's to rewrite.
+        Only the status, owner and lease change; the snapshot is the engine's to rewrite.
         """
         expected = check_from_status(from_status, to_status)
+        check_lease(lease)
         marks = ", ".join("?" * len(expected))
+        executing = ", ".join("?" * len(EXECUTING_STATUSES))
         now = self._clock()
 
         def claim(connection: sqlite3.Connection) -> tuple[Any, ...]:
             with _transaction(connection, "BEGIN IMMEDIATE"):
                 moved = connection.execute(
-                    f"UPDATE {RUNS_TABLE} SET status = ?, updated_at = ? "
-                    f"WHERE run_id = ? AND status IN ({marks})",
-                    (to_status, now, run_id, *expected),
+                    f"UPDATE {RUNS_TABLE} SET status = ?, updated_at = ?, owner = ?, "
+                    f"lease_until = ? WHERE run_id = ? AND status IN ({marks}) "
+                    f"AND NOT (status IN ({executing}) AND lease_until > ?)",
+                    (
+                        to_status,
+                        now,
+                        owner,
+                        now + lease if lease else 0.0,
+                        run_id,
+                        *expected,
+                        *EXECUTING_STATUSES,
+                        now,
+                    ),
                 ).rowcount
-                found = connection.execute(_SELECT, (run_id,)).fetchone()
+                found = connection.execute(self._select, (run_id,)).fetchone()
             if found is None:
                 raise run_not_found(run_id)
             if not moved:
+                if found[3] in expected:
+                    raise lease_refused(run_id, found[3], found[7], found[8])
                 raise claim_refused(run_id, found[3], expected)
             return cast(tuple[Any, ...], found)
 
         return self._stored_run(await self._call(claim))
+
+    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
+        """Extend `owner`'s lease on an executing run; the new ``lease_until``, or ``None``."""
+        check_lease(lease)
+        executing = ", ".join("?" * len(EXECUTING_STATUSES))
+        until = self._clock() + lease
+
+        def renew(connection: sqlite3.Connection) -> bool:
+            return (
+                connection.execute(
+                    f"UPDATE {RUNS_TABLE} SET lease_until = ? WHERE run_id = ? AND owner = ? "
+                    f"AND status IN ({executing})",
+                    (until, run_id, owner, *EXECUTING_STATUSES),
+                ).rowcount
+                > 0
+            )
+
+        return until if await self._call(renew) else None
 
     async def list_runs(
         self,
@@ -322,7 +374,7 @@ class SqliteStorage:
                     f"SELECT count(*) FROM {RUNS_TABLE} WHERE {where}", values
                 ).fetchone()[0]
                 rows = connection.execute(
-                    f"SELECT {_COLUMNS} FROM {RUNS_TABLE} WHERE {where} {_NEWEST_FIRST} "
+                    f"SELECT {self._columns} FROM {RUNS_TABLE} WHERE {where} {_NEWEST_FIRST} "
                     "LIMIT ? OFFSET ?",
                     (*values, limit, offset),
                 ).fetchall()
@@ -468,8 +520,16 @@ class SqliteStorage:
             self._connection.close()
             self._connection = None
 
+    @property
+    def _columns(self) -> str:
+        return _COLUMNS if self._has_events_table else _OLD_COLUMNS
+
+    @property
+    def _select(self) -> str:
+        return f"SELECT {self._columns} FROM {RUNS_TABLE} WHERE run_id = ?"
+
     def _stored_run(self, row: tuple[Any, ...]) -> StoredRun:
-        run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at = row
+        run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at = row[:7]
         return StoredRun(
             run_id=run_id,
             workflow_id=workflow_id,
@@ -478,6 +538,8 @@ class SqliteStorage:
             resource_id=resource_id,
             created_at=created_at,
             updated_at=updated_at,
+            owner=row[7],
+            lease_until=row[8] or 0.0,
         )
 
     def _storage_error(self, err: sqlite3.Error) -> StorageError:

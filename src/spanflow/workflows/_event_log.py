@@ -9,8 +9,9 @@ when the log is read):
   transaction), so the log is never behind the snapshot: the checkpoint after an entry carries
   that entry's events, and the end (suspended or finished) carries ``workflow-finish``, so
   whoever reads a run as suspended or ended also finds every event up to its end;
-- and between snapshots by a background flusher, as soon as the run's task yields to the event
-  loop, so observers see a running step live. Events that arrive together go in one write.
+- and between snapshots on their own, when no snapshot write has taken them within
+  `FLUSH_DELAY` (50 ms), so observers see a long-running step live. Events that wait together
+  go in one write, and a run of quick steps writes its events with its checkpoints only.
 
 So between two checkpoints the log may run ahead of the snapshot by the events of the entry in
 progress; after a crash a restart re-runs that entry, and its events appear again after the
@@ -36,6 +37,10 @@ __all__ = ["EventLog"]
 logger = logging.getLogger("spanflow.events")
 
 
+FLUSH_DELAY = 0.05
+"""Seconds an event may wait for the next snapshot write before it is written on its own."""
+
+
 class EventLog:
     """Writes one execution's events to its run's log, in order."""
 
@@ -45,22 +50,22 @@ class EventLog:
         self._pending: list[EventEntry] = []
         self._lock = asyncio.Lock()
         """Held by every write, so writes reach the store in the order of their events."""
-        self._wake = asyncio.Event()
-        self._flusher: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        """Set while events wait: when it fires, they are written on their own."""
+        self._flushing: asyncio.Task[None] | None = None
 
     def append(self, event: WorkflowEvent) -> None:
-        """Queue `event` (an event sink); the flusher writes it soon."""
+        """Queue `event` (an event sink): the next snapshot write takes it, or, if none comes
+        within `FLUSH_DELAY`, a write of its own."""
         self._pending.append(event)
-        if self._flusher is None:
-            self._flusher = asyncio.get_running_loop().create_task(
-                self._flush_loop(), name=f"spanflow-events-{self._run_id}"
-            )
-        self._wake.set()
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._due)
 
     async def save(self, run: StoredRun) -> None:
         """Write `run` and every event queued so far in one transaction."""
         async with self._lock:
             events, self._pending = self._pending, []
+            self._stop_timer()
             try:
                 await _write(lambda logged: self._storage.save_run(run, events=logged), events)
             except BaseException:
@@ -68,22 +73,25 @@ class EventLog:
                 raise
 
     async def close(self) -> None:
-        """Stop the flusher; events still queued are written first (failures logged). Returns
-        at once, without yielding to the loop, when there is nothing to stop or write."""
-        flusher, self._flusher = self._flusher, None
-        if flusher is not None:
-            # Under the lock, so a write in progress completes first; the flusher is then
-            # waiting (for the lock or a wake-up) and takes nothing more once cancelled. Not
-            # awaited: the run's last write must not wait for the flusher to be scheduled.
-            async with self._lock:
-                flusher.cancel()
+        """Write what is still queued (failures logged) and stop. Returns at once, without
+        yielding to the loop, when nothing is queued or being written."""
+        self._stop_timer()
+        flushing, self._flushing = self._flushing, None
+        if flushing is not None and not flushing.done():
+            await flushing
         await self._flush()
 
-    async def _flush_loop(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            await self._flush()
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _due(self) -> None:
+        self._timer = None
+        if self._pending and (self._flushing is None or self._flushing.done()):
+            self._flushing = asyncio.get_running_loop().create_task(
+                self._flush(), name=f"spanflow-events-{self._run_id}"
+            )
 
     async def _flush(self) -> None:
         if not self._pending:
@@ -105,6 +113,9 @@ class EventLog:
                     self._run_id,
                     error,
                 )
+            finally:
+                if self._pending and self._timer is None:  # queued while this write ran
+                    self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._due)
 
 
 async def _write(

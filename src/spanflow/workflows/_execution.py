@@ -11,6 +11,13 @@ it has. `pending_run` is the run as ``create_run`` stores it, before any executi
 Every event goes to the run's event log too (`_event_log.EventLog`, when the store keeps logs):
 each snapshot write carries the events emitted before it, and the last one ``workflow-finish``.
 
+The run is claimed with an owner (`new_owner`: host, pid and a random part) and a lease of
+``workflow.lease_seconds``; while it executes, the execution renews the lease every third of
+that, and every snapshot it writes keeps owner and lease. A run whose lease is live cannot be
+claimed again (two concurrent restarts: one wins); one whose owner died can be, once the lease
+ran out. If a renewal finds the run owned by another (its lease ran out while this process
+stalled), the execution logs it and stops renewing.
+
 Hooks (``create_workflow(on_start=, on_finish=, on_error=)``) are called in the run's task with the
 run span current (spans they open nest under it): ``on_start`` once the execution has begun (after
 ``workflow-start``), ``on_finish`` and then ``on_error`` (failed runs only) once its end is stored
@@ -25,6 +32,9 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
+import socket
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -47,9 +57,28 @@ if TYPE_CHECKING:
     from spanflow.workflows.stream import WorkflowStream
     from spanflow.workflows.workflow import RunHook, RunHookEvent, Workflow
 
-__all__ = ["Execution", "RunTrigger", "fail_streams", "pending_run"]
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "Execution",
+    "RunTrigger",
+    "fail_streams",
+    "new_owner",
+    "pending_run",
+]
 
 logger = logging.getLogger("spanflow.hooks")
+lease_logger = logging.getLogger("spanflow.lease")
+
+DEFAULT_LEASE_SECONDS = 30.0
+"""How long a claim on an executing run holds without renewal, unless the workflow says."""
+
+_HOST = socket.gethostname()
+
+
+def new_owner() -> str:
+    """An owner id for one execution: ``host:pid:random``."""
+    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
 
 RunTrigger = Literal["start", "resume", "restart", "time_travel"]
 """What began an execution of a run (`RunHookEvent.trigger`)."""
@@ -85,6 +114,10 @@ class Execution:
     ended_hooks_called: bool = field(default=False, init=False)
     log: EventLog | None = field(default=None, init=False)
     """Writes the events to the run's event log (``None``: the store keeps none)."""
+    owner: str | None = None
+    """Who claimed the run for this execution (`new_owner`)."""
+    lease_until: float = 0.0
+    """Until when the claim holds (as the store set it); renewed while the run executes."""
 
     async def execute(self, resume: Resume | None, *, fresh: bool) -> WorkflowResult:
         """Drive the frame to its end (or a suspension) and store how it ended.
@@ -116,6 +149,7 @@ class Execution:
         frame.checkpoint = checkpoint if storage.durable else None
         control.on_waiting = on_waiting
         control.status = "running"
+        heartbeat = self._start_heartbeat()
         try:
             if fresh:
                 await self._save(self._stored_run("running"))
@@ -139,8 +173,40 @@ class Execution:
             fail_streams(out, self.open_streams, exc)
             raise
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
             if self.log is not None:
                 await self.log.close()
+
+    def _start_heartbeat(self) -> asyncio.Task[None] | None:
+        if self.owner is None:
+            return None
+        return asyncio.get_running_loop().create_task(
+            self._renew_lease(self.owner), name=f"spanflow-lease-{self.run_id}"
+        )
+
+    async def _renew_lease(self, owner: str) -> None:
+        """Renew the lease every third of its length until the execution ends."""
+        lease = self.workflow.lease_seconds
+        storage = self.workflow.storage
+        while True:
+            await asyncio.sleep(lease / 3)
+            try:
+                renewed = await storage.renew_lease(self.run_id, owner=owner, lease=lease)
+            except Exception as error:  # the store is away: try again at the next beat
+                lease_logger.warning(
+                    "spanflow: could not renew the lease of run %s: %s", self.run_id, error
+                )
+                continue
+            if renewed is None:
+                lease_logger.warning(
+                    "spanflow: run %s is no longer executed by %s (its lease ran out and "
+                    "another process claimed it, or it was canceled); not renewing",
+                    self.run_id,
+                    owner,
+                )
+                return
+            self.lease_until = renewed
 
     async def _store_failure(self, error: Exception) -> None:
         """Store the run as failed with `error`; if even that cannot be written (the frame
@@ -198,6 +264,7 @@ class Execution:
             suspended=suspended or [],
             suspend_payload=suspend_payload or {},
         )
+        executing = status in EXECUTING_STATUSES
         return StoredRun(
             self.run_id,
             self.workflow.id,
@@ -205,6 +272,8 @@ class Execution:
             dump_run_snapshot(snapshot),
             self.resource_id,
             self.created_at,
+            owner=self.owner if executing else None,
+            lease_until=self.lease_until if executing else 0.0,
         )
 
     async def _finish(self, outcome: Outcome) -> WorkflowResult:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +32,13 @@ from spanflow.storage.base import EXECUTING_STATUSES, RunStatus, StoredRun
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
 from spanflow.tracing.options import TracingOptions, resolve_tracing_options
 from spanflow.usage import Usage
-from spanflow.workflows._execution import Execution, RunTrigger, fail_streams, pending_run
+from spanflow.workflows._execution import (
+    Execution,
+    RunTrigger,
+    fail_streams,
+    new_owner,
+    pending_run,
+)
 from spanflow.workflows._frame import Frame, Resume, RunControl, restore_frame
 from spanflow.workflows._nested import run_nested
 from spanflow.workflows._observe import observe
@@ -384,9 +390,7 @@ class Run:
         self, resume: Resume, start: RunStart, out: WorkflowStream | None, control: RunControl
     ) -> WorkflowResult:
         try:
-            claimed = await self.workflow.storage.claim_run(
-                self.run_id, from_status=_RESUMABLE, to_status="running"
-            )
+            claimed = await self._claim(_RESUMABLE)
             self._stored = claimed
             snapshot = read_run_snapshot(claimed)
             frame = restore_frame(self.workflow, snapshot.frame, control, NOOP_SCOPE)
@@ -614,9 +618,7 @@ class Run:
             )
         snapshot = read_run_snapshot(stored)
         control = self._continued_control(snapshot, request_context, tracing_options, None)
-        claimed = await self.workflow.storage.claim_run(
-            self.run_id, from_status=_RESTARTABLE, to_status="running"
-        )
+        claimed = await self._claim(_RESTARTABLE)
         self._stored = claimed
         self._control = control
         snapshot = read_run_snapshot(claimed)
@@ -674,6 +676,17 @@ class Run:
         )
         return control
 
+    async def _claim(self, from_status: Collection[RunStatus]) -> StoredRun:
+        """Claim the stored run (``from_status -> running``) for an execution of this process,
+        under a new owner and a lease of ``workflow.lease_seconds``."""
+        return await self.workflow.storage.claim_run(
+            self.run_id,
+            from_status=from_status,
+            to_status="running",
+            owner=new_owner(),
+            lease=self.workflow.lease_seconds,
+        )
+
     async def _refresh(self) -> None:
         if self._task is not None and not self._task.done():
             return
@@ -705,9 +718,7 @@ class Run:
         it stands: a start, or a time travel (`claimed_frame` gives the frame to execute for
         the run as claimed)."""
         try:
-            claimed = await self.workflow.storage.claim_run(
-                self.run_id, from_status=from_status, to_status="running"
-            )
+            claimed = await self._claim(from_status)
             self._stored = claimed
             if claimed_frame is not None:
                 frame = await claimed_frame(claimed)
@@ -741,6 +752,8 @@ class Run:
             stored,
             self._stored.created_at,
             trigger,
+            owner=self._stored.owner,
+            lease_until=self._stored.lease_until,
         )
         return await execution.execute(resume, fresh=fresh)
 

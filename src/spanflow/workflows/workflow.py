@@ -33,7 +33,7 @@ from spanflow.workflows._entries import (
     SleepEntry,
     StepEntry,
 )
-from spanflow.workflows._execution import RunTrigger
+from spanflow.workflows._execution import DEFAULT_LEASE_SECONDS, RunTrigger
 from spanflow.workflows._observe import observe
 from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.run import Run
@@ -127,6 +127,7 @@ class Workflow:
         on_start: RunHook | None = None,
         on_finish: RunHook | None = None,
         on_error: RunHook | None = None,
+        lease_seconds: float = DEFAULT_LEASE_SECONDS,
     ) -> None:
         if not isinstance(id, str) or not id or "." in id:
             raise WorkflowDefinitionError(
@@ -154,6 +155,16 @@ class Workflow:
         """Called when an execution ends, in any status (see `RunHook`)."""
         self.on_error: RunHook | None = on_error
         """Called when an execution ends failed, after `on_finish` (see `RunHook`)."""
+        if isinstance(lease_seconds, bool) or not isinstance(lease_seconds, int | float):
+            raise WorkflowDefinitionError(f"workflow {id!r}: lease_seconds must be a number")
+        if not 1 <= lease_seconds <= 86_400:
+            raise WorkflowDefinitionError(
+                f"workflow {id!r}: lease_seconds must be between 1 and 86400, got {lease_seconds}"
+            )
+        self.lease_seconds = float(lease_seconds)
+        """How long a process's claim on a run it executes holds without renewal. The process
+        renews it every third of that while the run executes; a run whose executor died can
+        be restarted once its lease ran out (`Run.restart`)."""
         for name, hook in (
             ("on_start", on_start),
             ("on_finish", on_finish),
@@ -556,6 +567,7 @@ def create_workflow(
     on_start: RunHook | None = None,
     on_finish: RunHook | None = None,
     on_error: RunHook | None = None,
+    lease_seconds: float = DEFAULT_LEASE_SECONDS,
 ) -> Workflow:
     """Start building a workflow (Mastra's ``createWorkflow``)."""
     return Workflow(
@@ -573,4 +585,5 @@ def create_workflow(
         on_start=on_start,
         on_finish=on_finish,
         on_error=on_error,
+        lease_seconds=lease_seconds,
     )
