@@ -304,11 +304,13 @@ class FailsOnce(MemoryStorage):
         super().__init__()
         self.failed = False
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[Any] = (), if_owner: str | None = None
+    ) -> None:
         if not self.failed:
             self.failed = True
             raise StorageError("write timed out")
-        await super().save_run(run, events=events)
+        await super().save_run(run, events=events, if_owner=if_owner)
 
 
 async def test_a_run_that_crashes_is_recorded_as_failed_not_left_running() -> None:

@@ -239,9 +239,11 @@ class SlowStorage(MemoryStorage):
 
     durable = True  # checkpointed after every entry, like SQLite and PostgreSQL
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[Any] = (), if_owner: str | None = None
+    ) -> None:
         await asyncio.sleep(0.01)
-        await super().save_run(run, events=events)
+        await super().save_run(run, events=events, if_owner=if_owner)
 
 
 async def test_cancel_between_entries_stops_before_the_next_one() -> None:

@@ -25,9 +25,11 @@ class CountingMemory(MemoryStorage):
         self.writes.append(f"insert {run.status}")
         await super().insert_run(run)
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[Any] = (), if_owner: str | None = None
+    ) -> None:
         self.writes.append(f"save {run.status}")
-        await super().save_run(run, events=events)
+        await super().save_run(run, events=events, if_owner=if_owner)
 
 
 async def add_one(ctx: StepContext[int]) -> int:

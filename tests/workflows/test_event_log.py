@@ -4,13 +4,14 @@ store object: a replay from an offset, then live events, until the run suspends 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from spanflow import StepContext, WorkflowEvent, create_step, create_workflow
 from spanflow.errors import RunNotFoundError, StorageError
-from spanflow.storage import MemoryStorage, Storage
+from spanflow.storage import MemoryStorage, Storage, StoredRun
 from tests.workflows.reference_workflow import RESUME_DATA, build_reference_workflow
 from tests.workflows.support import collect, event_types, held_workflow
 
@@ -210,3 +211,33 @@ def test_from_dict_names_what_is_wrong() -> None:
         WorkflowEvent.from_dict({"type": "workflow-step-result", "payload": {"status": "x"}})
     custom = WorkflowEvent.from_dict({"type": "data-progress", "data": {"pct": 50}})
     assert custom.to_dict() == {"type": "data-progress", "data": {"pct": 50}}
+
+
+class EndWriteFailsOnce(MemoryStorage):
+    """A store whose first write of a run's successful end fails (the disk filled up, say)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[Any] = (), if_owner: str | None = None
+    ) -> None:
+        if run.status == "success" and not self.failed:
+            self.failed = True
+            raise StorageError("no space left on device")
+        await super().save_run(run, events=events, if_owner=if_owner)
+
+
+async def test_an_end_that_could_not_be_stored_is_logged_as_the_failure_it_became() -> None:
+    storage = EndWriteFailsOnce()
+    workflow = create_workflow(id="full-disk", storage=storage)
+    workflow.then(create_step(id="only", execute=lambda ctx: "done")).commit()
+    run = await workflow.create_run()
+
+    with pytest.raises(StorageError, match="no space left"):
+        await run.start(None)
+
+    finishes = [e for e in await logged(storage, run.run_id) if e["type"] == "workflow-finish"]
+    assert [e["payload"]["workflowStatus"] for e in finishes] == ["failed"]
+    assert (await storage.get_run(run.run_id)).status == "failed"  # type: ignore[union-attr]

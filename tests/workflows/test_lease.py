@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from spanflow import Run
-from spanflow.errors import RunClaimError
-from spanflow.storage import Storage
+from spanflow.errors import RunClaimError, StorageError
+from spanflow.storage import MemoryStorage, Storage, StoredRun
 from tests.workflows.support import Held, held_workflow
 
 LEASE = 1.0
@@ -85,18 +87,16 @@ async def test_two_restarts_of_a_run_whose_executor_died_exactly_one_wins(
     run = await held.workflow.create_run()
     run_task = asyncio.create_task(run.start(None))
     await held.started.wait()
-    await die(run)
+    await die(run)  # its lease is let go on the way out, so others need not wait for it
     assert run_task.cancelled()
-    assert (await other.get_run(run.run_id)).status == "running"  # type: ignore[union-attr]
+    left = await other.get_run(run.run_id)
+    assert left is not None
+    assert left.status == "running"
+    assert left.lease_until <= time.time()
 
-    first = leased(storage)
-    second = leased(other)
+    first, second = leased(storage), leased(other)
     first.release.set()
     second.release.set()
-    with pytest.raises(RunClaimError, match="holds its lease"):
-        await (await first.workflow.create_run(run_id=run.run_id)).restart()
-    await asyncio.sleep(LEASE * 1.1)  # the dead executor's lease runs out
-
     outcomes = await asyncio.gather(
         (await first.workflow.create_run(run_id=run.run_id)).restart(),
         (await second.workflow.create_run(run_id=run.run_id)).restart(),
@@ -109,3 +109,58 @@ async def test_two_restarts_of_a_run_whose_executor_died_exactly_one_wins(
     assert len(lost) == 1
     assert isinstance(lost[0], RunClaimError)
     assert [first.started.is_set(), second.started.is_set()].count(True) == 1  # ran once
+
+
+async def test_an_executor_whose_lease_passed_to_another_cannot_overwrite_its_run(
+    stores: tuple[Storage, Storage],
+) -> None:
+    storage, other = stores
+    stalled, taking_over = held_workflow(storage), held_workflow(other)
+    stalled.workflow.lease_seconds = taking_over.workflow.lease_seconds = 30
+    run = await stalled.workflow.create_run()
+    stalled_task = asyncio.create_task(run.start(None))
+    await stalled.started.wait()
+    owner = (await other.get_run(run.run_id)).owner  # type: ignore[union-attr]
+    assert owner is not None
+    await other.renew_lease(run.run_id, owner=owner, lease=0)  # as if it stalled past its lease
+    again = await taking_over.workflow.create_run(run_id=run.run_id)
+    taking_over_task = asyncio.create_task(again.restart())
+    await taking_over.started.wait()
+
+    stalled.release.set()  # the stalled executor wakes up and tries to store its step
+    with pytest.raises(RunClaimError, match="no longer owned by"):
+        await stalled_task
+    mid = await other.get_run(run.run_id)
+    taking_over.release.set()
+    result = await taking_over_task
+
+    assert mid is not None
+    assert mid.status == "running"  # the new owner's, untouched by the stalled one
+    assert mid.owner not in (None, owner)
+    assert result.status == "success"
+    assert (await other.get_run(run.run_id)).status == "success"  # type: ignore[union-attr]
+
+
+class NothingButClaims(MemoryStorage):
+    """A store that takes claims but no snapshot of a started run (its frame cannot be
+    written, say)."""
+
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[Any] = (), if_owner: str | None = None
+    ) -> None:
+        if run.status != "pending":
+            raise StorageError("cannot write this snapshot")
+        await super().save_run(run, events=events, if_owner=if_owner)
+
+
+async def test_a_run_whose_failure_cannot_be_written_is_still_marked_failed_by_its_owner() -> None:
+    storage = NothingButClaims()
+    held = leased(storage)
+    run = await held.workflow.create_run()
+
+    with pytest.raises(StorageError, match="cannot write this snapshot"):
+        await run.start(None)
+
+    stored = await storage.get_run(run.run_id)
+    assert stored is not None
+    assert stored.status == "failed"  # its own live lease did not refuse the last claim

@@ -330,7 +330,9 @@ async def test_without_close_on_suspend_the_stream_stays_open_until_the_resume_e
 class BrokenStorage(MemoryStorage):
     """A store that accepts the new run, then fails every later write."""
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[Any] = (), if_owner: str | None = None
+    ) -> None:
         raise StorageError("the disk went away")
 
 

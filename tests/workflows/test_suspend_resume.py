@@ -230,9 +230,11 @@ class SlowStorage(MemoryStorage):
 
     durable = True  # checkpointed after every entry, like SQLite and PostgreSQL
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[dict[str, Any]] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[Any] = (), if_owner: str | None = None
+    ) -> None:
         await asyncio.sleep(0.005)
-        await super().save_run(run, events=events)
+        await super().save_run(run, events=events, if_owner=if_owner)
 
 
 async def test_a_consumer_may_resume_as_soon_as_it_sees_the_step_suspend() -> None:

@@ -41,6 +41,7 @@ __all__ = [
     "counts_by_workflow",
     "delete_refused",
     "duplicate_run",
+    "lease_lost",
     "lease_refused",
     "run_filter",
     "run_not_found",
@@ -275,6 +276,14 @@ def lease_refused(run_id: str, status: str, owner: str | None, lease_until: floa
         f"cannot claim run {run_id!r}: it is {status} and {owner or 'another process'} holds "
         f"its lease until {until}; a run left by a dead process can be restarted once its "
         "lease has run out"
+    )
+
+
+def lease_lost(run_id: str, owner: str) -> RunClaimError:
+    """The error for a write by an executor that no longer owns the run."""
+    return RunClaimError(
+        f"run {run_id!r} is no longer owned by {owner}: its lease ran out and another process "
+        "claimed it; this execution's write was not stored"
     )
 
 

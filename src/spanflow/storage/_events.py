@@ -98,7 +98,8 @@ class Waiters:
             if running is loop:
                 event.set()
             else:
-                loop.call_soon_threadsafe(event.set)
+                with contextlib.suppress(RuntimeError):  # its loop closed meanwhile
+                    loop.call_soon_threadsafe(event.set)
 
     def wake_all(self) -> None:
         """Wake every waiter (their store's notifications were interrupted)."""

@@ -155,9 +155,16 @@ class Storage(Protocol):
     """Whether the store keeps event logs. A store made with ``event_log=False`` drops the
     events handed to it and its logs read as empty (``Workflow.observe`` refuses it)."""
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[EventEntry] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[EventEntry] = (), if_owner: str | None = None
+    ) -> None:
         """Write the run's current status and snapshot (insert or replace), and append `events`
-        to its event log in the same transaction."""
+        to its event log in the same transaction.
+
+        With `if_owner` (the executor's owner id), write only if the stored run is still owned
+        by it; otherwise raise `RunClaimError` and write nothing: its lease ran out and another
+        process claimed the run, whose writes must not be overwritten.
+        """
         ...
 
     async def append_events(self, run_id: str, events: Sequence[EventEntry]) -> None:
@@ -202,9 +209,9 @@ class Storage(Protocol):
 
         Exactly one of several concurrent claimers wins; the others get `RunClaimError`
         naming the status they found. A run that is running or waiting under a live lease
-        (``lease_until`` after the store's clock) is refused too, naming its owner. The
-        claimed run gets `owner` and a lease of `lease` seconds from now (none for 0). An
-        unknown id raises `RunNotFoundError`.
+        (``lease_until`` after the store's clock; PostgreSQL's own clock) of another owner than
+        `owner` is refused too, naming that owner. The claimed run gets `owner` and a lease of
+        `lease` seconds from now (none for 0). An unknown id raises `RunNotFoundError`.
         """
         ...
 

@@ -38,6 +38,7 @@ from spanflow.storage._checks import (
     counts_by_workflow,
     delete_refused,
     duplicate_run,
+    lease_lost,
     lease_refused,
     run_not_found,
 )
@@ -127,7 +128,9 @@ class MemoryStorage:
             self._runs[run.run_id] = replace(run, snapshot=dict(run.snapshot))
             self._retain(run.run_id, run.status)
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[EventEntry] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[EventEntry] = (), if_owner: str | None = None
+    ) -> None:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log.
 
@@ -138,6 +141,8 @@ class MemoryStorage:
             self._check_open()
             now = self._clock()
             existing = self._runs.get(run.run_id)
+            if if_owner is not None and existing is not None and existing.owner != if_owner:
+                raise lease_lost(run.run_id, if_owner)
             if existing is not None:
                 run.created_at = existing.created_at
             else:
@@ -215,7 +220,11 @@ class MemoryStorage:
             if stored.status not in expected:
                 raise claim_refused(run_id, stored.status, expected)
             now = self._clock()
-            if stored.status in EXECUTING_STATUSES and stored.lease_until > now:
+            if (
+                stored.status in EXECUTING_STATUSES
+                and stored.lease_until > now
+                and stored.owner != owner
+            ):
                 raise lease_refused(run_id, stored.status, stored.owner, stored.lease_until)
             stored.status = to_status
             stored.updated_at = now

@@ -46,6 +46,7 @@ from spanflow.storage._checks import (
     counts_by_workflow,
     delete_refused,
     duplicate_run,
+    lease_lost,
     lease_refused,
     run_filter,
     run_not_found,
@@ -92,6 +93,8 @@ _MARKS = ", ".join(["%s"] * len(RUN_COLUMNS.split(",")))
 _OLD_COLUMNS = _COLUMNS.replace("owner, lease_until", "NULL, 0")
 """The columns as a read-only store reads a schema older than version 3 (no lease yet)."""
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
+_DB_NOW = "extract(epoch from clock_timestamp())::double precision"
+"""PostgreSQL's own time in epoch seconds: the clock every host's leases are read on."""
 _CHANNEL = "spanflow_events"
 """The ``NOTIFY`` channel of every store's event logs (the payload names schema and run)."""
 _MAX_PAYLOAD = 7000
@@ -212,7 +215,9 @@ class PostgresStorage:
                 raise duplicate_run(run.run_id)
         run.created_at, run.updated_at = created_at, now
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[EventEntry] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[EventEntry] = (), if_owner: str | None = None
+    ) -> None:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log, in one transaction.
 
@@ -231,10 +236,13 @@ class PostgresStorage:
                     "resource_id = excluded.resource_id, status = excluded.status, "
                     "snapshot = excluded.snapshot, updated_at = excluded.updated_at, "
                     "owner = excluded.owner, lease_until = excluded.lease_until "
-                    "RETURNING created_at",
-                    row,
+                    + ("" if if_owner is None else f"WHERE {self._runs}.owner = %s ")
+                    + "RETURNING created_at",
+                    row if if_owner is None else (*row, if_owner),
                 )
                 stored = await cursor.fetchone()
+                if stored is None and if_owner is not None:
+                    raise lease_lost(run.run_id, if_owner)
                 if texts:
                     await self._append(connection, run.run_id, texts, now)
             return stored
@@ -326,19 +334,23 @@ class PostgresStorage:
         check_lease(lease)
         now = self._clock()
         async with self._connection() as connection:
+            # Leases are read and set on PostgreSQL's clock: one clock for every host.
             cursor = await connection.execute(
                 f"UPDATE {self._runs} SET status = %s, updated_at = %s, owner = %s, "
-                "lease_until = %s WHERE run_id = %s AND status = ANY(%s) "
-                f"AND NOT (status = ANY(%s) AND lease_until > %s) RETURNING {self._columns}",
+                f"lease_until = CASE WHEN %s > 0 THEN {_DB_NOW} + %s ELSE 0 END "
+                "WHERE run_id = %s AND status = ANY(%s) AND NOT (status = ANY(%s) "
+                f"AND lease_until > {_DB_NOW} AND owner IS DISTINCT FROM %s) "
+                f"RETURNING {self._columns}",
                 (
                     to_status,
                     now,
                     owner,
-                    now + lease if lease else 0.0,
+                    lease,
+                    lease,
                     run_id,
                     list(expected),
                     list(EXECUTING_STATUSES),
-                    now,
+                    owner,
                 ),
             )
             row = await cursor.fetchone()
@@ -358,14 +370,14 @@ class PostgresStorage:
     async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
         """Extend `owner`'s lease on an executing run; the new ``lease_until``, or ``None``."""
         check_lease(lease)
-        until = self._clock() + lease
         async with self._connection() as connection:
             cursor = await connection.execute(
-                f"UPDATE {self._runs} SET lease_until = %s WHERE run_id = %s AND owner = %s "
-                "AND status = ANY(%s)",
-                (until, run_id, owner, list(EXECUTING_STATUSES)),
+                f"UPDATE {self._runs} SET lease_until = {_DB_NOW} + %s WHERE run_id = %s "
+                "AND owner = %s AND status = ANY(%s) RETURNING lease_until",
+                (lease, run_id, owner, list(EXECUTING_STATUSES)),
             )
-            return until if cursor.rowcount > 0 else None
+            row = await cursor.fetchone()
+        return None if row is None else float(row[0])
 
     async def list_runs(
         self,

@@ -45,6 +45,7 @@ from spanflow.storage._checks import (
     counts_by_workflow,
     delete_refused,
     duplicate_run,
+    lease_lost,
     lease_refused,
     run_filter,
     run_not_found,
@@ -96,6 +97,7 @@ _UPSERT = (
     "snapshot = excluded.snapshot, updated_at = excluded.updated_at, "
     "owner = excluded.owner, lease_until = excluded.lease_until"
 )
+_UPSERT_IF_OWNER = _UPSERT + f" WHERE {RUNS_TABLE}.owner IS ?"
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
 _OTHER_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 5"
 _APPEND_EVENT = (
@@ -187,7 +189,9 @@ class SqliteStorage:
         await self._call(insert)
         run.created_at, run.updated_at = created_at, now
 
-    async def save_run(self, run: StoredRun, *, events: Sequence[EventEntry] = ()) -> None:
+    async def save_run(
+        self, run: StoredRun, *, events: Sequence[EventEntry] = (), if_owner: str | None = None
+    ) -> None:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log, in one transaction.
 
@@ -199,7 +203,10 @@ class SqliteStorage:
         texts = encode_events(run.run_id, events) if events and self.event_log else []
 
         def write(connection: sqlite3.Connection) -> float:
-            connection.execute(_UPSERT, row)
+            if if_owner is None:
+                connection.execute(_UPSERT, row)
+            elif connection.execute(_UPSERT_IF_OWNER, (*row, if_owner)).rowcount == 0:
+                raise lease_lost(run.run_id, if_owner)
             _append(connection, run.run_id, texts, now)
             found = connection.execute(
                 f"SELECT created_at FROM {RUNS_TABLE} WHERE run_id = ?", (run.run_id,)
@@ -207,7 +214,7 @@ class SqliteStorage:
             return cast(float, found[0]) if found else now
 
         def save(connection: sqlite3.Connection) -> float:
-            if not texts:  # one statement: a transaction of its own
+            if not texts and if_owner is None:  # one statement: a transaction of its own
                 return write(connection)
             with _transaction(connection, "BEGIN IMMEDIATE"):
                 return write(connection)
@@ -298,7 +305,7 @@ class SqliteStorage:
                 moved = connection.execute(
                     f"UPDATE {RUNS_TABLE} SET status = ?, updated_at = ?, owner = ?, "
                     f"lease_until = ? WHERE run_id = ? AND status IN ({marks}) "
-                    f"AND NOT (status IN ({executing}) AND lease_until > ?)",
+                    f"AND NOT (status IN ({executing}) AND lease_until > ? AND owner IS NOT ?)",
                     (
                         to_status,
                         now,
@@ -308,6 +315,7 @@ class SqliteStorage:
                         *expected,
                         *EXECUTING_STATUSES,
                         now,
+                        owner,
                     ),
                 ).rowcount
                 found = connection.execute(self._select, (run_id,)).fetchone()

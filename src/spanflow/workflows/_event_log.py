@@ -53,28 +53,41 @@ class EventLog:
         self._timer: asyncio.TimerHandle | None = None
         """Set while events wait: when it fires, they are written on their own."""
         self._flushing: asyncio.Task[None] | None = None
+        self._closed = False
 
     def append(self, event: WorkflowEvent) -> None:
         """Queue `event` (an event sink): the next snapshot write takes it, or, if none comes
-        within `FLUSH_DELAY`, a write of its own."""
+        within `FLUSH_DELAY`, a write of its own. Ignored once the log is closed."""
+        if self._closed:
+            return
         self._pending.append(event)
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._due)
 
-    async def save(self, run: StoredRun) -> None:
-        """Write `run` and every event queued so far in one transaction."""
+    def discard(self, event: WorkflowEvent) -> None:
+        """Take back a queued `event` that turned out untrue (an end whose write failed)."""
+        self._pending = [queued for queued in self._pending if queued is not event]
+
+    async def save(self, run: StoredRun, *, if_owner: str | None = None) -> None:
+        """Write `run` and every event queued so far in one transaction (`Storage.save_run`)."""
         async with self._lock:
             events, self._pending = self._pending, []
             self._stop_timer()
             try:
-                await _write(lambda logged: self._storage.save_run(run, events=logged), events)
+                await _write(
+                    lambda logged: self._storage.save_run(run, events=logged, if_owner=if_owner),
+                    events,
+                )
             except BaseException:
                 self._pending[:0] = events
                 raise
 
     async def close(self) -> None:
-        """Write what is still queued (failures logged) and stop. Returns at once, without
-        yielding to the loop, when nothing is queued or being written."""
+        """Write what is still queued, in one last attempt (a failure is logged and the events
+        dropped: a later execution of the run must not find them written after its own), and
+        stop. Returns at once, without yielding to the loop, when nothing is queued or being
+        written."""
+        self._closed = True
         self._stop_timer()
         flushing, self._flushing = self._flushing, None
         if flushing is not None and not flushing.done():
@@ -108,13 +121,15 @@ class EventLog:
                 self._pending[:0] = events
                 logger.warning(
                     "spanflow: could not write %d event(s) of run %s to its event log (%s); "
-                    "they go with the next write",
+                    "they go with the next write, if any",
                     len(events),
                     self._run_id,
                     error,
                 )
             finally:
-                if self._pending and self._timer is None:  # queued while this write ran
+                if self._closed:
+                    self._pending = []
+                elif self._pending and self._timer is None:  # queued while this write ran
                     self._timer = asyncio.get_running_loop().call_later(FLUSH_DELAY, self._due)
 
 

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from spanflow._schema import to_wire
 from spanflow.context import RequestContext
+from spanflow.errors import RunClaimError
 from spanflow.storage.base import EXECUTING_STATUSES, RunStatus, StoredRun
 from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import RunStart
@@ -118,6 +119,9 @@ class Execution:
     """Who claimed the run for this execution (`new_owner`)."""
     lease_until: float = 0.0
     """Until when the claim holds (as the store set it); renewed while the run executes."""
+    heartbeat: asyncio.Task[None] | None = field(default=None, init=False)
+    lost: bool = field(default=False, init=False)
+    """The run was claimed by another process (this one's lease ran out): write no more."""
 
     async def execute(self, resume: Resume | None, *, fresh: bool) -> WorkflowResult:
         """Drive the frame to its end (or a suspension) and store how it ended.
@@ -149,7 +153,7 @@ class Execution:
         frame.checkpoint = checkpoint if storage.durable else None
         control.on_waiting = on_waiting
         control.status = "running"
-        heartbeat = self._start_heartbeat()
+        self._start_heartbeat()
         try:
             if fresh:
                 await self._save(self._stored_run("running"))
@@ -164,26 +168,38 @@ class Execution:
             control.status = "failed"
             if isinstance(exc, Exception):
                 # The engine or the store failed, not a step. Record the run as failed if the
-                # store still takes writes, rather than leave it "running" forever. (A bare
-                # CancelledError is a dying loop or process: the run stays "running" for a
-                # later restart.)
+                # store still takes writes, rather than leave it "running" forever.
                 await self._store_failure(exc)
                 await self._call_ended_hooks("failed", None, exc)
+            else:
+                # A bare CancelledError is a dying loop or process: the run stays "running"
+                # for a later restart, which its released lease allows at once.
+                await self._release_lease()
             scope.end("failed", error=exc)
             fail_streams(out, self.open_streams, exc)
             raise
         finally:
-            if heartbeat is not None:
-                heartbeat.cancel()
+            self._stop_heartbeat()
             if self.log is not None:
                 await self.log.close()
 
-    def _start_heartbeat(self) -> asyncio.Task[None] | None:
-        if self.owner is None:
-            return None
-        return asyncio.get_running_loop().create_task(
-            self._renew_lease(self.owner), name=f"spanflow-lease-{self.run_id}"
-        )
+    def _start_heartbeat(self) -> None:
+        if self.owner is not None:
+            self.heartbeat = asyncio.get_running_loop().create_task(
+                self._renew_lease(self.owner), name=f"spanflow-lease-{self.run_id}"
+            )
+
+    def _stop_heartbeat(self) -> None:
+        if self.heartbeat is not None:
+            self.heartbeat.cancel()
+            self.heartbeat = None
+
+    async def _release_lease(self) -> None:
+        """Let the lease run out now (best effort), so another process may take the run over
+        without waiting for it."""
+        if self.owner is not None:
+            with contextlib.suppress(BaseException):
+                await self.workflow.storage.renew_lease(self.run_id, owner=self.owner, lease=0)
 
     async def _renew_lease(self, owner: str) -> None:
         """Renew the lease every third of its length until the execution ends."""
@@ -209,22 +225,39 @@ class Execution:
             self.lease_until = renewed
 
     async def _store_failure(self, error: Exception) -> None:
-        """Store the run as failed with `error`; if even that cannot be written (the frame
-        itself cannot be stored), keep the last snapshot stored and mark the run failed."""
+        """Store the run as failed with `error` (and a failed ``workflow-finish`` in its log);
+        if even that cannot be written (the frame itself cannot be stored), keep the last
+        snapshot stored and mark the run failed. Nothing is written if the run is no longer
+        this execution's (`error` said so): it belongs to another process now."""
+        if self.lost:
+            return
+        if self.log is not None:
+            self.log.append(finish_event(self.frame, Outcome("failed", error=error), "failed"))
         try:
             await self._save(self._stored_run("failed", error=error_wire(error)))
+        except RunClaimError:
+            return  # another process owns the run now
         except Exception:
             with contextlib.suppress(Exception):
                 await self.workflow.storage.claim_run(
-                    self.run_id, from_status=EXECUTING_STATUSES, to_status="failed"
+                    self.run_id,
+                    from_status=EXECUTING_STATUSES,
+                    to_status="failed",
+                    owner=self.owner,
                 )
 
     async def _save(self, stored: StoredRun) -> None:
-        """Write the run, with the events emitted since the last write."""
-        if self.log is not None:
-            await self.log.save(stored)
-        else:
-            await self.workflow.storage.save_run(stored)
+        """Write the run, with the events emitted since the last write, if it is still this
+        execution's (`lost` once another process claimed it)."""
+        storage = self.workflow.storage
+        try:
+            if self.log is not None:
+                await self.log.save(stored, if_owner=self.owner)
+            else:
+                await storage.save_run(stored, if_owner=self.owner)
+        except RunClaimError:
+            self.lost = True
+            raise
 
     async def _drive(self, resume: Resume | None) -> Outcome:
         frame = self.frame
@@ -298,7 +331,13 @@ class Execution:
             stored = self._stored_run(status, suspended=result.suspended, suspend_payload=payload)
         else:
             stored = self._stored_run(status)
-        await self._save(stored)
+        try:
+            await self._save(stored)
+        except BaseException:
+            if self.log is not None:
+                self.log.discard(finish)  # the run did not end so: a failed finish replaces it
+            raise
+        self._stop_heartbeat()
         if self.log is not None:
             await self.log.close()  # before anyone learns the run ended (it may resume at once)
         self.on_stored(stored)

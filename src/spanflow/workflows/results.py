@@ -28,9 +28,19 @@ StepStatus = Literal["success", "failed", "suspended", "running", "waiting", "sk
 
 
 def error_to_dict(error: BaseException) -> dict[str, Any]:
-    """``{name, message, stack}`` for an exception (the stack as Python formats it)."""
+    """``{name, message, stack}`` for an exception (the stack as Python formats it).
+
+    Message and stack are redacted (``password=...``, ``Bearer ...``, secret-looking values)
+    and cut with a marker, as on spans: this is what snapshots store and streams send.
+    """
+    from spanflow.tracing.redaction import redact_error_message, redact_stack
+
     stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
-    return {"name": type(error).__name__, "message": str(error), "stack": stack}
+    return {
+        "name": type(error).__name__,
+        "message": redact_error_message(str(error)),
+        "stack": redact_stack(stack),
+    }
 
 
 @dataclass(slots=True)
@@ -79,11 +89,17 @@ class StepResult:
 
 
 def error_wire(error: BaseException) -> dict[str, Any]:
-    """The wire form of an error, keeping a restored error's original name and stack."""
+    """The wire form of an error, keeping a restored error's original name and stack.
+
+    A restored error is redacted again (which changes nothing in what spanflow stored, and
+    cleans what an older version stored).
+    """
+    from spanflow.tracing.redaction import redact_error_message, redact_stack
+
     if isinstance(error, StoredError):
-        out: dict[str, Any] = {"name": error.name, "message": str(error)}
+        out: dict[str, Any] = {"name": error.name, "message": redact_error_message(str(error))}
         if error.stack:
-            out["stack"] = error.stack
+            out["stack"] = redact_stack(error.stack)
         return out
     return error_to_dict(error)
 

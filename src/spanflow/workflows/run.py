@@ -599,8 +599,11 @@ class Run:
         Execution continues from the last snapshot: entries whose results were stored are not
         run again; the entry that was in progress when the process died runs again from its
         start, except a nested workflow run as a step, which goes on from its last completed
-        inner entry. Call it only for a run no live process is executing (the store cannot tell a
-        dead executor from a slow one). Raises `RunStateError` for any other run.
+        inner entry. A run still executed by a live process is refused with `RunClaimError`:
+        its executor renews a lease on it (``workflow.lease_seconds``), and only a run whose
+        lease ran out (its process died) or was let go (its process shut down) can be claimed.
+        Of concurrent restarts exactly one wins. Raises `RunStateError` for a run that is not
+        running or waiting.
         """
         if self._task is not None and not self._task.done():
             raise RunStateError(f"run {self.run_id!r} is executing here; nothing to restart")
