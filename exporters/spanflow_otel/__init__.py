@@ -3,9 +3,10 @@
 The engine speaks only the OpenTelemetry API; this package builds the SDK side. `configure()`
 takes small option groups (service resource, OTLP destinations from `presets`, batching,
 sampling, console tree, shutdown) and returns a `Telemetry` handle with the tracer provider,
-bounded `force_flush`/`shutdown`, and `export_counts`: how many spans were exported, failed,
-dropped on a full export queue or not sent. The id generators honour the trace id a run asks
-for; `spanflow_otel.testing` has the span capture fixture and `dump_spans`.
+bounded `force_flush`/`shutdown`, `dropped_spans` and `failed_spans` (lost on a full export
+queue, lost to collector errors), and `export_counts`: how many spans were exported, failed,
+dropped or not sent. The id generators honour the trace id a run asks for;
+`spanflow_otel.testing` has the span capture fixture and `dump_spans`.
 """
 
 from spanflow_otel import presets

@@ -1,4 +1,4 @@
-"""A batch span processor that counts, exactly, the spans it drops because its queue is full.
+"""A batch span processor that counts, exactly, the spans it drops and the spans it fails to export.
 
 How the SDK (1.3x-1.45) drops: `BatchSpanProcessor.on_end` hands each sampled span to
 `BatchProcessor.emit`, which does ``self._queue.appendleft(span)`` on a
@@ -9,6 +9,14 @@ is not atomic with the append nor with the worker thread popping batches, so it 
 double-count under concurrency. We therefore replace the (still empty) deque at construction
 with `_CountingDeque`, whose ``appendleft`` and ``pop`` share a lock: "full before this append"
 is then exactly "this append evicts one span".
+
+Failed exports are counted by `_CountingExporter`, which sits between the processor and the
+OTLP exporter: the SDK exporters retry transient errors (HTTP 429/502/503/504, gRPC
+UNAVAILABLE, RESOURCE_EXHAUSTED, DEADLINE_EXCEEDED...) inside one ``export`` call until their
+timeout, and log each attempt; only the final outcome of that call reaches the wrapper, so a
+batch retried six times is still counted once, as the spans it held. A batch counts as failed
+when the call returns anything but ``SUCCESS`` or raises (a refused connection, an error
+status, a timeout, an encoding error); the exception still propagates to the SDK, which logs it.
 """
 
 from __future__ import annotations
@@ -37,7 +45,8 @@ class ExportCounts:
     exported: int = 0
     """Spans in batches the collector accepted."""
     failed: int = 0
-    """Spans in batches the exporter gave up on (collector down or refusing, timeout)."""
+    """Spans in batches the exporter gave up on after its retries: an error status (HTTP 500,
+    429, gRPC UNAVAILABLE...), a refused connection, a timeout, or an exporter that raised."""
     dropped: int = 0
     """Spans evicted from a full export queue, never sent."""
     unsent: int = 0
@@ -47,6 +56,11 @@ class ExportCounts:
     def total(self) -> int:
         """Every span handed to the exporters."""
         return self.exported + self.failed + self.dropped + self.unsent
+
+    @property
+    def lost(self) -> int:
+        """Spans that did not reach the collector: failed, dropped or (after a shutdown) unsent."""
+        return self.failed + self.dropped + self.unsent
 
     def __add__(self, other: ExportCounts) -> ExportCounts:
         return ExportCounts(
@@ -82,7 +96,7 @@ class _CountingDeque(deque[Any]):
 
 
 class _CountingExporter(SpanExporter):
-    """Passes each batch on to `exporter` and reports how many spans it delivered or not."""
+    """Passes each batch on to `exporter` and reports its size and whether it was delivered."""
 
     def __init__(self, exporter: SpanExporter, on_result: Callable[[int, bool], None]) -> None:
         self.exporter = exporter
@@ -116,7 +130,8 @@ def _default_batch_size() -> int:
 
 
 class DropCountingBatchSpanProcessor(BatchSpanProcessor):
-    """`BatchSpanProcessor` that counts queue-full drops and exports, and bounds its shutdown."""
+    """`BatchSpanProcessor` that counts queue-full drops, exports and failed exports, and
+    bounds its shutdown."""
 
     def __init__(
         self,
@@ -149,6 +164,11 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
     def dropped_spans(self) -> int:
         """Spans dropped so far because the export queue was full."""
         return self._dropped
+
+    @property
+    def failed_spans(self) -> int:
+        """Spans in batches the exporter gave up on, after its own retries, or that raised."""
+        return self._failed
 
     @property
     def export_counts(self) -> ExportCounts:

@@ -3,9 +3,10 @@
 One provider per call: resource (service name, version, environment, merged with
 `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`, explicit values winning), sampler
 (parent-based always-on unless a ratio or `OTEL_TRACES_SAMPLER` says otherwise), the id
-generator that honours a run's requested trace id, one drop-counting batch processor per OTLP
-destination, the optional console tree, and exit hooks that flush within a bounded time. The
-SDK's own unbounded atexit shutdown is turned off in favour of ours.
+generator that honours a run's requested trace id, one batch processor per OTLP destination
+that counts the spans it drops and the spans whose export fails, the optional console tree,
+and exit hooks that flush within a bounded time. The SDK's own unbounded atexit shutdown is
+turned off in favour of ours.
 """
 
 from __future__ import annotations
@@ -52,7 +53,13 @@ _DEFAULT_SHUTDOWN = ShutdownOptions()
 
 
 class Telemetry:
-    """A configured tracer provider with bounded flush and shutdown and a drop count."""
+    """A configured tracer provider with bounded flush and shutdown, and loss counts.
+
+    Spans lost on the way to the collector are counted two ways, beside each other:
+    `dropped_spans` (evicted from a full export queue) and `failed_spans` (in batches the
+    exporter gave up on: error statuses, refused connections, timeouts). Each flush and the
+    shutdown log a warning for the losses of either kind not reported yet.
+    """
 
     def __init__(
         self,
@@ -67,6 +74,7 @@ class Telemetry:
         self._batch_processors = tuple(batch_processors)
         self._options = shutdown_options
         self._reported_drops = 0
+        self._reported_failures = 0
         self._is_shut_down = False
         self._hooks = ExitHooks(
             self._shutdown_at_exit,
@@ -81,6 +89,17 @@ class Telemetry:
         return sum(processor.dropped_spans for processor in self._batch_processors)
 
     @property
+    def failed_spans(self) -> int:
+        """Spans whose export failed so far, after the exporter's retries (all destinations).
+
+        A batch counts as failed when the collector answered an error status (HTTP 500, 429
+        once retries ran out, gRPC UNAVAILABLE...), could not be reached, or did not answer
+        within `ExportOptions.timeout`; its spans are counted once, however many attempts
+        the exporter made.
+        """
+        return sum(processor.failed_spans for processor in self._batch_processors)
+
+    @property
     def export_counts(self) -> ExportCounts:
         """Spans exported, failed, dropped and not sent so far (all destinations summed)."""
         return sum((p.export_counts for p in self._batch_processors), ExportCounts())
@@ -92,7 +111,7 @@ class Telemetry:
         done = run_bounded([lambda: self.provider.force_flush(millis)], budget)
         if not done:
             logger.warning("Flushing spans did not finish within %.1fs.", budget)
-        self._report_drops()
+        self._report_losses()
         return done
 
     def shutdown(self, timeout: float | None = None) -> bool:
@@ -123,7 +142,7 @@ class Telemetry:
                 "Span export did not finish within %.1fs; spans still queued were not sent.",
                 budget,
             )
-        self._report_drops()
+        self._report_losses()
         return done
 
     def tracer(self, name: str) -> trace.Tracer:
@@ -147,6 +166,10 @@ class Telemetry:
     def _flush_on_signal(self) -> None:
         self.force_flush()
 
+    def _report_losses(self) -> None:
+        self._report_drops()
+        self._report_failures()
+
     def _report_drops(self) -> None:
         dropped = self.dropped_spans
         if dropped > self._reported_drops:
@@ -157,6 +180,21 @@ class Telemetry:
                 dropped - self._reported_drops,
             )
             self._reported_drops = dropped
+
+    def _report_failures(self) -> None:
+        # Worded to match none of the cause patterns of the CLI's export report
+        # (`spanflow.cli.export_report.failure_reason`), which reads the exporter's own
+        # messages, kept beside this one, for why a batch failed.
+        failed = self.failed_spans
+        if failed > self._reported_failures:
+            logger.warning(
+                "%d spans failed to export: the collector answered an error, could not be "
+                "reached or did not answer in time (%d since the last report); see the "
+                "exporter's messages for the cause.",
+                failed,
+                failed - self._reported_failures,
+            )
+            self._reported_failures = failed
 
 
 def configure(

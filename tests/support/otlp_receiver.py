@@ -5,12 +5,16 @@ grpcio ``TraceService/Export`` server, decodes every request with opentelemetry-
 the `ExportTraceServiceRequest` objects. `spans()` flattens them into `ReceivedSpan` records
 with plain Python values (ids as bytes, attributes as dicts, resource attributes included);
 `wait_for_spans(n)` blocks until n spans arrived. `delay` makes every request slow and
-`http_status` / `grpc_code` make it fail, to test exporters against a sick collector.
+`http_status` / `grpc_code` make it fail, to test exporters against a sick collector; all
+three are read at each request, so a test can make a healthy receiver fail and heal it again.
+`retry_after` adds the collector's "retry in N s" hint to failures (HTTP ``Retry-After``, gRPC
+``RetryInfo``), which the OTLP exporters follow instead of their backoff of a second or more.
 """
 
 from __future__ import annotations
 
 import gzip
+import sys
 import threading
 import time
 import zlib
@@ -22,6 +26,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Literal
 
 import grpc
+from google.rpc.error_details_pb2 import RetryInfo  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
@@ -103,6 +108,7 @@ class OtlpReceiver:
         delay: float = 0.0,
         http_status: int = 200,
         grpc_code: grpc.StatusCode | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.delay = delay
         """Seconds every request waits before it is answered."""
@@ -110,6 +116,8 @@ class OtlpReceiver:
         """Status for HTTP requests; anything but 2xx is a failure (not recorded)."""
         self.grpc_code = grpc_code
         """When set, gRPC requests fail with this code (not recorded)."""
+        self.retry_after = retry_after
+        """Seconds a failed request tells the exporter to wait before retrying (None: no hint)."""
         self.attempts = 0
         """Requests seen, failed ones included."""
         self._lock = threading.Lock()
@@ -140,7 +148,7 @@ class OtlpReceiver:
     def start(self) -> OtlpReceiver:
         """Start both servers on free loopback ports."""
         self._stopping.clear()
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self._http = _QuietHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._http.daemon_threads = True
         threading.Thread(
             target=self._http.serve_forever, args=(0.05,), daemon=True, name="otlp-http"
@@ -200,6 +208,13 @@ class OtlpReceiver:
         if self.delay:
             self._stopping.wait(self.delay)
 
+    def _retry_info(self) -> bytes | None:
+        if self.retry_after is None:
+            return None
+        info = RetryInfo()
+        info.retry_delay.FromNanoseconds(int(self.retry_after * 1e9))
+        return bytes(info.SerializeToString())
+
     def _record(self, request: ReceivedRequest) -> None:
         with self._arrived:
             self._requests.append(request)
@@ -208,10 +223,16 @@ class OtlpReceiver:
 
 @contextmanager
 def otlp_receiver(
-    *, delay: float = 0.0, http_status: int = 200, grpc_code: grpc.StatusCode | None = None
+    *,
+    delay: float = 0.0,
+    http_status: int = 200,
+    grpc_code: grpc.StatusCode | None = None,
+    retry_after: float | None = None,
 ) -> Iterator[OtlpReceiver]:
     """A started receiver, stopped at the end of the block."""
-    receiver = OtlpReceiver(delay=delay, http_status=http_status, grpc_code=grpc_code).start()
+    receiver = OtlpReceiver(
+        delay=delay, http_status=http_status, grpc_code=grpc_code, retry_after=retry_after
+    ).start()
     try:
         yield receiver
     finally:
@@ -228,8 +249,10 @@ def _handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             if self.path != "/v1/traces":
                 self._reply(404, b"")
                 return
-            if not 200 <= receiver.http_status < 300:
-                self._reply(receiver.http_status, b"")
+            if not 200 <= (status := receiver.http_status) < 300:
+                retry_after = receiver.retry_after
+                hint = {} if retry_after is None else {"Retry-After": f"{retry_after:g}"}
+                self._reply(status, b"", hint)
                 return
             encoding = self.headers.get("Content-Encoding", "").lower()
             if encoding == "gzip":
@@ -241,8 +264,10 @@ def _handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             receiver._record(ReceivedRequest("http", headers, message))
             self._reply(200, ExportTraceServiceResponse().SerializeToString())
 
-        def _reply(self, status: int, body: bytes) -> None:
+        def _reply(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             self.send_header("Content-Type", "application/x-protobuf")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -252,6 +277,16 @@ def _handler_for(receiver: OtlpReceiver) -> type[BaseHTTPRequestHandler]:
             pass
 
     return Handler
+
+
+class _QuietHTTPServer(ThreadingHTTPServer):
+    """Says nothing when an exporter that gave up (timed out) closed its side first."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 class _GrpcService:
@@ -265,8 +300,10 @@ class _GrpcService:
     ) -> ExportTraceServiceResponse:
         receiver = self._receiver
         receiver._pause()
-        if receiver.grpc_code is not None:
-            context.abort(receiver.grpc_code, "refused by the test receiver")
+        if (code := receiver.grpc_code) is not None:
+            if (retry_info := receiver._retry_info()) is not None:
+                context.set_trailing_metadata((("google.rpc.retryinfo-bin", retry_info),))
+            context.abort(code, "refused by the test receiver")
         metadata = {str(key).lower(): str(value) for key, value in context.invocation_metadata()}
         receiver._record(ReceivedRequest("grpc", metadata, request))
         return ExportTraceServiceResponse()
