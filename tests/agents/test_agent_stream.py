@@ -93,7 +93,10 @@ async def test_plain_text_streams_every_chunk_type_in_mastra_wire_shape() -> Non
                 "output": {"text": "Hello there friend", "toolCalls": [], "usage": USAGE},
             },
         ),
-        agent_chunk("finish", {"stepResult": {"reason": "stop"}, "output": {"usage": USAGE}}),
+        agent_chunk(
+            "finish",
+            {"stepResult": {"reason": "stop"}, "output": {"usage": USAGE}, "usage": USAGE},
+        ),
     ]
     assert await out.text == "Hello there friend"
     assert await out.finish_reason == "stop"

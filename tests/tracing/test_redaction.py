@@ -298,9 +298,9 @@ def test_credentials_are_dropped_from_a_request_context_not_masked() -> None:
     assert strip_credentials(context) == {"user_id": "u", "input_tokens": 3}
 
 
-def test_strip_credentials_looks_at_top_level_keys_only() -> None:
-    context = {"user": {"password": "p"}}
-    assert strip_credentials(context) == context
+def test_strip_credentials_looks_at_every_level() -> None:
+    context = {"user": {"password": "p", "name": "ada"}, "items": [{"token": "t", "n": 1}]}
+    assert strip_credentials(context) == {"user": {"name": "ada"}, "items": [{"n": 1}]}
 
 
 _KEYS = st.sampled_from(

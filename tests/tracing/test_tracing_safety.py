@@ -135,7 +135,12 @@ async def test_a_span_method_that_raises_never_changes_how_the_run_ends(
     streamed = await stream.result
 
     assert (result.status, streamed.status) == (status, status)
-    used_on_success = method not in ("set_status", "record_exception")
+    if method == "record_exception":
+        # Never called: spanflow adds the `exception` event itself, redacted and cut, where
+        # the SDK's method would put the raw message and stack on the span.
+        assert tracing_errors(caplog) == []
+        return
+    used_on_success = method != "set_status"
     if status == "failed" or used_on_success:
         assert tracing_errors(caplog)
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from spanflow._schema import to_wire
+from spanflow.tracing.redaction import redact_error_message
 from spanflow.usage import Usage
 
 __all__ = [
@@ -55,8 +56,9 @@ ChunkType = Literal[
 
 
 def error_summary(error: BaseException) -> dict[str, str]:
-    """``{name, message}`` of an error, as chunks carry it (no stack: it goes to the span)."""
-    return {"name": type(error).__name__, "message": str(error)}
+    """``{name, message}`` of an error, as chunks carry it (no stack: it goes to the span); the
+    message redacted and cut as everywhere else."""
+    return {"name": type(error).__name__, "message": redact_error_message(str(error))}
 
 
 @dataclass(slots=True)
@@ -200,7 +202,9 @@ class FinishPayload:
     """The usage summed over every step."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {"stepResult": {"reason": self.reason}, "output": {"usage": self.usage.to_dict()}}
+        # Mastra nests the usage under ``output``; @mastra/client-js reads ``payload.usage``.
+        usage = self.usage.to_dict()
+        return {"stepResult": {"reason": self.reason}, "output": {"usage": usage}, "usage": usage}
 
 
 @dataclass(slots=True)

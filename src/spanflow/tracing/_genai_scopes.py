@@ -152,11 +152,11 @@ class _OtelSpanScope:
         span = self._span
         span.set_attribute(status_key, status)
         if status == "failed":
-            message = str(error) if error is not None else "failed"
-            span.set_status(Status(StatusCode.ERROR, message))
+            config = self._run.config
+            span.set_status(Status(StatusCode.ERROR, config.error_message(error)))
             if error is not None:
                 span.set_attribute("error.type", error_type(error))
-                span.record_exception(error)
+                span.add_event("exception", config.exception_attributes(error))
 
 
 class OtelAgentScope(_OtelSpanScope):

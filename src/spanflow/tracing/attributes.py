@@ -5,12 +5,19 @@ or JSON, so nested metadata is flattened to one attribute per leaf
 (``{"user": {"id": "u-42"}}`` -> ``spanflow.metadata.user.id = "u-42"``), request-context keys
 are looked up by literal key or dot path and land under the same prefix, and each tag becomes
 its own boolean attribute ``spanflow.tag.<tag> = true`` next to the display-only
-``spanflow.tags`` array. Everything here is pure: values in, attribute dicts out.
+``spanflow.tags`` array. Everything here is pure (values in, attribute dicts out), except
+that a leaf that cannot be rendered is dropped with a warning instead of failing the rest.
+
+Limits: an attribute key is at most `MAX_ATTRIBUTE_KEY_LENGTH` characters (a 1 MB metadata key
+or tag is cut like a long value, with a marker), and `cap_user_attributes` keeps at most
+`MAX_USER_ATTRIBUTES` tag and metadata attributes, so that spanflow's own (run and workflow
+ids, status, input, output, errors) always fit in the SDK's 128 per span.
 """
 
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
@@ -22,10 +29,15 @@ from spanflow.errors import StoredError
 from spanflow.tracing.redaction import Redactor, truncate
 
 __all__ = [
+    "DROPPED_ATTRIBUTE",
+    "MAX_ATTRIBUTE_KEY_LENGTH",
+    "MAX_USER_ATTRIBUTES",
     "METADATA_PREFIX",
     "TAGS_ATTRIBUTE",
     "TAG_PREFIX",
     "AttributeValue",
+    "attribute_key",
+    "cap_user_attributes",
     "error_type",
     "flatten_metadata",
     "flatten_value",
@@ -44,6 +56,19 @@ TAGS_ATTRIBUTE: Final = "spanflow.tags"
 TAG_PREFIX: Final = "spanflow.tag"
 """Prefix of the one boolean attribute per tag, ``spanflow.tag.<tag> = true`` (searchable)."""
 
+MAX_ATTRIBUTE_KEY_LENGTH: Final = 256
+"""Longest attribute key, in characters; longer ones are cut and end in a marker."""
+
+MAX_USER_ATTRIBUTES: Final = 64
+"""Most tag and metadata attributes on one span (``spanflow.tags`` itself not counted). The
+SDK keeps 128 attributes per span and drops the oldest beyond that: the other 64 are room
+for spanflow's own (``spanflow.run.id``, ``spanflow.workflow.id``, status, input, output,
+``error.type``, the ``gen_ai.*`` facts of agent spans)."""
+
+DROPPED_ATTRIBUTE: Final = "spanflow.attributes.dropped"
+"""How many tag and metadata attributes were left out by `cap_user_attributes`."""
+
+_LOGGER: Final = logging.getLogger("spanflow.tracing")
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 _MAX_DEPTH: Final = 32
@@ -159,16 +184,55 @@ def tag_attributes(tags: Iterable[str]) -> dict[str, AttributeValue]:
         return {}
     attributes: dict[str, AttributeValue] = {TAGS_ATTRIBUTE: unique}
     for tag in unique:
-        attributes[f"{TAG_PREFIX}.{tag}"] = True
+        attributes[attribute_key(f"{TAG_PREFIX}.{tag}")] = True
     return attributes
+
+
+def attribute_key(key: str) -> str:
+    """``key`` cut to `MAX_ATTRIBUTE_KEY_LENGTH` characters, with a marker when cut."""
+    return key if len(key) <= MAX_ATTRIBUTE_KEY_LENGTH else truncate(key, MAX_ATTRIBUTE_KEY_LENGTH)
+
+
+def cap_user_attributes(
+    attributes: Mapping[str, AttributeValue],
+    *,
+    already_dropped: int = 0,
+    limit: int = MAX_USER_ATTRIBUTES,
+) -> tuple[dict[str, AttributeValue], int]:
+    """Keep at most ``limit`` tag and metadata attributes; count the others.
+
+    Tag flags (``spanflow.tag.*``) are kept first, then the rest in order; ``spanflow.tags``
+    (one attribute listing every tag) is always kept and not counted. When anything is left
+    out, `DROPPED_ATTRIBUTE` says how many in all (``already_dropped`` included, and any count
+    already in ``attributes``).
+
+    Returns:
+        The kept attributes, and how many this call left out.
+    """
+    prior = attributes.get(DROPPED_ATTRIBUTE)
+    dropped = already_dropped + (prior if isinstance(prior, int) else 0)
+    counted = [key for key in attributes if key not in (TAGS_ATTRIBUTE, DROPPED_ATTRIBUTE)]
+    if len(counted) <= limit:
+        kept = {k: v for k, v in attributes.items() if k != DROPPED_ATTRIBUTE}
+        cut = 0
+    else:
+        tags_first = sorted(counted, key=lambda key: not key.startswith(f"{TAG_PREFIX}."))
+        chosen = set(tags_first[:limit])
+        kept = {k: v for k, v in attributes.items() if k in chosen or k == TAGS_ATTRIBUTE}
+        cut = len(counted) - limit
+    if dropped + cut:
+        kept[DROPPED_ATTRIBUTE] = dropped + cut
+    return kept, cut
 
 
 def limit_attribute_lengths(
     attributes: Mapping[str, AttributeValue], limit: int
 ) -> dict[str, AttributeValue]:
-    """Return ``attributes`` with every string, and every string in an array, truncated."""
+    """Return ``attributes`` with every string, and every string in an array, truncated, and
+    every key cut to `MAX_ATTRIBUTE_KEY_LENGTH`."""
     limited: dict[str, AttributeValue] = {}
-    for key, value in attributes.items():
+    for raw_key, value in attributes.items():
+        key = attribute_key(raw_key)
         if isinstance(value, str):
             limited[key] = truncate(value, limit)
         elif isinstance(value, tuple) and value and isinstance(value[0], str):
@@ -184,15 +248,22 @@ def _flatten_into(
     if value is None:
         return
     if isinstance(value, _SCALAR_TYPES):
-        out[key] = _scalar(value)
+        try:
+            out[attribute_key(key)] = _scalar(value)
+        except ValueError as error:  # an int of more than 4300 digits has no str()
+            _LOGGER.warning(
+                "spanflow tracing: dropping the attribute %s: its value cannot be rendered (%s)",
+                attribute_key(key),
+                error,
+            )
         return
     if depth >= _MAX_DEPTH:
-        out[key] = "[too deep]"
+        out[attribute_key(key)] = "[too deep]"
         return
     if isinstance(value, Mapping):
         marker = id(value)
         if marker in active:
-            out[key] = "[circular]"
+            out[attribute_key(key)] = "[circular]"
             return
         active.add(marker)
         for raw_name, item in value.items():
@@ -202,7 +273,7 @@ def _flatten_into(
         active.discard(marker)
         return
     if isinstance(value, list | tuple):
-        out[key] = _sequence(value)
+        out[attribute_key(key)] = _sequence(value)
         return
     # Models, dataclasses, enums, dates, sets, ...: pydantic's JSON view holds only JSON types,
     # so this recursion ends at the next level.

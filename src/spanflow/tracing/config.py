@@ -7,17 +7,24 @@ and is handed to the registry (``Spanflow(tracing=...)``) or to a workflow's ins
 
 from __future__ import annotations
 
+import traceback
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.trace import TracerProvider
 
+from spanflow.errors import StoredError
 from spanflow.tracing._guard import internal_errors
+from spanflow.tracing.attributes import error_type
 from spanflow.tracing.redaction import (
     DEFAULT_MAX_ATTRIBUTE_LENGTH,
+    DEFAULT_MAX_ERROR_LENGTH,
+    DEFAULT_MAX_STACK_LENGTH,
     DEFAULT_REDACTOR,
     Redactor,
+    redact_error_message,
+    redact_stack,
     to_attribute_json,
 )
 
@@ -28,6 +35,7 @@ NOT_RECORDED: Final = "[not recorded: tracing error, see the spanflow.tracing lo
 
 # The guards of the hot paths, one each (see `internal_errors`).
 _RENDERING = internal_errors("could not redact a value for a span; it is not recorded")
+_RENDERING_ERROR = internal_errors("could not redact an error for a span; it is not recorded")
 
 EventMode = Literal["span_events", "logs", "none"]
 
@@ -46,6 +54,11 @@ class TracingConfig:
     """Record ``spanflow.output`` on run and step spans (a run can still hide it)."""
     max_attribute_length: int = DEFAULT_MAX_ATTRIBUTE_LENGTH
     """Longest JSON attribute or event payload, in characters; longer ones end in a marker."""
+    max_error_length: int = DEFAULT_MAX_ERROR_LENGTH
+    """Longest error message on a span (status and ``exception`` event), in characters; longer
+    ones end in a marker. Snapshots and stream events use the default."""
+    max_stack_length: int = DEFAULT_MAX_STACK_LENGTH
+    """Longest stack trace in an ``exception`` event, in characters (its start is kept)."""
     redactor: Redactor = DEFAULT_REDACTOR
     """Masks credential-like keys in inputs, outputs, metadata, event payloads and errors."""
     request_context_keys: tuple[str, ...] = ()
@@ -68,3 +81,44 @@ class TracingConfig:
         with _RENDERING:
             return to_attribute_json(value, redactor=self.redactor, limit=self.max_attribute_length)
         return NOT_RECORDED
+
+    def error_message(self, error: BaseException | None) -> str:
+        """The status description of a span that failed with ``error``: redacted and cut."""
+        if error is None:
+            return "failed"
+        with _RENDERING_ERROR:
+            return redact_error_message(
+                _message(error), redactor=self.redactor, limit=self.max_error_length
+            )
+        return NOT_RECORDED
+
+    def exception_attributes(self, error: BaseException) -> dict[str, str]:
+        """The attributes of the ``exception`` event recording ``error``, redacted and cut.
+
+        The same keys the SDK's ``record_exception`` sets (type, message, stack trace and
+        ``exception.escaped``), so an exporter sees no difference, but nothing unredacted ever
+        reaches the span. A restored error keeps its original type name and stack.
+        """
+        with _RENDERING_ERROR:
+            if isinstance(error, StoredError):
+                kind, stack, extra = error.name, error.stack or "", {}
+            else:
+                kind = error_type(error)
+                stack = "".join(traceback.format_exception(error))
+                extra = {"exception.escaped": "False"}
+            return {
+                "exception.type": kind,
+                "exception.message": self.error_message(error),
+                "exception.stacktrace": redact_stack(
+                    stack, redactor=self.redactor, limit=self.max_stack_length
+                ),
+                **extra,
+            }
+        return {"exception.type": type(error).__name__, "exception.message": NOT_RECORDED}
+
+
+def _message(error: BaseException) -> str:
+    try:
+        return str(error)
+    except Exception:  # an exception whose __str__ raises still fails its span
+        return f"<{type(error).__name__} whose message cannot be rendered>"

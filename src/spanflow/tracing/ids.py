@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from spanflow.errors import SpanflowError
+from spanflow.tracing.redaction import DEFAULT_REDACTOR
 
 __all__ = [
     "SPAN_ID_HEX_LENGTH",
@@ -68,8 +69,13 @@ class TracingOptionsError(SpanflowError, ValueError):
     def __init__(self, field: str, value: object, reason: str) -> None:
         self.field = field
         """The option that was rejected, e.g. ``"trace_id"`` or ``"tags[2]"``."""
-        self.value_repr = value if isinstance(value, _ValueRepr) else _ValueRepr(short_repr(value))
-        """A bounded `repr` of the rejected value (the value itself is not kept)."""
+        self.value_repr = (
+            value
+            if isinstance(value, _ValueRepr)
+            else _ValueRepr(short_repr(DEFAULT_REDACTOR.preview(value)))
+        )
+        """A bounded `repr` of the rejected value, redacted (the value itself is not kept): an
+        API key passed as a trace id is never echoed."""
         self.reason = reason
         """The rule broken, phrased to follow the value: ``"is not hex (...)"``."""
         super().__init__(f"{field}: {self.value_repr} {reason}")

@@ -161,18 +161,21 @@ class Scope(Protocol):
 class StepTracing:
     """``ctx.tracing``: the step's span, and a way to open child spans under it."""
 
-    __slots__ = ("_attributes", "_span", "_tracer")
+    __slots__ = ("_attributes", "_config", "_span", "_tracer")
 
     def __init__(
         self,
         span: trace.Span,
         tracer: trace.Tracer,
         attributes: Mapping[str, Any] | None = None,
+        config: TracingConfig | None = None,
     ) -> None:
         self._span = span
         self._tracer = tracer
         self._attributes = dict(attributes or {})
         """What every span of the run carries (run and workflow ids, tags, metadata)."""
+        self._config = config or _DEFAULT_CONFIG
+        """The run's settings: how an error leaving a user span is redacted and cut."""
 
     @property
     def current_span(self) -> trace.Span:
@@ -201,7 +204,7 @@ class StepTracing:
             yield span
         except BaseException as error:
             if not isinstance(error, _NOT_ERRORS):
-                _mark_failed(span, error)
+                _mark_failed(span, error, self._config)
             raise
         finally:
             with internal_errors("could not restore the context after span %r", name):
@@ -209,6 +212,8 @@ class StepTracing:
             with internal_errors("could not end span %r", name):
                 span.end()
 
+
+_DEFAULT_CONFIG = TracingConfig()
 
 _NOT_ERRORS = (ControlFlowSignal, asyncio.CancelledError, GeneratorExit)
 """What may leave a user span without making it an error: suspend, bail, cancellation."""
@@ -231,10 +236,11 @@ def _open_span(
     return None
 
 
-def _mark_failed(span: trace.Span, error: BaseException) -> None:
+def _mark_failed(span: trace.Span, error: BaseException, config: TracingConfig) -> None:
     with internal_errors("could not record an error on a span"):
-        span.record_exception(error)
-        span.set_status(trace.Status(trace.StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.add_event("exception", config.exception_attributes(error))
+        message = f"{type(error).__name__}: {config.error_message(error)}"
+        span.set_status(trace.Status(trace.StatusCode.ERROR, message))
 
 
 class _NoopScope:

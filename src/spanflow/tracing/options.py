@@ -6,7 +6,11 @@ span attributes for tags, metadata and request-context keys, redacted and length
 Invalid input never fails a run by default: each invalid value is logged once as a warning on
 the ``spanflow.tracing`` logger, ignored, and kept as a `Rejection` so the run span can show it
 in ``spanflow.tracing.rejected``; with ``strict=True`` a `TracingOptionsError` is raised
-instead. `merge_nested` does the same for a run started inside another run.
+instead. A rejected value is only ever shown redacted (the log line and the attribute name the
+option and the problem). Tags pass the redactor's text rules (``"api_key=S"`` becomes
+``"api_key=[REDACTED]"``), and tags and metadata together are capped per span
+(`cap_user_attributes`, one warning). `merge_nested` does the same for a run started inside
+another run.
 """
 
 from __future__ import annotations
@@ -20,10 +24,13 @@ from typing import Final
 import pydantic
 
 from spanflow.tracing.attributes import (
+    DROPPED_ATTRIBUTE,
+    MAX_USER_ATTRIBUTES,
     METADATA_PREFIX,
     TAG_PREFIX,
     TAGS_ATTRIBUTE,
     AttributeValue,
+    cap_user_attributes,
     flatten_value,
     limit_attribute_lengths,
     request_context_attributes,
@@ -44,6 +51,7 @@ __all__ = [
     "Rejection",
     "ResolvedTracing",
     "TracingOptions",
+    "capped",
     "merge_nested",
     "resolve_tracing_options",
 ]
@@ -94,9 +102,16 @@ class Rejection:
     """The rule it broke, phrased to follow the value."""
 
     @classmethod
-    def from_error(cls, error: TracingOptionsError) -> Rejection:
-        """The rejection recorded for an error that was not raised."""
-        return cls(field=error.field, value=str(error.value_repr), reason=error.reason)
+    def from_error(cls, error: TracingOptionsError, redactor: Redactor | None = None) -> Rejection:
+        """The rejection recorded for an error that was not raised.
+
+        The error's value is already redacted by the default rules; ``redactor`` (the
+        configured one) redacts it again, with its own keys and patterns.
+        """
+        value = str(error.value_repr)
+        if redactor is not None:
+            value = redactor.redact_text(value)
+        return cls(field=error.field, value=value, reason=error.reason)
 
     def as_attribute(self) -> str:
         """This rejection as one entry of ``spanflow.tracing.rejected``."""
@@ -168,7 +183,7 @@ def resolve_tracing_options(
         return ResolvedTracing()
     options = options or TracingOptions()
     redactor = redactor or DEFAULT_REDACTOR
-    checker = _Checker(strict=bool(options.strict), logger=logger)
+    checker = _Checker(strict=bool(options.strict), logger=logger, redactor=redactor)
 
     trace_id, parent_span_id, sampled = _resolve_parent(options, checker)
     tags = _check_tags(options.tags, checker)
@@ -188,7 +203,7 @@ def resolve_tracing_options(
         parent_span_id=parent_span_id,
         sampled=sampled,
         tags=tags,
-        attributes=limit_attribute_lengths(attributes, max_attribute_length),
+        attributes=capped(limit_attribute_lengths(attributes, max_attribute_length), logger),
         rejected=tuple(checker.rejected),
         hide_input=hide_input,
         hide_output=hide_output,
@@ -240,13 +255,41 @@ def merge_nested(
         **_without_tags(own.attributes, own.tags),
         **tag_attributes(tags),
     }
+    already = sum(
+        count
+        for count in (
+            parent.attributes.get(DROPPED_ATTRIBUTE),
+            own.attributes.get(DROPPED_ATTRIBUTE),
+        )
+        if isinstance(count, int)
+    )
+    attributes.pop(DROPPED_ATTRIBUTE, None)
     return ResolvedTracing(
         tags=tags,
-        attributes=attributes,
+        attributes=capped(attributes, logger, already_dropped=already),
         rejected=own.rejected,
         hide_input=parent.hide_input or own.hide_input,
         hide_output=parent.hide_output or own.hide_output,
     )
+
+
+def capped(
+    attributes: Mapping[str, AttributeValue],
+    logger: logging.Logger = _LOGGER,
+    *,
+    already_dropped: int = 0,
+) -> dict[str, AttributeValue]:
+    """`cap_user_attributes`, with one warning when this call leaves attributes out."""
+    kept, cut = cap_user_attributes(attributes, already_dropped=already_dropped)
+    if cut:
+        logger.warning(
+            "spanflow tracing: %d tag and metadata attributes left out: at most %d go on a "
+            "span, so that spanflow's own attributes fit (the count is in %s)",
+            cut,
+            MAX_USER_ATTRIBUTES,
+            DROPPED_ATTRIBUTE,
+        )
+    return kept
 
 
 @dataclass(slots=True)
@@ -255,16 +298,18 @@ class _Checker:
 
     strict: bool
     logger: logging.Logger
+    redactor: Redactor = DEFAULT_REDACTOR
     rejected: list[Rejection] = field(default_factory=list)
 
     def reject(self, error: TracingOptionsError) -> None:
         if self.strict:
             raise error
+        rejection = Rejection.from_error(error, self.redactor)
         self.logger.warning(
             "spanflow tracing: ignoring invalid option %s (pass strict=True to raise instead)",
-            error,
+            rejection.as_attribute(),
         )
-        self.rejected.append(Rejection.from_error(error))
+        self.rejected.append(rejection)
 
     def flag(self, name: str, value: object) -> bool:
         if isinstance(value, bool):
@@ -326,7 +371,8 @@ def _check_tags(tags: object, checker: _Checker) -> tuple[str, ...]:
         elif not tag.strip():
             checker.reject(TracingOptionsError(f"tags[{index}]", tag, "is empty"))
         else:
-            accepted.append(tag)
+            # A tag becomes an attribute key: a credential in it is redacted like text.
+            accepted.append(checker.redactor.redact_text(tag))
     return tuple(dict.fromkeys(accepted))
 
 

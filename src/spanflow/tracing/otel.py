@@ -34,7 +34,6 @@ from opentelemetry.trace import (
     TraceFlags,
 )
 
-from spanflow.errors import StoredError
 from spanflow.tracing._current import as_current, make_current, restore
 from spanflow.tracing._guard import internal_errors
 from spanflow.tracing._nesting import (
@@ -44,7 +43,10 @@ from spanflow.tracing._nesting import (
     start_top_span,
 )
 from spanflow.tracing.attributes import (
+    DROPPED_ATTRIBUTE,
+    MAX_USER_ATTRIBUTES,
     TAGS_ATTRIBUTE,
+    cap_user_attributes,
     error_type,
     flatten_value,
     limit_attribute_lengths,
@@ -62,7 +64,7 @@ from spanflow.tracing.instrumentation import (
     Scope,
     StepTracing,
 )
-from spanflow.tracing.options import ResolvedTracing
+from spanflow.tracing.options import ResolvedTracing, capped
 
 __all__ = ["WORKFLOW_METADATA_PREFIX", "OtelInstrumentation", "OtelScope"]
 
@@ -249,11 +251,20 @@ class OtelInstrumentation:
     def _parent(
         self, start: RunStart, resolved: ResolvedTracing
     ) -> tuple[otel_context.Context | None, list[Link], int | None]:
-        """The parent context, span links and requested root trace id of a run span."""
+        """The parent context, span links and requested root trace id of a run span.
+
+        Explicit ids (tracing options) win over the ambient span, which becomes a link
+        (``spanflow.link=request``); a resume links to the stored run span
+        (``resumed_from``) and, without explicit ids, continues its trace."""
         stored = _span_context(start.stored_trace)
         links = [Link(stored, {"spanflow.link": "resumed_from"})] if stored else []
         if resolved.trace_id is not None:
             parent, requested = explicit_parent(resolved)
+            # The explicit parent wins; the span current where the run began (an HTTP
+            # request's, say) is kept as a link, so that trace still leads to the run.
+            ambient = trace.get_current_span().get_span_context()
+            if ambient.is_valid:
+                links.append(Link(ambient, {"spanflow.link": "request"}))
             return parent, links, requested
         if stored is not None:
             # A resume without explicit options continues the original trace, as a child of
@@ -266,6 +277,10 @@ class OtelInstrumentation:
         return self.config.attribute_json(value)
 
 
+WORKFLOW_METADATA_DROPPED = "spanflow.workflow.metadata_dropped"
+"""How many workflow metadata attributes were left out of the run span (see
+`cap_user_attributes`)."""
+
 WORKFLOW_METADATA_PREFIX = "spanflow.workflow.metadata"
 """Prefix of the run-span attributes made from ``create_workflow(metadata=...)``: one per leaf,
 flattened, redacted and length-limited like run metadata (``spanflow.metadata.*``), under a
@@ -276,7 +291,19 @@ def _workflow_metadata(metadata: Mapping[str, Any], config: TracingConfig) -> di
     """The workflow's metadata as run-span attributes (none if it cannot be rendered)."""
     with internal_errors("could not record the workflow's metadata on the run span"):
         flat = flatten_value(config.redactor.redact(metadata), WORKFLOW_METADATA_PREFIX)
-        return limit_attribute_lengths(flat, config.max_attribute_length)
+        limited = limit_attribute_lengths(flat, config.max_attribute_length)
+        # Half the tag-and-metadata room: the run span carries the run's own next to these.
+        kept, cut = cap_user_attributes(limited, limit=MAX_USER_ATTRIBUTES // 2)
+        if kept.pop(DROPPED_ATTRIBUTE, None) is not None:
+            kept[WORKFLOW_METADATA_DROPPED] = cut
+            logger.warning(
+                "spanflow tracing: %d workflow metadata attributes left out of the run span "
+                "(at most %d; the count is in %s)",
+                cut,
+                MAX_USER_ATTRIBUTES // 2,
+                WORKFLOW_METADATA_DROPPED,
+            )
+        return kept
     return {}
 
 
@@ -333,12 +360,17 @@ def _quiet_scope(start: RunStart, config: TracingConfig) -> Scope:
 
 
 def _carried_attributes(stored: Mapping[str, Any], new: Mapping[str, Any]) -> dict[str, Any]:
-    """The stored tags and metadata of a resumed run with this resume's added over them."""
+    """The stored tags and metadata of a resumed run with this resume's added over them,
+    capped again (`capped`): together they may be more than either."""
+    if not stored:
+        return dict(new)
     carried = {**stored, **new}
     old_tags, new_tags = stored.get(TAGS_ATTRIBUTE), new.get(TAGS_ATTRIBUTE)
     if isinstance(old_tags, tuple) and isinstance(new_tags, tuple):
         carried[TAGS_ATTRIBUTE] = tuple(dict.fromkeys((*old_tags, *new_tags)))
-    return carried
+    counts = (stored.get(DROPPED_ATTRIBUTE), new.get(DROPPED_ATTRIBUTE))
+    carried.pop(DROPPED_ATTRIBUTE, None)
+    return capped(carried, already_dropped=sum(c for c in counts if isinstance(c, int)))
 
 
 def _span_context(stored: StoredTraceContext | None) -> SpanContext | None:
@@ -491,8 +523,7 @@ class OtelScope:
         if status == "bailed":
             span.set_attribute("spanflow.run.bailed", True)
         if status == "failed":
-            message = str(error) if error is not None else "failed"
-            span.set_status(Status(StatusCode.ERROR, message))
+            span.set_status(Status(StatusCode.ERROR, self._run.config.error_message(error)))
             if error is not None:
                 span.set_attribute("error.type", error_type(error))
                 if self._status_key in _RECORDS_EXCEPTIONS:
@@ -502,7 +533,9 @@ class OtelScope:
 
     def record_exception(self, error: BaseException, attributes: Mapping[str, Any]) -> None:
         with _RECORDING:
-            self._span.record_exception(error, attributes=dict(attributes))
+            event = self._run.config.exception_attributes(error)
+            event.update(attributes)
+            self._span.add_event("exception", event)
 
     def _record_exception(self, error: BaseException) -> None:
         failures = self._run.failures
@@ -512,15 +545,9 @@ class OtelScope:
         else:
             timestamp = time.time_ns()
             failures[id(error)] = (error, timestamp)  # keeps `error` alive: ids stay unique
-        if isinstance(error, StoredError):
-            attributes = {
-                "exception.type": error.name,
-                "exception.message": str(error),
-                "exception.stacktrace": error.stack or "",
-            }
-            self._span.add_event("exception", attributes, timestamp)
-            return
-        self._span.record_exception(error, timestamp=timestamp)
+        # Never the SDK's record_exception: it would put the raw message and stack on the span.
+        attributes = self._run.config.exception_attributes(error)
+        self._span.add_event("exception", attributes, timestamp)
 
     def persisted_context(self) -> StoredTraceContext | None:
         run = self._run
@@ -537,7 +564,7 @@ class OtelScope:
         return None
 
     def user_tracing(self) -> StepTracing:
-        return StepTracing(self._span, self._run.tracer, self._run.common)
+        return StepTracing(self._span, self._run.tracer, self._run.common, self._run.config)
 
     def _json(self, value: Any) -> str:
         return self._run.config.attribute_json(value)

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from spanflow._schema import to_wire
 from spanflow.errors import StoredError
+from spanflow.tracing.redaction import redact_error_message, redact_stack
 from spanflow.usage import Usage
 
 __all__ = [
@@ -33,8 +34,6 @@ def error_to_dict(error: BaseException) -> dict[str, Any]:
     Message and stack are redacted (``password=...``, ``Bearer ...``, secret-looking values)
     and cut with a marker, as on spans: this is what snapshots store and streams send.
     """
-    from spanflow.tracing.redaction import redact_error_message, redact_stack
-
     stack = "".join(traceback.format_exception(type(error), error, error.__traceback__))
     return {
         "name": type(error).__name__,
@@ -94,8 +93,6 @@ def error_wire(error: BaseException) -> dict[str, Any]:
     A restored error is redacted again (which changes nothing in what spanflow stored, and
     cleans what an older version stored).
     """
-    from spanflow.tracing.redaction import redact_error_message, redact_stack
-
     if isinstance(error, StoredError):
         out: dict[str, Any] = {"name": error.name, "message": redact_error_message(str(error))}
         if error.stack:
