@@ -46,6 +46,8 @@ class Job:
     module: str = ""
     args: tuple[str, ...] = ()
     peer: Callable[[Sizes], PeerOutcome] | None = field(default=None, compare=False)
+    uses_mastra: bool = False
+    """A scenario that runs Mastra too (installed up front; skipped with ``--no-peers``)."""
 
 
 def _scenario(name: str, title: str, module: str, *args: str) -> Job:
@@ -68,14 +70,22 @@ JOBS = (
     _scenario("foreach", "scenario 6: foreach, off", "foreach", "nosdk"),
     _scenario("foreach-otlp", "scenario 6: foreach, OTLP", "foreach", "otlp"),
     _scenario("concurrent", "scenario 7: concurrent runs", "concurrent"),
+    Job(
+        "server",
+        "scenario 10: HTTP server, spanflow and Mastra",
+        "bench.scenarios.server",
+        uses_mastra=True,
+    ),
+    _scenario("event_log", "scenario 11: event log cost, SQLite and PostgreSQL", "event_log"),
 )
 
 
-def run_scenario(job: Job, sizes: Sizes) -> list[Measurement]:
+def run_scenario(job: Job, sizes: Sizes, *, no_peers: bool = False) -> list[Measurement]:
     """Run one scenario module in a fresh interpreter; its stderr goes to bench/.logs/."""
     LOGS.mkdir(exist_ok=True)
     log = LOGS / f"{job.name}.log"
-    command = [sys.executable, "-m", job.module, *job.args, *(["--quick"] if sizes.quick else [])]
+    flags = [*(["--quick"] if sizes.quick else []), *(["--no-peers"] if no_peers else [])]
+    command = [sys.executable, "-m", job.module, *job.args, *flags]
     with log.open("w") as stderr:
         done = subprocess.run(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=stderr, text=True)
     if done.returncode != 0:
@@ -85,8 +95,8 @@ def run_scenario(job: Job, sizes: Sizes) -> list[Measurement]:
     return [Measurement.from_dict(item) for item in data["results"]]
 
 
-def install_peers() -> None:
-    """Install both peers up front (in parallel), so no install runs beside a measurement."""
+def install_peers(installs: list[Callable[[], object]]) -> None:
+    """Install the peers up front (in parallel), so no install runs beside a measurement."""
 
     def quietly(install: Callable[[], object]) -> None:
         try:
@@ -95,7 +105,7 @@ def install_peers() -> None:
             print(f"bench: peer install failed: {exc}", file=sys.stderr)
 
     with ThreadPoolExecutor(2) as pool:
-        list(pool.map(quietly, (ensure_langgraph, ensure_mastra)))
+        list(pool.map(quietly, installs))
 
 
 def main(argv: list[str]) -> int:
@@ -121,8 +131,13 @@ def main(argv: list[str]) -> int:
     ]
 
     started = time.monotonic()
+    installs: list[Callable[[], object]] = []
     if any(job.peer is not None for job in jobs):
-        install_peers()
+        installs = [ensure_langgraph, ensure_mastra]
+    elif any(job.uses_mastra for job in jobs) and not args.no_peers:
+        installs = [ensure_mastra]
+    if installs:
+        install_peers(installs)
     measurements: list[Measurement] = []
     peers: list[PeerOutcome] = []
     failures: dict[str, str] = {}
@@ -136,7 +151,7 @@ def main(argv: list[str]) -> int:
             status = outcome.unavailable and f"not available: {outcome.unavailable}"
         else:
             try:
-                measurements.extend(run_scenario(job, sizes))
+                measurements.extend(run_scenario(job, sizes, no_peers=args.no_peers))
                 status = None
             except (RuntimeError, ValueError, KeyError) as exc:
                 failures[job.name] = str(exc)

@@ -53,6 +53,10 @@ class Sizes:
     flat_block: int = 1000
     foreach_items: int = 10_000
     concurrent_runs: int = 1000
+    server_runs: int = 400
+    """Runs (create-run + stream over HTTP) per repetition of the server scenario (10)."""
+    event_log_runs: int = 5
+    """Runs of the 100-step workflow per repetition of the event-log scenario (11)."""
 
     @classmethod
     def from_argv(cls, argv: Sequence[str]) -> Sizes:
@@ -70,6 +74,8 @@ class Sizes:
             flat_block=500,
             foreach_items=2000,
             concurrent_runs=1000,
+            server_runs=200,
+            event_log_runs=2,
         )
 
 

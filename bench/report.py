@@ -288,8 +288,94 @@ def _scenario_8(t: _Table) -> None:
     t.timed("8", "raw OTel SDK, scenario 1's spans → OTLP", "s8.otlp", ("s8.memory", "in-memory"))
 
 
+SERVERS = (("spanflow", "spanflow server (uvicorn)"), ("mastra", "Mastra server (@mastra/hono)"))
+SERVER_TRACINGS = (("off", "untraced"), ("traced", "traced → OTLP"))
+
+
+def _server_load(m: Measurement) -> str:
+    """Runs/s, stream latency and (traced) delivery of one server measurement."""
+    e = m.extra
+    text = (
+        f"{e['runs_per_s']:,.0f} runs/s; stream p50 {e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f} ms"
+    )
+    if "expected_spans" in e:
+        text += f"; {e['delivered_spans']:,}/{e['expected_spans']:,} spans delivered"
+    return text
+
+
+def _scenario_10(t: _Table) -> None:
+    for tracing, tracing_label in SERVER_TRACINGS:
+        for concurrency in (1, 32):
+            clients = f"{concurrency} client{'s' if concurrency > 1 else ''}"
+            for server, label in SERVERS:
+                key = f"s10.{server}.{tracing}.c{concurrency}"
+                m = t.r.get(key)
+                missing = t.r.by_key.get(key)
+                if m is None and missing is not None and "unavailable" in missing.extra:
+                    text = f"not available: {missing.extra['unavailable']}"
+                else:
+                    text = "n/a" if m is None else _server_load(m)
+                t.timed("10", f"{label}, {tracing_label}, {clients}", key, text=text)
+            if tracing == "traced":
+                _server_target(t, concurrency, clients)
+
+
+def _server_target(t: _Table, concurrency: int, clients: str) -> None:
+    """spanflow's runs/s traced against Mastra's, with every span delivered."""
+    ours, theirs = (t.r.get(f"s10.{s}.traced.c{concurrency}") for s in ("spanflow", "mastra"))
+    ratio = (
+        None
+        if ours is None or theirs is None
+        else (ours.extra["runs_per_s"] / theirs.extra["runs_per_s"])
+    )
+    delivered = ours is not None and ours.extra["delivered_spans"] == ours.extra["expected_spans"]
+    text = "n/a"
+    if ratio is not None and ours is not None:
+        spans = f"{ours.extra['delivered_spans']:,}/{ours.extra['expected_spans']:,}"
+        text = f"{ratio:.2f}× Mastra's runs/s; {spans} spans delivered"
+    t.add(
+        Row(
+            "10",
+            f"spanflow traced vs Mastra traced, {clients}: runs/s",
+            ratio=text,
+            target="≥ 1×, all delivered",
+            verdict=verdict(None if ratio is None else ratio >= 1 and delivered),
+        )
+    )
+
+
+def _scenario_11(t: _Table) -> None:
+    for store, label in (("sqlite", "SqliteStorage"), ("postgres", "PostgresStorage")):
+        on, off = f"s11.{store}.on", f"s11.{store}.off"
+        missing = t.r.by_key.get(on)
+        if t.r.get(on) is None and missing is not None and "unavailable" in missing.extra:
+            t.add(Row("11", label, ratio=f"not available: {missing.extra['unavailable']}"))
+            continue
+        t.timed("11", f"{label}, 100-step run, start(), event log on", on, (off, "log off"))
+        t.timed("11", f"{label}, 100-step run, start(), event_log=False", off)
+        on_step, off_step = t.r.per_unit(on), t.r.per_unit(off)
+        added = None if on_step is None or off_step is None else on_step - off_step
+        ratio = ratio_of(on_step, off_step)
+        t.add(
+            Row(
+                "11",
+                f"{label}: added cost of the event log (on − off)",
+                per_unit="n/a" if added is None else f"{format_time(added)}/step",
+                ratio="n/a" if ratio is None else f"{ratio:.2f}× log off",
+            )
+        )
+
+
+def _measured(row: Row) -> bool:
+    return any(cell not in ("", "n/a") for cell in (row.median, row.per_unit, row.ratio))
+
+
 def build_rows(results: Results) -> list[Row]:
-    """Every row of the table, scenario by scenario (peers within scenarios 1-3)."""
+    """Every row of the table, scenario by scenario (peers within scenarios 1-3 and 10).
+
+    A scenario none of whose rows has a figure (its job was not run: ``--only``, or it failed,
+    which the summary says) is left out, so a partial run prints only what it measured.
+    """
     table = _Table(results)
     for scenario in (
         _scenario_1,
@@ -300,8 +386,13 @@ def build_rows(results: Results) -> list[Row]:
         _scenario_6,
         _scenario_7,
         _scenario_8,
+        _scenario_10,
+        _scenario_11,
     ):
+        rows = len(table.rows)
         scenario(table)
+        if not any(_measured(row) for row in table.rows[rows:]):
+            del table.rows[rows:]
     return table.rows
 
 
