@@ -49,6 +49,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from spanflow import (
     ConditionContext,
+    Spanflow,
     StepContext,
     TracingOptions,
     Workflow,
@@ -72,6 +73,8 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # The workflow
     "APPROVAL_THRESHOLD",
     "SIMULATED_LATENCY",
+    "app",
+    "build_app",
     "build_order_workflow",
     "confirmation_writer",
     "order_workflow",
@@ -637,6 +640,18 @@ def build_order_workflow(writer: Agent | None = None) -> Workflow:
 
 order_workflow = build_order_workflow()
 """The committed workflow, importable as ``examples.order_fulfilment:order_workflow``."""
+
+
+def build_app() -> Spanflow:
+    """The registry ``spanflow serve examples.order_fulfilment:app`` serves: a workflow of its
+    own (so `order_workflow` keeps its private store) and its writer agent, on the default
+    store (``SPANFLOW_STORAGE_URL``, else ``spanflow.db`` here)."""
+    writer = confirmation_writer()
+    return Spanflow(workflows=[build_order_workflow(writer)], agents=[writer])
+
+
+app = build_app()
+"""``spanflow serve examples.order_fulfilment:app`` (nothing is opened until the first run)."""
 
 
 def sample_order() -> dict[str, Any]:

@@ -99,8 +99,12 @@ def test_the_readme_has_its_examples() -> None:
         "Durable runs: SQLite, PostgreSQL, resume anywhere (1)",
         "Durable runs: SQLite, PostgreSQL, resume anywhere (2)",
         "A run's life: pending, labels, time travel, hooks",
+        "Watching a run from anywhere: the event log",
         "Agents",
+        "Serving workflows over HTTP (Mastra's wire format)",
         "Tracing with Jaeger",
+        "What tracing redacts by default, and how to extend it (1)",
+        "What tracing redacts by default, and how to extend it (2)",
     ]
 
 

@@ -23,6 +23,7 @@ from spanflow import (
     TracingConfig,
     TracingOptions,
     TracingOptionsError,
+    create_step,
     create_workflow,
     step,
 )
@@ -108,7 +109,9 @@ async def test_a_run_started_inside_an_active_span_joins_its_trace_with_no_optio
     assert len(trace_ids(span_capture)) == 1
 
 
-async def test_explicit_ids_win_over_the_active_span(span_capture: SpanCapture) -> None:
+async def test_explicit_ids_win_over_the_active_span_which_the_run_links(
+    span_capture: SpanCapture,
+) -> None:
     options = TracingOptions(trace_id=TRACE_ID, parent_span_id=SPAN_ID)
 
     with span_capture.tracer().start_as_current_span("GET /greetings/ada"):
@@ -117,8 +120,32 @@ async def test_explicit_ids_win_over_the_active_span(span_capture: SpanCapture) 
     assert tree(span_capture, events=False) == expected(f"""
         GET /greetings/ada [INTERNAL] UNSET
         invoke_workflow greeting [INTERNAL] UNSET (parent={SPAN_ID})
+          ↔ link to GET /greetings/ada
           workflow_step greet [INTERNAL] UNSET
     """)
+    (link,) = run_span(span_capture).links
+    assert link.attributes == {"spanflow.link": "request"}
+
+
+async def test_a_resume_inside_an_active_span_continues_the_run_and_links_that_span(
+    span_capture: SpanCapture,
+) -> None:
+    async def ask(ctx: StepContext[str]) -> str:
+        if ctx.resume_data is None:
+            ctx.suspend({"question": "ok?"})
+        return str(ctx.resume_data)
+
+    workflow = create_workflow(id="ask").then(create_step(id="ask", execute=ask)).commit()
+    run = await workflow.create_run(run_id="run-1")
+    first = await run.start("go")
+    with span_capture.tracer().start_as_current_span("POST /resume") as request:
+        await run.resume("yes")
+
+    resumed = [s for s in span_capture.spans if s.name == "invoke_workflow ask"][-1]
+    assert resumed.parent is not None
+    assert f"{resumed.parent.span_id:016x}" == first.span_id  # the run's own trace goes on
+    assert [link.context.span_id for link in resumed.links] == [request.get_span_context().span_id]
+    assert resumed.links[0].attributes == {"spanflow.link": "request"}
 
 
 async def test_an_explicit_trace_id_alone_wins_over_the_active_span_too(

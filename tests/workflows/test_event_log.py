@@ -241,3 +241,19 @@ async def test_an_end_that_could_not_be_stored_is_logged_as_the_failure_it_becam
     finishes = [e for e in await logged(storage, run.run_id) if e["type"] == "workflow-finish"]
     assert [e["payload"]["workflowStatus"] for e in finishes] == ["failed"]
     assert (await storage.get_run(run.run_id)).status == "failed"  # type: ignore[union-attr]
+
+
+async def test_an_observer_that_stops_reading_stops_its_reader_and_not_the_run() -> None:
+    held = held_workflow(MemoryStorage())
+    run = await held.workflow.create_run()
+    out = run.stream(None)
+    await held.started.wait()
+    observed = held.workflow.observe(run.run_id)
+    await asyncio.sleep(0.01)
+
+    await observed.aclose()
+
+    assert observed.producer is not None
+    assert observed.producer.done()
+    held.release.set()
+    assert (await out.result).status == "success"

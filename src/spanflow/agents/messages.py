@@ -67,6 +67,10 @@ class SystemMessage:
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content}
 
+    def to_model_message(self) -> dict[str, Any]:
+        """The AI SDK's ``ModelMessage`` (what Mastra's results carry)."""
+        return self.to_dict()
+
     def to_genai(self) -> dict[str, Any]:
         """The GenAI conventions' shape (tracing puts it in ``gen_ai.system_instructions``)."""
         return {"role": self.role, "parts": [text_part(self.content)]}
@@ -81,6 +85,10 @@ class UserMessage:
 
     def to_dict(self) -> dict[str, Any]:
         return {"role": self.role, "content": self.content}
+
+    def to_model_message(self) -> dict[str, Any]:
+        """The AI SDK's ``ModelMessage`` (what Mastra's results carry)."""
+        return self.to_dict()
 
     def to_genai(self) -> dict[str, Any]:
         """The GenAI conventions' shape, for ``gen_ai.input.messages``."""
@@ -100,6 +108,17 @@ class AssistantMessage:
         if self.tool_calls:
             out["tool_calls"] = [call.to_dict() for call in self.tool_calls]
         return out
+
+    def to_model_message(self) -> dict[str, Any]:
+        """The AI SDK's ``ModelMessage``: text and ``tool-call`` parts."""
+        parts: list[dict[str, Any]] = (
+            [{"type": "text", "text": self.content}] if self.content else []
+        )
+        parts += [
+            {"type": "tool-call", "toolCallId": c.id, "toolName": c.name, "input": _input(c)}
+            for c in self.tool_calls
+        ]
+        return {"role": self.role, "content": parts}
 
     def to_genai(self) -> dict[str, Any]:
         """The GenAI conventions' shape, for ``gen_ai.input.messages``."""
@@ -126,12 +145,35 @@ class ToolMessage:
             "is_error": self.is_error,
         }
 
+    def to_model_message(self) -> dict[str, Any]:
+        """The AI SDK's ``ModelMessage``: one ``tool-result`` part (its output as text, or as
+        ``error-text`` for a failed call)."""
+        output = {"type": "error-text" if self.is_error else "text", "value": self.content}
+        part = {
+            "type": "tool-result",
+            "toolCallId": self.tool_call_id,
+            "toolName": self.tool_name,
+            "output": output,
+        }
+        return {"role": self.role, "content": [part]}
+
     def to_genai(self) -> dict[str, Any]:
         """The GenAI conventions' shape, for ``gen_ai.input.messages``."""
         return tool_response_message(self.tool_call_id, self.content)
 
 
 Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage
+
+
+def _input(call: ToolCall) -> Any:
+    """A tool call's arguments as the object they encode (as the model sent them if they are
+    not JSON)."""
+    try:
+        return json.loads(call.arguments)
+    except (TypeError, ValueError):
+        return call.arguments
+
+
 """Any message of a conversation."""
 
 MessagesInput = str | Message | Mapping[str, Any] | Sequence[Message | Mapping[str, Any] | str]

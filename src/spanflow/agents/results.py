@@ -1,7 +1,14 @@
 """What an agent call produced: `AgentResult`, its `AgentStepResult`s and tool call records.
 
 In Python the records keep the original objects (parsed arguments, tool results, exceptions);
-`to_dict()` gives a camelCase wire form like the chunks'.
+`to_dict()` gives a camelCase wire form like the chunks'. `AgentResult.to_dict` is Mastra's
+``FullOutput`` (what ``POST /agents/:id/generate`` answers): ``text``, ``usage``, ``steps``,
+``finishReason``, ``toolCalls`` and ``toolResults`` (as Mastra's chunk objects,
+``{type, runId, from, payload}``), ``object`` (always ``null``: spanflow agents answer in
+text), ``traceId``/``spanId`` (``null`` when untraced), ``runId``, and ``messages`` (the
+messages this call added, as the AI SDK's ``ModelMessage``s; ``response.messages`` too, where
+@mastra/client-js looks for them), plus spanflow's ``status``, ``maxStepsReached`` and
+``error``.
 """
 
 from __future__ import annotations
@@ -126,20 +133,31 @@ class AgentResult:
         return [result for step in self.steps for result in step.tool_results]
 
     def to_dict(self) -> dict[str, Any]:
+        """Mastra's ``FullOutput`` shape (see the module docstring)."""
+        messages = [m.to_model_message() for m in self.response_messages]
         out: dict[str, Any] = {
-            "status": self.status,
-            "runId": self.run_id,
             "text": self.text,
-            "finishReason": self.finish_reason,
             "usage": self.usage.to_dict(),
             "steps": [s.to_dict() for s in self.steps],
-            "toolCalls": [c.to_dict() for c in self.tool_calls],
-            "toolResults": [r.to_dict() for r in self.tool_results],
+            "finishReason": self.finish_reason,
+            "toolCalls": [self._chunk("tool-call", c.to_dict()) for c in self.tool_calls],
+            "toolResults": [self._tool_result(r) for r in self.tool_results],
+            "object": None,
+            "traceId": self.trace_id,
+            "spanId": self.span_id,
+            "runId": self.run_id,
+            "messages": messages,
+            "response": {"messages": messages},
+            "status": self.status,
             "maxStepsReached": self.max_steps_reached,
         }
         if self.error is not None:
             out["error"] = error_summary(self.error)
-        if self.trace_id is not None:
-            out["traceId"] = self.trace_id
-            out["spanId"] = self.span_id
         return out
+
+    def _chunk(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        return {"type": kind, "runId": self.run_id, "from": "AGENT", "payload": payload}
+
+    def _tool_result(self, record: ToolResultRecord) -> dict[str, Any]:
+        payload = record.to_dict()
+        return self._chunk("tool-error" if record.is_error else "tool-result", payload)

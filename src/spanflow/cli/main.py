@@ -1,7 +1,8 @@
 """The ``spanflow`` command: argument parsing and the error contract every subcommand shares.
 
 Commands: ``demo`` (the order-fulfilment example, streamed live, then its span tree), ``run``
-(any workflow, as ``module:attribute``), and ``runs list | show | resume`` (stored runs).
+(any workflow, as ``module:attribute``), ``runs list | show | resume`` (stored runs), and
+``serve`` (a registry over HTTP, in Mastra's wire format).
 
 ``main(argv)`` returns the exit code instead of exiting, so tests call it directly. Any error a
 user can cause (an unknown command, a bad option, bad JSON, a module that does not import, an
@@ -24,7 +25,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from spanflow.cli import demo, run, runs
+from spanflow.cli import demo, run, runs, serve
 from spanflow.cli.errors import UsageError
 from spanflow.cli.logs import command_logging
 from spanflow.errors import SpanflowError
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_command(commands)
     run.add_command(commands)
     runs.add_command(commands)
+    serve.add_command(commands)
     return parser
 
 

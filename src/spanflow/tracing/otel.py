@@ -258,19 +258,18 @@ class OtelInstrumentation:
         (``resumed_from``) and, without explicit ids, continues its trace."""
         stored = _span_context(start.stored_trace)
         links = [Link(stored, {"spanflow.link": "resumed_from"})] if stored else []
+        # The span current where the run began (an HTTP request's, say): the parent, unless
+        # explicit ids or the stored run span win; then a link, so its trace leads to the run.
+        ambient = trace.get_current_span().get_span_context()
+        request = [Link(ambient, {"spanflow.link": "request"})] if ambient.is_valid else []
         if resolved.trace_id is not None:
             parent, requested = explicit_parent(resolved)
-            # The explicit parent wins; the span current where the run began (an HTTP
-            # request's, say) is kept as a link, so that trace still leads to the run.
-            ambient = trace.get_current_span().get_span_context()
-            if ambient.is_valid:
-                links.append(Link(ambient, {"spanflow.link": "request"}))
-            return parent, links, requested
+            return parent, links + request, requested
         if stored is not None:
             # A resume without explicit options continues the original trace, as a child of
             # the original run span (which may have ended in another process long ago).
             ctx = trace.set_span_in_context(NonRecordingSpan(stored), otel_context.Context())
-            return ctx, [], None
+            return ctx, request, None
         return None, [], None  # the ambient span, if any, or a new trace
 
     def _json(self, value: Any) -> str:

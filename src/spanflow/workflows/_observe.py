@@ -65,6 +65,7 @@ def observe(workflow: Workflow, run_id: str, offset: int = 0) -> WorkflowStream:
     )
     _FOLLOWING.add(task)
     task.add_done_callback(_FOLLOWING.discard)
+    out.producer = task
     return out
 
 

@@ -605,6 +605,20 @@ class Run:
         Of concurrent restarts exactly one wins. Raises `RunStateError` for a run that is not
         running or waiting.
         """
+        task = await self.begin_restart(
+            request_context=request_context, tracing_options=tracing_options
+        )
+        return await task
+
+    async def begin_restart(
+        self,
+        *,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+    ) -> asyncio.Task[WorkflowResult]:
+        """`restart` up to the claim: the run is claimed (or this raises, as `restart` does)
+        when it returns the task that executes it, which the caller may await or leave (the
+        HTTP server's fire-and-forget ``restart`` answers only once the claim is won)."""
         if self._task is not None and not self._task.done():
             raise RunStateError(f"run {self.run_id!r} is executing here; nothing to restart")
         await self._refresh()
@@ -638,7 +652,7 @@ class Run:
             workflow_metadata=self.workflow.metadata,
         )
         coro = self._execute(frame, None, start, None, fresh=False, trigger="restart")
-        return await self._spawn(coro, None, "restart")
+        return self._spawn(coro, None, "restart")
 
     def restart_sync(
         self,

@@ -10,6 +10,7 @@ event from the start.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
@@ -41,6 +42,9 @@ class WorkflowStream:
         """The run span's trace id (32 hex), once the run has started; ``None`` if untraced."""
         self.span_id: str | None = None
         """The run span's id (16 hex), once the run has started; ``None`` if untraced."""
+        self.producer: asyncio.Task[None] | None = None
+        """The task reading an observed run's event log (`Workflow.observe`); ``None`` for a
+        stream its run feeds."""
 
     # -- what consumers use ---------------------------------------------------------------
 
@@ -71,6 +75,16 @@ class WorkflowStream:
     def events(self) -> list[WorkflowEvent]:
         """Every event received so far (a copy)."""
         return self._buffer.items
+
+    async def aclose(self) -> None:
+        """Stop following: an observed stream stops reading the run's log (and ends with
+        `asyncio.CancelledError`); the run itself goes on either way. A stream its run feeds
+        is left as it is: nobody reading it costs the run nothing."""
+        producer = self.producer
+        if producer is not None and not producer.done():
+            producer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await producer
 
     # -- what the run uses ----------------------------------------------------------------
 
