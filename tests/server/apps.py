@@ -22,7 +22,7 @@ from spanflow.agents import Agent, ScriptedModel, ScriptedReply, ScriptedToolCal
 from spanflow.agents.models import ModelRequest, last_tool_results, last_user_text
 from spanflow.storage.base import Storage
 
-__all__ = ["CELSIUS", "Gates", "build_registry"]
+__all__ = ["CELSIUS", "Gate", "Gates", "approval_workflow", "build_registry", "weather_agent"]
 
 CELSIUS = 21
 

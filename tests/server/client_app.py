@@ -12,10 +12,11 @@ Three workflows and one agent, each there for a scenario of ``js/drive.mjs``:
 - ``weather``: an agent on a `ScriptedModel` that calls ``get_weather`` for the city the user
   names, then answers from the tool's result.
 
-`build_registry` gives each test a fresh registry, on its own in-memory store unless given
-one. ``app`` is the registry ``spanflow serve tests.server.client_app:app`` serves: on the
-store ``SPANFLOW_STORAGE_URL`` names (the cross-process test points it at the SQLite file of
-the in-test server), else in memory.
+``approval`` and ``weather`` are the server tests' own (`tests.server.apps`); the gates here
+are opened over HTTP rather than by the test. `build_registry` gives each test a fresh
+registry, on its own in-memory store unless given one. ``app`` is the registry ``spanflow
+serve tests.server.client_app:app`` serves: on the store ``SPANFLOW_STORAGE_URL`` names (the
+cross-process test points it at the SQLite file of the in-test server), else in memory.
 """
 
 from __future__ import annotations
@@ -24,37 +25,11 @@ import asyncio
 import os
 from typing import Any
 
-from pydantic import BaseModel
-
 from spanflow import Spanflow, StepContext, Workflow, create_step, create_workflow
-from spanflow.agents import Agent, ScriptedModel, ScriptedReply, ScriptedToolCall, tool
-from spanflow.agents.models import ModelRequest, last_tool_results, last_user_text
 from spanflow.storage import STORAGE_URL_ENV, MemoryStorage, Storage, storage_from_url
+from tests.server.apps import CELSIUS, Gate, approval_workflow, weather_agent
 
 __all__ = ["CELSIUS", "app", "build_registry"]
-
-CELSIUS = 21
-"""What ``get_weather`` says it is everywhere."""
-
-
-class Order(BaseModel):
-    """The ``approval`` workflow's input."""
-
-    order: str
-    amount: int
-
-
-class Approval(BaseModel):
-    """What a manager resumes ``approve`` with."""
-
-    approver: str
-
-
-class Gate(BaseModel):
-    """The input of ``gated`` and ``open-gate``: which gate to wait at or open."""
-
-    gate: str
-
 
 # Gates by name. Both workflows run on the server's one event loop, and every scenario uses a
 # gate name of its own (its run id), so one dict of events is all the coordination needed.
@@ -63,21 +38,6 @@ _gates: dict[str, asyncio.Event] = {}
 
 def _gate(name: str) -> asyncio.Event:
     return _gates.setdefault(name, asyncio.Event())
-
-
-async def _check(ctx: StepContext[Order]) -> Order:
-    return ctx.input_data
-
-
-async def _approve(ctx: StepContext[Order]) -> dict[str, Any]:
-    decision: Approval | None = ctx.resume_data
-    if decision is None:
-        ctx.suspend({"reason": "needs a manager", "amount": ctx.input_data.amount})
-    return {"order": ctx.input_data.order, "approver": decision.approver}
-
-
-async def _record(ctx: StepContext[dict[str, Any]]) -> dict[str, Any]:
-    return {**ctx.input_data, "recorded": True}
 
 
 async def _begin(ctx: StepContext[Gate]) -> Gate:
@@ -96,18 +56,6 @@ async def _end(ctx: StepContext[Gate]) -> dict[str, Any]:
 async def _open(ctx: StepContext[Gate]) -> dict[str, Any]:
     _gate(ctx.input_data.gate).set()
     return {"opened": ctx.input_data.gate}
-
-
-def _approval_workflow() -> Workflow:
-    return (
-        create_workflow(id="approval", description="Orders wait for a manager.", input_schema=Order)
-        .then(create_step(id="check", input_schema=Order, output_schema=Order, execute=_check))
-        .then(
-            create_step(id="approve", input_schema=Order, resume_schema=Approval, execute=_approve)
-        )
-        .then(create_step(id="record", execute=_record))
-        .commit()
-    )
 
 
 def _gated_workflow() -> Workflow:
@@ -132,38 +80,11 @@ def _open_gate_workflow() -> Workflow:
     )
 
 
-@tool
-async def get_weather(city: str) -> dict[str, Any]:
-    """The current weather of a city."""
-    return {"city": city, "celsius": CELSIUS}
-
-
-def _forecaster(request: ModelRequest) -> ScriptedReply:
-    """First ask for the weather of the city the user named, then answer from the result."""
-    city = last_user_text(request).rstrip("?").split()[-1]
-    results = last_tool_results(request)
-    if not results:
-        return ScriptedReply(tool_calls=[ScriptedToolCall("get_weather", {"city": city})])
-    return ScriptedReply(f"It is {CELSIUS} degrees in {city}.")
-
-
-def _weather_agent() -> Agent:
-    return Agent(
-        id="weather",
-        name="Weather",
-        description="Says what the weather is.",
-        instructions="Answer briefly.",
-        model=ScriptedModel(_forecaster),
-        tools=[get_weather],
-        max_steps=3,
-    )
-
-
 def build_registry(storage: Storage | None = None) -> Spanflow:
     """A fresh registry of the client test's workflows and agent (default: in memory)."""
     return Spanflow(
-        workflows=[_approval_workflow(), _gated_workflow(), _open_gate_workflow()],
-        agents=[_weather_agent()],
+        workflows=[approval_workflow(), _gated_workflow(), _open_gate_workflow()],
+        agents=[weather_agent()],
         storage=storage or MemoryStorage(),
     )
 
