@@ -150,7 +150,7 @@ async def test_a_trace_id_alone_on_resume_roots_the_resumed_run_there_with_a_lin
     assert len(continued.links) == 1
 
 
-async def test_a_resume_inside_a_web_request_still_continues_the_runs_trace(
+async def test_a_resume_inside_a_web_request_continues_the_runs_trace_and_links_the_request(
     span_capture: SpanCapture,
 ) -> None:
     started = await expense().create_run(run_id="run-1")
@@ -165,6 +165,7 @@ async def test_a_resume_inside_a_web_request_still_continues_the_runs_trace(
           workflow_step submit [INTERNAL] UNSET
           workflow_step approve [INTERNAL] UNSET
           invoke_workflow expense [INTERNAL] UNSET
+            ↔ link to POST /expenses/run-1/approve
             workflow_step approve [INTERNAL] UNSET
         POST /expenses/run-1/approve [INTERNAL] UNSET
     """)

@@ -33,8 +33,8 @@ import contextlib
 import inspect
 import logging
 import os
+import random
 import socket
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Literal
@@ -77,8 +77,9 @@ _HOST = socket.gethostname()
 
 
 def new_owner() -> str:
-    """An owner id for one execution: ``host:pid:random``."""
-    return f"{_HOST}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    """An owner id for one execution: ``host:pid:random`` (the random part from `random`, not
+    `os.urandom`: it tells executions apart, it guards nothing)."""
+    return f"{_HOST}:{os.getpid()}:{random.getrandbits(32):08x}"
 
 
 RunTrigger = Literal["start", "resume", "restart", "time_travel"]
@@ -119,7 +120,8 @@ class Execution:
     """Who claimed the run for this execution (`new_owner`)."""
     lease_until: float = 0.0
     """Until when the claim holds (as the store set it); renewed while the run executes."""
-    heartbeat: asyncio.Task[None] | None = field(default=None, init=False)
+    heartbeat: asyncio.TimerHandle | asyncio.Task[None] | None = field(default=None, init=False)
+    """The first beat's timer, then the task renewing the lease."""
     lost: bool = field(default=False, init=False)
     """The run was claimed by another process (this one's lease ran out): write no more."""
 
@@ -184,15 +186,21 @@ class Execution:
                 await self.log.close()
 
     def _start_heartbeat(self) -> None:
+        # A timer, not a task: most runs end before the first beat, and then cost one handle.
         if self.owner is not None:
+            beat = self.workflow.lease_seconds / 3
+            self.heartbeat = asyncio.get_running_loop().call_later(beat, self._beat)
+
+    def _stop_heartbeat(self) -> None:
+        heartbeat, self.heartbeat = self.heartbeat, None
+        if heartbeat is not None:  # the timer, or the task
+            heartbeat.cancel()
+
+    def _beat(self) -> None:
+        if self.owner is not None and self.heartbeat is not None:
             self.heartbeat = asyncio.get_running_loop().create_task(
                 self._renew_lease(self.owner), name=f"spanflow-lease-{self.run_id}"
             )
-
-    def _stop_heartbeat(self) -> None:
-        if self.heartbeat is not None:
-            self.heartbeat.cancel()
-            self.heartbeat = None
 
     async def _release_lease(self) -> None:
         """Let the lease run out now (best effort), so another process may take the run over
@@ -202,18 +210,17 @@ class Execution:
                 await self.workflow.storage.renew_lease(self.run_id, owner=self.owner, lease=0)
 
     async def _renew_lease(self, owner: str) -> None:
-        """Renew the lease every third of its length until the execution ends."""
+        """Renew the lease now and then every third of its length until the execution ends."""
         lease = self.workflow.lease_seconds
         storage = self.workflow.storage
         while True:
-            await asyncio.sleep(lease / 3)
             try:
                 renewed = await storage.renew_lease(self.run_id, owner=owner, lease=lease)
             except Exception as error:  # the store is away: try again at the next beat
                 lease_logger.warning(
                     "spanflow: could not renew the lease of run %s: %s", self.run_id, error
                 )
-                continue
+                renewed = self.lease_until
             if renewed is None:
                 lease_logger.warning(
                     "spanflow: run %s is no longer executed by %s (its lease ran out and "
@@ -223,6 +230,7 @@ class Execution:
                 )
                 return
             self.lease_until = renewed
+            await asyncio.sleep(lease / 3)
 
     async def _store_failure(self, error: Exception) -> None:
         """Store the run as failed with `error` (and a failed ``workflow-finish`` in its log);
