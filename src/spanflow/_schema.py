@@ -7,6 +7,7 @@ JSON dump. Validation errors become `InvalidInputError` messages that name the f
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -152,7 +153,7 @@ def check_storable(value: Any, *, what: str) -> None:
             problem, e.g. ``output of step 'load' cannot be stored: at 'rows[3].score': nan is
             not JSON``.
     """
-    if value is None or type(value) in (str, bool):
+    if _plain(value, 0):
         return
     try:
         _STRICT_JSON.encode(to_wire(value))
@@ -164,6 +165,27 @@ def check_storable(value: Any, *, what: str) -> None:
         where = "…" + where[-79:]
     at = f"at '{where}': " if where else ""
     raise InvalidInputError(f"{what} cannot be stored: {at}{problem}")
+
+
+def _plain(value: Any, depth: int) -> bool:
+    """Whether `value` is small plain JSON data, surely storable: the common case, told without
+    encoding it (anything else, models included, is encoded to find out)."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return True
+    if kind is int:
+        return bool(-_MAX_INT < value < _MAX_INT)
+    if kind is float:
+        return math.isfinite(value)
+    if depth >= 8:  # deep (or cyclic): the encoder decides
+        return False
+    if kind is dict:
+        return len(value) <= 64 and all(
+            type(key) is str and _plain(item, depth + 1) for key, item in value.items()
+        )
+    if kind is list or kind is tuple:
+        return len(value) <= 64 and all(_plain(item, depth + 1) for item in value)
+    return False
 
 
 def _first_problem(value: Any, path: str, seen: set[int], depth: int) -> tuple[str, str] | None:

@@ -214,7 +214,7 @@ class SqliteStorage:
             return cast(float, found[0]) if found else now
 
         def save(connection: sqlite3.Connection) -> float:
-            if not texts and if_owner is None:  # one statement: a transaction of its own
+            if not texts:  # one statement (conditional or not): a transaction of its own
                 return write(connection)
             with _transaction(connection, "BEGIN IMMEDIATE"):
                 return write(connection)
