@@ -100,11 +100,11 @@ _UPSERT = (
 _UPSERT_IF_OWNER = _UPSERT + f" WHERE {RUNS_TABLE}.owner IS ?"
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
 _OTHER_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 5"
-_APPEND_EVENT = (
-    f"INSERT INTO {EVENTS_TABLE} (run_id, seq, event, created_at) "
-    f"SELECT ?, coalesce((SELECT max(seq) + 1 FROM {EVENTS_TABLE} WHERE run_id = ?), 0), ?, ? "
+_NEXT_SEQ = (
+    f"SELECT coalesce((SELECT max(seq) + 1 FROM {EVENTS_TABLE} WHERE run_id = ?), 0) "
     f"WHERE EXISTS (SELECT 1 FROM {RUNS_TABLE} WHERE run_id = ?)"
 )
+_INSERT_EVENT = f"INSERT INTO {EVENTS_TABLE} (run_id, seq, event, created_at) VALUES (?, ?, ?, ?)"
 _EVENTS_FROM = f"SELECT seq, event FROM {EVENTS_TABLE} WHERE run_id = ? AND seq >= ? ORDER BY seq"
 _LAST_EVENT = f"SELECT max(seq) FROM {EVENTS_TABLE} WHERE run_id = ?"
 
@@ -570,9 +570,16 @@ class SqliteStorage:
 
 
 def _append(connection: sqlite3.Connection, run_id: str, texts: list[str], now: float) -> None:
-    # Inside the caller's transaction: each event numbered on from the log's last one.
-    for text in texts:
-        connection.execute(_APPEND_EVENT, (run_id, run_id, text, now, run_id))
+    # Inside the caller's transaction: the events numbered on from the log's last one, for a
+    # run that is stored (nothing otherwise).
+    if not texts:
+        return
+    found = connection.execute(_NEXT_SEQ, (run_id, run_id)).fetchone()
+    if found is None:
+        return
+    first = found[0]
+    rows = [(run_id, first + n, text, now) for n, text in enumerate(texts)]
+    connection.executemany(_INSERT_EVENT, rows)
 
 
 def _delete_events(connection: sqlite3.Connection, run_id: str) -> None:
