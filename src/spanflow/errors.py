@@ -8,6 +8,7 @@ around ``ctx.suspend(...)`` cannot swallow them, and nothing records them as fai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -106,3 +107,11 @@ class StoredError(Exception):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+    @classmethod
+    def from_wire(cls, data: object) -> StoredError | None:
+        """The error of a wire dict ``{name, message, stack?}`` (a snapshot's, an event's);
+        ``None`` when `data` is not one."""
+        if not isinstance(data, Mapping):
+            return None
+        return cls(str(data.get("name", "Error")), str(data.get("message", "")), data.get("stack"))

@@ -53,7 +53,7 @@ from spanflow.server.descriptions import (
 from spanflow.server.errors import LOGGER, ApiError
 from spanflow.server.live import LiveRuns
 from spanflow.server.streaming import EventStreamResponse, StreamSlots, workflow_records
-from spanflow.storage.base import EXECUTING_STATUSES, StoredRun
+from spanflow.storage.base import ENDED_STATUSES, EXECUTING_STATUSES, StoredRun
 from spanflow.tracing.http import traceparent_header
 from spanflow.workflows import read_run_snapshot
 from spanflow.workflows.events import WorkflowEvent
@@ -360,10 +360,6 @@ class WorkflowRoutes:
         return EventStreamResponse(
             workflow_records(first, events), media_type=_RECORDS, headers=headers, slots=self.slots
         )
-
-
-ENDED_STATUSES = ("success", "failed", "canceled", "tripwire")
-"""Statuses of a run that is over: cancelling it is a 409."""
 
 
 def _page_size(query: Mapping[str, str], name: str) -> int | None:

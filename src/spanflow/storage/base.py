@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Literal, Protocol, get_args, runtime_checkable
 
 __all__ = [
+    "ENDED_STATUSES",
     "EXECUTING_STATUSES",
     "IDLE_STATUSES",
     "DamagedRun",
@@ -30,6 +31,7 @@ __all__ = [
     "Storage",
     "StoredRun",
     "WireEvent",
+    "unrenderable_event",
     "wire_of",
 ]
 
@@ -41,6 +43,8 @@ RunStatus = Literal[
 EXECUTING_STATUSES: tuple[RunStatus, ...] = ("running", "waiting")
 """Statuses of a run that a process is executing (a waiting run sleeps inside its execution):
 such a run is not deleted, and only a run left in one by a dead process is restarted."""
+ENDED_STATUSES: tuple[RunStatus, ...] = ("success", "failed", "canceled", "tripwire")
+"""Statuses of a run that is over: it will not execute again (short of a time travel)."""
 IDLE_STATUSES: tuple[RunStatus, ...] = tuple(
     status for status in get_args(RunStatus) if status not in EXECUTING_STATUSES
 )
@@ -87,12 +91,23 @@ def wire_of(entry: EventEntry) -> dict[str, Any]:
     try:
         return entry.to_dict()
     except Exception as error:
-        return {
-            "type": str(getattr(entry, "type", "")),
-            "runId": str(getattr(entry, "run_id", "")),
-            "from": str(getattr(entry, "from_", "WORKFLOW")),
-            "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
-        }
+        return unrenderable_event(
+            getattr(entry, "type", ""),
+            getattr(entry, "run_id", ""),
+            getattr(entry, "from_", "WORKFLOW"),
+            error,
+        )
+
+
+def unrenderable_event(kind: Any, run_id: Any, source: Any, error: BaseException) -> dict[str, Any]:
+    """What the log keeps of an event whose payload cannot be rendered or stored: its type,
+    run and source, and in place of the payload what went wrong."""
+    return {
+        "type": str(kind),
+        "runId": str(run_id),
+        "from": str(source),
+        "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,7 @@ from spanflow.storage._checks import (
 )
 from spanflow.storage._events import Waiters, check_event_range
 from spanflow.storage.base import (
+    ENDED_STATUSES,
     EXECUTING_STATUSES,
     EventEntry,
     LoggedEvent,
@@ -56,7 +57,7 @@ from spanflow.storage.base import (
 __all__ = ["MemoryStorage"]
 
 
-_FINISHED: frozenset[str] = frozenset({"success", "failed", "canceled", "tripwire"})
+_FINISHED: frozenset[str] = frozenset(ENDED_STATUSES)
 
 
 class MemoryStorage:

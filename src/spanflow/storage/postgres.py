@@ -173,8 +173,9 @@ class PostgresStorage:
         self._runs = f'"{schema}".{RUNS_TABLE}'
         self._events = f'"{schema}".{EVENTS_TABLE}'
         self.event_log = event_log
-        self._has_events_table = True
-        """False for a read-only store on a schema older than the event log (version 3)."""
+        self._has_v3 = True
+        """False for a read-only store on a schema older than version 3 (no event log, no
+        lease columns yet)."""
         self._waiters = Waiters()
         self._listener: asyncio.Task[None] | None = None
         self._pool: AsyncConnectionPool[Connection] | None = None
@@ -269,7 +270,7 @@ class PostgresStorage:
     ) -> list[LoggedEvent]:
         """The run's logged events from `offset` on, in order."""
         check_event_range(offset, limit)
-        if not self._has_events_table:
+        if not self._has_v3:
             return []
 
         async def read() -> list[Any]:
@@ -292,7 +293,7 @@ class PostgresStorage:
         await self._listen()
 
         async def ready() -> bool:
-            if not self._has_events_table:
+            if not self._has_v3:
                 return False
             async with self._connection() as connection:
                 cursor = await connection.execute(
@@ -488,7 +489,7 @@ class PostgresStorage:
         # Inside the caller's transaction: the events numbered on from the log's last one (a
         # concurrent writer of the same run would collide on the key and fail), and a NOTIFY
         # that PostgreSQL delivers once they are committed.
-        if not self._has_events_table:
+        if not self._has_v3:
             raise StorageError(f"{self._where_schema()} has no event log table (schema < 3)")
         await connection.execute(
             f"INSERT INTO {self._events} (run_id, seq, event, created_at) "
@@ -504,7 +505,7 @@ class PostgresStorage:
         await connection.execute("SELECT pg_notify(%s, %s)", (_CHANNEL, payload))
 
     async def _delete_events(self, connection: Connection, run_id: str) -> None:
-        if self._has_events_table:
+        if self._has_v3:
             await connection.execute(f"DELETE FROM {self._events} WHERE run_id = %s", (run_id,))
 
     async def _listen(self) -> None:
@@ -643,7 +644,7 @@ class PostgresStorage:
         # A read-only store reads an older schema as it is (it may not upgrade it).
         found, _ = await self._inspect(connection)
         version = installed_version(found, where=self._where_schema())
-        self._has_events_table = version >= 3
+        self._has_v3 = version >= 3
         if version == 0:
             raise StorageError(
                 f"{self._where_schema()} holds no spanflow tables; it was opened read-only "
@@ -677,7 +678,7 @@ class PostgresStorage:
 
     @property
     def _columns(self) -> str:
-        return _COLUMNS if self._has_events_table else _OLD_COLUMNS
+        return _COLUMNS if self._has_v3 else _OLD_COLUMNS
 
     def _stored_run(self, row: tuple[Any, ...]) -> StoredRun:
         run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at = row[:7]

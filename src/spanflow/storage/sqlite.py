@@ -143,7 +143,7 @@ class SqliteStorage:
             raise ValueError("a read-only SqliteStorage needs a file, not ':memory:'")
         self._read_only = read_only
         self.event_log = event_log
-        self._has_events_table = True
+        self._has_v3 = True
         """False for a read-only store on a database older than version 3 (no event log, no
         lease columns yet)."""
         self._waiters = Waiters()
@@ -247,7 +247,7 @@ class SqliteStorage:
         values = (run_id, offset) if limit is None else (run_id, offset, limit)
 
         def read(connection: sqlite3.Connection) -> list[tuple[int, str]]:
-            if not self._has_events_table:
+            if not self._has_v3:
                 return []
             return connection.execute(sql, values).fetchall()
 
@@ -260,7 +260,7 @@ class SqliteStorage:
         check_event_range(offset, None)
 
         def last(connection: sqlite3.Connection) -> int:
-            if not self._has_events_table:
+            if not self._has_v3:
                 return -1
             found = connection.execute(_LAST_EVENT, (run_id,)).fetchone()
             return -1 if found is None or found[0] is None else int(found[0])
@@ -514,7 +514,7 @@ class SqliteStorage:
     def _check_tables(self, connection: sqlite3.Connection) -> None:
         # A read-only store reads an older schema as it is (it may not upgrade it).
         version = installed_version(_inspect(connection), where=self._path)
-        self._has_events_table = version >= 3
+        self._has_v3 = version >= 3
         if version == 0:
             others = [name for (name,) in connection.execute(_OTHER_TABLES)]
             holds = f"its tables: {', '.join(others)}" if others else "it has no tables"
@@ -530,7 +530,7 @@ class SqliteStorage:
 
     @property
     def _columns(self) -> str:
-        return _COLUMNS if self._has_events_table else _OLD_COLUMNS
+        return _COLUMNS if self._has_v3 else _OLD_COLUMNS
 
     @property
     def _select(self) -> str:

@@ -29,7 +29,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from spanflow.errors import StorageError
-from spanflow.storage.base import EventEntry, Storage, StoredRun, wire_of
+from spanflow.storage.base import EventEntry, Storage, StoredRun, unrenderable_event, wire_of
 from spanflow.workflows.events import WorkflowEvent
 
 __all__ = ["EventLog"]
@@ -163,11 +163,6 @@ def _storable(events: list[EventEntry]) -> list[EventEntry]:
         except (TypeError, ValueError, RecursionError) as error:
             replaced = True
             out.append(
-                {
-                    "type": str(wire.get("type")),
-                    "runId": str(wire.get("runId")),
-                    "from": str(wire.get("from")),
-                    "payload": {"unrenderable": f"{type(error).__name__}: {error}"},
-                }
+                unrenderable_event(wire.get("type"), wire.get("runId"), wire.get("from"), error)
             )
     return out if replaced else events

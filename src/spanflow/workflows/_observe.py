@@ -15,7 +15,7 @@ import asyncio
 from typing import TYPE_CHECKING, cast
 
 from spanflow.errors import RunNotFoundError, RunStateError, StorageError, StoredError
-from spanflow.storage.base import EXECUTING_STATUSES, Storage, StoredRun
+from spanflow.storage.base import ENDED_STATUSES, EXECUTING_STATUSES, Storage, StoredRun
 from spanflow.workflows._snapshot import load_steps, read_run_snapshot, stored_value
 from spanflow.workflows.events import WorkflowEvent
 from spanflow.workflows.results import WorkflowResult, WorkflowStatus
@@ -86,7 +86,7 @@ async def _follow(
                     f"not {workflow.id!r}"
                 )
             watched.status = stored.status
-            if stored.status != "pending" and stored.status not in EXECUTING_STATUSES:
+            if stored.status == "suspended" or stored.status in ENDED_STATUSES:
                 await _replay(storage, run_id, seq, out)
                 out.finish(stored_result(workflow, stored))
                 return
@@ -109,7 +109,6 @@ def stored_result(workflow: Workflow, stored: StoredRun) -> WorkflowResult:
     """The `WorkflowResult` of a run stored as suspended or ended."""
     snapshot = read_run_snapshot(stored)
     frame = snapshot.frame
-    error = snapshot.error
     trace = snapshot.trace
     status = stored.status
     if status in ("pending", *EXECUTING_STATUSES):
@@ -120,13 +119,7 @@ def stored_result(workflow: Workflow, stored: StoredRun) -> WorkflowResult:
         steps=load_steps(workflow, frame),
         input=stored_value(workflow._input, frame.input),
         result=stored_value(workflow._output, snapshot.result) if status == "success" else None,
-        error=(
-            StoredError(
-                str(error.get("name", "Error")), str(error.get("message", "")), error.get("stack")
-            )
-            if error is not None
-            else None
-        ),
+        error=StoredError.from_wire(snapshot.error),
         suspended=[list(path) for path in snapshot.suspended],
         suspend_payload=dict(snapshot.suspend_payload),
         state=stored_value(workflow._state, frame.state),

@@ -300,16 +300,11 @@ def _first_error(error: ValidationError) -> str:
 def load_step_result(data: StepWire) -> StepResult:
     """A `StepResult` from its wire form, its values as stored (JSON); `load_steps` gives the
     results of a frame their types back."""
-    error = data.get("error")
     return StepResult(
         status=data["status"],
         payload=data.get("payload"),
         output=data.get("output"),
-        error=(
-            StoredError(error.get("name", "Error"), error.get("message", ""), error.get("stack"))
-            if isinstance(error, dict)
-            else None
-        ),
+        error=StoredError.from_wire(data.get("error")),
         suspend_payload=data.get("suspendPayload"),
         resume_payload=data.get("resumePayload"),
         started_at=data.get("startedAt"),

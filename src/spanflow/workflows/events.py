@@ -307,14 +307,6 @@ class WorkflowEvent:
         }
 
 
-def _error(value: Any) -> StoredError | None:
-    if not isinstance(value, Mapping):
-        return None
-    return StoredError(
-        str(value.get("name", "Error")), str(value.get("message", "")), value.get("stack")
-    )
-
-
 def _step_start(p: Mapping[str, Any]) -> StepStartPayload:
     return StepStartPayload(
         p["id"],
@@ -337,7 +329,7 @@ def _step_result(p: Mapping[str, Any]) -> StepResultPayload:
         p.get("startedAt"),
         p.get("endedAt", 0),
         p.get("output"),
-        _error(p.get("error")),
+        StoredError.from_wire(p.get("error")),
         p.get("resumePayload"),
         p.get("resumedAt"),
     )
@@ -375,7 +367,7 @@ def _finish(p: Mapping[str, Any]) -> WorkflowFinishPayload:
         Usage.from_dict(dict(usage)) if isinstance(usage, Mapping) else Usage(),
         dict(p.get("metadata") or {}),
         p.get("finalWorkflowResult"),
-        _error(p.get("error")),
+        StoredError.from_wire(p.get("error")),
     )
 
 

@@ -28,7 +28,7 @@ from spanflow.errors import (
     RunStateError,
     StorageError,
 )
-from spanflow.storage.base import EXECUTING_STATUSES, RunStatus, StoredRun
+from spanflow.storage.base import ENDED_STATUSES, EXECUTING_STATUSES, RunStatus, StoredRun
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
 from spanflow.tracing.options import TracingOptions, resolve_tracing_options
 from spanflow.usage import Usage
@@ -63,8 +63,7 @@ __all__ = ["Run"]
 _NEVER_STARTED: tuple[RunStatus, ...] = ("pending",)
 _RESUMABLE: tuple[RunStatus, ...] = ("suspended",)
 _RESTARTABLE = EXECUTING_STATUSES
-_ENDED: tuple[RunStatus, ...] = ("success", "failed", "canceled", "tripwire")
-_TIME_TRAVELLABLE: tuple[RunStatus, ...] = ("pending", "suspended", *_ENDED)
+_TIME_TRAVELLABLE: tuple[RunStatus, ...] = ("pending", "suspended", *ENDED_STATUSES)
 """A time travel replaces what the run did; only a run nobody is executing can have it."""
 
 
@@ -565,7 +564,7 @@ class Run:
             return
         await self._refresh()
         stored = self._stored
-        if stored.status in _ENDED:
+        if stored.status in ENDED_STATUSES:
             return
         # Read before claiming: a snapshot this spanflow cannot read (a newer version, damaged)
         # must leave the run exactly as it was, not a canceled row whose snapshot says otherwise.
