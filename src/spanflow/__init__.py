@@ -9,6 +9,7 @@ stored (memory, SQLite, PostgreSQL) so a suspended run can be resumed by another
 from spanflow.context import RequestContext
 from spanflow.errors import (
     InvalidInputError,
+    JobError,
     NonRetryableError,
     RunClaimError,
     RunNotFoundError,
@@ -49,6 +50,7 @@ from spanflow.workflows import (
     create_workflow,
     step,
 )
+from spanflow.workflows.executor import Executor, LocalExecutor, RunJob
 
 __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # Building
@@ -69,8 +71,11 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "Usage",
     "WorkflowResult",
     "WorkflowStream",
-    # Registry and tracing
+    # Registry, executors and tracing
     "Spanflow",
+    "Executor",
+    "LocalExecutor",
+    "RunJob",
     "TracingConfig",
     "TracingOptions",
     # Events
@@ -87,6 +92,7 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "WorkflowStartPayload",
     # Errors
     "InvalidInputError",
+    "JobError",
     "NonRetryableError",
     "NotRegisteredError",
     "RunClaimError",

@@ -15,6 +15,7 @@ __all__ = [
     "BailSignal",
     "ControlFlowSignal",
     "InvalidInputError",
+    "JobError",
     "NonRetryableError",
     "RunClaimError",
     "RunNotFoundError",
@@ -58,6 +59,11 @@ class RunNotFoundError(SpanflowError, LookupError):
 
 class RunClaimError(RunStateError):
     """Another process claimed the run first (two concurrent resumers: only one wins)."""
+
+
+class JobError(SpanflowError):
+    """A queued execution that no worker could carry out (its workflow is not registered
+    there, its job does not decode, its stored input no longer fits): the run fails with it."""
 
 
 class StepNotFoundError(SpanflowError, LookupError):

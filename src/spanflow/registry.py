@@ -39,6 +39,7 @@ from spanflow.storage.base import (
 )
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.otel import OtelInstrumentation
+from spanflow.workflows.executor import Executor, LocalExecutor
 from spanflow.workflows.workflow import Workflow
 
 __all__ = ["NotRegisteredError", "Spanflow", "StorageConflictError"]
@@ -64,6 +65,9 @@ class Spanflow:
             variable, else an SQLite file ``spanflow.db`` in the working directory (created on
             first use).
         tracing: Deployment-wide tracing settings (default: `TracingConfig()`).
+        executor: Where runs execute (`spanflow.workflows.executor`): `LocalExecutor` (the
+            default) in the process that starts them; `spanflow.queue.QueueExecutor` on
+            workers taking jobs from a queue (``spanflow worker module:app``).
     """
 
     def __init__(
@@ -73,8 +77,14 @@ class Spanflow:
         agents: Iterable[Any] = (),
         storage: Storage | None = None,
         tracing: TracingConfig | None = None,
+        executor: Executor | None = None,
     ) -> None:
         workflows = list(workflows)
+        if executor is not None and not isinstance(executor, Executor):
+            raise WorkflowDefinitionError(
+                f"executor must be an Executor (LocalExecutor, QueueExecutor), got {executor!r}"
+            )
+        self.executor: Executor = executor or LocalExecutor()
         self.storage: Storage
         self.storage, self._storage_source = _registry_storage(storage, workflows)
         self.tracing: TracingConfig = tracing or TracingConfig()
@@ -113,6 +123,9 @@ class Spanflow:
                 "workflow's own so that it uses the registry's"
             )
         workflow.instrumentation = self.instrumentation
+        workflow.executor = self.executor
+        if isinstance(self.executor, LocalExecutor):
+            self.executor.serve(workflow)
         self._workflows[workflow.id] = workflow
         return workflow
 
@@ -194,13 +207,14 @@ class Spanflow:
         """Delete a stored run (Mastra's ``DELETE /workflows/:workflowId/runs/:runId``).
 
         The rule: a run whose status is ``running`` or ``waiting`` is being executed (by this
-        process or another; a waiting run sleeps inside its execution) and is refused with
-        `RunStateError`: cancel it first. A pending, suspended or finished run is deleted. The
-        store checks the status again atomically with the delete, so a pending run that a
-        process starts at that moment is either deleted first (its start then finds no run)
-        or refused. ``force=True`` deletes whatever the status, for a run left ``running`` by
-        a process that died; it removes the stored run only, and a run that is in fact still
-        executing stores itself again with its next snapshot.
+        process or another; a waiting run sleeps inside its execution), and a ``queued`` one
+        is about to be, so both are refused with `RunStateError`: cancel it first. A pending,
+        suspended or finished run is deleted. The store checks the status again atomically with
+        the delete, so a pending run that a process starts at that moment is either deleted
+        first (its start then finds no run) or refused. ``force=True`` deletes whatever the
+        status, for a run left ``running`` by a process that died; it removes the stored run
+        only, and a run that is in fact still executing stores itself again with its next
+        snapshot.
 
         Args:
             run_id: The run to delete.
@@ -223,11 +237,16 @@ class Spanflow:
             return False
         if force:
             return await self.storage.delete_run(run_id)
-        if stored.status in EXECUTING_STATUSES:
+        if stored.status in EXECUTING_STATUSES or stored.status == "queued":
+            doing = (
+                "it waits in the queue for a worker"
+                if stored.status == "queued"
+                else "a process (this one or another) is executing it"
+            )
             raise RunStateError(
                 f"cannot delete run {run_id!r} of workflow {stored.workflow_id!r}: its status "
-                f"is {stored.status!r}, so a process (this one or another) is executing it; "
-                "cancel it first, or pass force=True if that process is gone"
+                f"is {stored.status!r}, so {doing}; cancel it first, or pass force=True if "
+                "that process is gone"
             )
         # Checked again in the store, atomically with the delete: a run that started since
         # it was read above is refused there (RunStateError naming its new status).
@@ -243,8 +262,15 @@ class Spanflow:
         counts = await self.storage.count_runs()
         return {workflow_id: counts.get(workflow_id, {}) for workflow_id in self._workflows}
 
+    async def run_worker(self, *, concurrency: int = 20) -> None:
+        """Take jobs from this registry's queue and execute them here, up to `concurrency` runs
+        at once, until stopped (``spanflow worker module:app`` runs this). Needs a queued
+        executor (`spanflow.queue.QueueExecutor`)."""
+        await self.executor.run_worker(self, concurrency=concurrency)
+
     async def close(self) -> None:
-        """Close the store."""
+        """Close the executor and the store."""
+        await self.executor.close()
         await self.storage.close()
 
 

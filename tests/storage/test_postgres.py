@@ -16,6 +16,7 @@ from spanflow.storage import PostgresStorage, StoredRun
 
 from .conftest import StoreSpec
 from .schema_v1 import postgres_v1
+from .schema_v3 import postgres_v3
 
 __all__: list[str] = []
 
@@ -274,3 +275,94 @@ async def test_a_read_only_store_on_a_schema_without_spanflow_tables_creates_non
     await store.close()
 
     assert await _indexes(postgres_spec) == []
+
+
+async def _make_v3(spec: StoreSpec) -> None:
+    """A schema at version 3 (event log and leases, no cancel flag), holding run ``old-run``
+    executing under a lease that ran out, with one logged event."""
+    assert spec.schema is not None
+    await _sql(
+        spec,
+        *postgres_v3(spec.schema),
+        "INSERT INTO spanflow_runs VALUES ('old-run', 'onboarding', 'user-7', 'running', "
+        "'{\"steps\": {}}', 10.5, 11.5, 'host:1:a', 99.0)",
+        "INSERT INTO spanflow_events VALUES ('old-run', 0, '{\"type\": \"start\"}', 10.5)",
+    )
+
+
+async def _columns(spec: StoreSpec) -> list[tuple[str, str, str | None]]:
+    """The columns of the spec's runs table: name, type and default."""
+    assert spec.dsn is not None
+    async with await psycopg.AsyncConnection.connect(spec.dsn, autocommit=True) as connection:
+        cursor = await connection.execute(
+            "SELECT column_name, data_type, column_default FROM information_schema.columns "
+            "WHERE table_schema = %s AND table_name = 'spanflow_runs' ORDER BY ordinal_position",
+            (spec.schema,),
+        )
+        return await cursor.fetchall()
+
+
+@pytest.mark.postgres
+async def test_a_version_3_schema_is_upgraded_to_4_keeping_its_runs_and_logs(
+    postgres_spec: StoreSpec, postgres_dsn: str
+) -> None:
+    await _make_v3(postgres_spec)
+    fresh = StoreSpec("postgres", dsn=postgres_dsn, schema=f"{postgres_spec.schema}_new")
+
+    store, other = postgres_spec.open(), fresh.open()
+    try:
+        stored = await store.get_run("old-run")
+        events = await store.read_events("old-run")
+        stalled = await store.stalled_runs()
+        requested = await store.request_cancel("old-run")
+        await other.open()
+    finally:
+        await store.close()
+        await other.close()
+
+    assert stored == StoredRun(
+        "old-run",
+        "onboarding",
+        "running",
+        {"steps": {}},
+        "user-7",
+        10.5,
+        11.5,
+        owner="host:1:a",
+        lease_until=99.0,
+        cancel_requested=False,
+    )
+    assert [event.event for event in events] == [{"type": "start"}]
+    assert [run.run_id for run in stalled] == ["old-run"]
+    assert requested is not None
+    assert requested.cancel_requested
+    assert await _columns(postgres_spec) == await _columns(fresh)
+    assert ("cancel_requested", "boolean", "false") in await _columns(fresh)
+    assert await _indexes(postgres_spec) == await _indexes(fresh)
+
+
+@pytest.mark.postgres
+async def test_a_read_only_store_reads_a_version_3_schema_without_a_cancel_flag(
+    postgres_spec: StoreSpec,
+) -> None:
+    await _make_v3(postgres_spec)
+    before = await _columns(postgres_spec)
+
+    store = postgres_spec.open(read_only=True)
+    try:
+        stored = await store.get_run("old-run")
+        page = await store.list_runs()
+        stalled = await store.stalled_runs(workflow_ids=["onboarding"])
+        with pytest.raises(
+            StorageError,
+            match=r"schema version 3, which has no cancel_requested column.*opened read-only",
+        ):
+            await store.request_cancel("old-run")
+    finally:
+        await store.close()
+
+    assert stored is not None
+    assert (stored.owner, stored.cancel_requested) == ("host:1:a", False)
+    assert [run.cancel_requested for run in page.runs] == [False]
+    assert [run.run_id for run in stalled] == ["old-run"]
+    assert await _columns(postgres_spec) == before

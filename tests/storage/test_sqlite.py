@@ -11,6 +11,7 @@ from spanflow.errors import RunClaimError, StorageError
 from spanflow.storage import SqliteStorage, StoredRun
 
 from .schema_v1 import sqlite_v1
+from .schema_v3 import sqlite_v3
 
 __all__: list[str] = []
 
@@ -82,7 +83,7 @@ async def test_a_new_file_gets_the_tables_and_write_ahead_logging(tmp_path: Path
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         version = connection.execute("SELECT value FROM spanflow_meta").fetchall()
-        assert version == [("3",)]
+        assert version == [("4",)]
     finally:
         connection.close()
 
@@ -222,7 +223,7 @@ async def test_a_version_1_file_is_upgraded_in_place_keeping_its_runs(tmp_path: 
         updated_at=11.5,
     )
     assert counts == {"onboarding": {"suspended": 1}}
-    assert _query(path, "SELECT value FROM spanflow_meta") == [("3",)]
+    assert _query(path, "SELECT value FROM spanflow_meta") == [("4",)]
     assert "spanflow_events" in _tables(path)
 
 
@@ -303,3 +304,66 @@ async def test_listing_by_workflow_status_and_dates_walks_only_the_matching_runs
         "SEARCH spanflow_runs USING INDEX spanflow_runs_by_workflow_status "
         "(workflow_id=? AND status=? AND created_at>? AND created_at<?)"
     ]
+
+
+def _make_v3(path: Path) -> None:
+    """A database at version 3 (event log and leases, no cancel flag), holding run
+    ``old-run`` executing under a lease, with one logged event."""
+    _sql(
+        path,
+        *sqlite_v3(),
+        "INSERT INTO spanflow_runs VALUES ('old-run', 'onboarding', 'user-7', 'running', "
+        "'{\"steps\": {}}', 10.5, 11.5, 'host:1:a', 99.0)",
+        "INSERT INTO spanflow_events VALUES ('old-run', 0, '{\"type\": \"workflow-start\"}', 10.5)",
+    )
+
+
+async def test_a_version_3_file_is_upgraded_to_4_keeping_its_runs_and_logs(
+    tmp_path: Path,
+) -> None:
+    path, new = tmp_path / "runs.db", tmp_path / "new.db"
+    _make_v3(path)
+
+    async with SqliteStorage(path) as store, SqliteStorage(new):
+        stored = await store.get_run("old-run")
+        events = await store.read_events("old-run")
+        requested = await store.request_cancel("old-run")
+
+    assert stored == StoredRun(
+        "old-run",
+        "onboarding",
+        "running",
+        {"steps": {}},
+        "user-7",
+        created_at=10.5,
+        updated_at=11.5,
+        owner="host:1:a",
+        lease_until=99.0,
+        cancel_requested=False,
+    )
+    assert [event.event for event in events] == [{"type": "workflow-start"}]
+    assert requested is not None
+    assert requested.cancel_requested
+    assert _query(path, "SELECT value FROM spanflow_meta") == [("4",)]
+    assert _schema(path) == _schema(new)
+
+
+async def test_an_upgrade_from_version_3_that_fails_leaves_the_file_as_it_was(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "runs.db"
+    _make_v3(path)
+    before = _schema(path)
+    _sql(
+        path,
+        "CREATE TRIGGER no_upgrades BEFORE UPDATE ON spanflow_meta "
+        "BEGIN SELECT RAISE(ABORT, 'no upgrades today'); END",
+    )
+
+    with pytest.raises(StorageError, match="no upgrades today"):
+        async with SqliteStorage(path):
+            pass
+
+    assert _query(path, "SELECT value FROM spanflow_meta") == [("3",)]
+    assert _query(path, "SELECT run_id, status FROM spanflow_runs") == [("old-run", "running")]
+    assert [row for row in _schema(path) if row[1] != "no_upgrades"] == before

@@ -24,7 +24,15 @@ from spanflow import (
     create_workflow,
 )
 from spanflow.tracing.context import StoredTraceContext
-from spanflow.tracing.instrumentation import RecordableEvent, RunStart, Scope, StepTracing
+from spanflow.tracing.instrumentation import (
+    JobPublish,
+    Publication,
+    QuietPublication,
+    RecordableEvent,
+    RunStart,
+    Scope,
+    StepTracing,
+)
 
 from .support import fn_step
 
@@ -104,6 +112,9 @@ class RecordingInstrumentation:
 
     def start_run(self, start: RunStart) -> Scope:
         return RecordingScope(f"run {start.workflow_id}", self.scopes)
+
+    def publish_job(self, publish: JobPublish) -> Publication:
+        return QuietPublication()
 
     def unbalanced(self) -> list[tuple[str, list[str]]]:
         """Scopes not ended exactly once, or left entered."""

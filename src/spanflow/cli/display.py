@@ -98,6 +98,7 @@ ASCII_GLYPHS = Glyphs(">", "~", ">", "+", "x", "||", "...", "|", "||", "?", "...
 _ASCII_TREE = str.maketrans({"├": "|", "└": "`", "│": "|", "─": "-", "µ": "u", "…": "~"})
 
 _STATUS_STYLE = {
+    "queued": "cyan",
     "success": "green",
     "failed": "red",
     "suspended": "yellow",

@@ -1,8 +1,9 @@
 """The ``spanflow`` command: argument parsing and the error contract every subcommand shares.
 
 Commands: ``demo`` (the order-fulfilment example, streamed live, then its span tree), ``run``
-(any workflow, as ``module:attribute``), ``runs list | show | resume`` (stored runs), and
-``serve`` (a registry over HTTP, in Mastra's wire format).
+(any workflow, as ``module:attribute``), ``runs list | show | resume`` (stored runs),
+``serve`` (a registry over HTTP, in Mastra's wire format), ``worker`` (a registry's queued
+runs, executed from its job queue) and ``db migrate`` (create or upgrade the tables).
 
 ``main(argv)`` returns the exit code instead of exiting, so tests call it directly. Any error a
 user can cause (an unknown command, a bad option, bad JSON, a module that does not import, an
@@ -25,7 +26,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import NoReturn
 
-from spanflow.cli import demo, run, runs, serve
+from spanflow.cli import db, demo, run, runs, serve, worker
 from spanflow.cli.errors import UsageError
 from spanflow.cli.logs import command_logging
 from spanflow.errors import SpanflowError
@@ -98,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_command(commands)
     runs.add_command(commands)
     serve.add_command(commands)
+    worker.add_command(commands)
+    db.add_command(commands)
     return parser
 
 

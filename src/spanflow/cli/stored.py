@@ -25,6 +25,7 @@ __all__ = ["format_time", "print_run", "print_runs", "runs_table"]
 
 _COLUMNS = ("RUN ID", "WORKFLOW", "STATUS", "RESOURCE", "CREATED", "UPDATED")
 _STATUS_STYLE = {
+    "queued": "cyan",
     "success": "green",
     "failed": "red",
     "suspended": "yellow",

@@ -436,9 +436,12 @@ def _check_startable(run: Run, base: str) -> None:
             f"run {run.run_id!r} is suspended: continue it with POST {base}/resume-stream?runId="
             f"{run.run_id}, or read its events with POST {base}/observe?runId={run.run_id}"
         )
-    elif status in EXECUTING_STATUSES:
+    elif status in (*EXECUTING_STATUSES, "queued"):
+        doing = (
+            "a worker will execute it" if status == "queued" else "another caller is executing it"
+        )
         message = (
-            f"run {run.run_id!r} is {status}: another caller is executing it; follow it with "
+            f"run {run.run_id!r} is {status}: {doing}; follow it with "
             f"POST {base}/observe?runId={run.run_id}"
         )
     else:

@@ -13,7 +13,15 @@ from spanflow.storage._url import (
     default_storage_from_env,
     storage_from_url,
 )
-from spanflow.storage.base import DamagedRun, LoggedEvent, RunPage, RunStatus, Storage, StoredRun
+from spanflow.storage.base import (
+    DamagedRun,
+    Lease,
+    LoggedEvent,
+    RunPage,
+    RunStatus,
+    Storage,
+    StoredRun,
+)
 from spanflow.storage.memory import MemoryStorage
 from spanflow.storage.postgres import PostgresStorage
 from spanflow.storage.sqlite import SqliteStorage
@@ -21,6 +29,7 @@ from spanflow.storage.sqlite import SqliteStorage
 __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # The contract
     "DamagedRun",
+    "Lease",
     "LoggedEvent",
     "RunPage",
     "RunStatus",

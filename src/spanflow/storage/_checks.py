@@ -22,7 +22,7 @@ from spanflow.errors import (
     RunStateError,
     StorageError,
 )
-from spanflow.storage.base import DamagedRun, RunStatus, StoredRun
+from spanflow.storage.base import KEEPS_CANCEL_REQUEST, DamagedRun, RunStatus, StoredRun
 
 __all__ = [
     "MAX_PAGE_SIZE",
@@ -36,6 +36,7 @@ __all__ = [
     "check_listing",
     "check_page",
     "check_run",
+    "check_stalled",
     "check_status",
     "claim_refused",
     "counts_by_workflow",
@@ -43,8 +44,10 @@ __all__ = [
     "duplicate_run",
     "lease_lost",
     "lease_refused",
+    "old_schema_cannot_cancel",
     "run_filter",
     "run_not_found",
+    "saved_cancel_flag",
     "split_readable",
 ]
 
@@ -92,6 +95,17 @@ def check_run(run: StoredRun) -> None:
         raise TypeError(
             f"run.snapshot of run {run.run_id!r} must be a dict; got {type(run.snapshot).__name__}"
         )
+    if not isinstance(run.cancel_requested, bool):
+        raise TypeError(
+            f"run.cancel_requested of run {run.run_id!r} must be a bool; "
+            f"got {run.cancel_requested!r}"
+        )
+
+
+def saved_cancel_flag(run: StoredRun) -> bool:
+    """The ``cancel_requested`` a `save_run` of `run` writes when no run is stored yet: its
+    own, unless its status is one that clears the flag (see `KEEPS_CANCEL_REQUEST`)."""
+    return run.cancel_requested and run.status in KEEPS_CANCEL_REQUEST
 
 
 def check_from_status(
@@ -212,6 +226,26 @@ def run_filter(
     return " AND ".join(given) or match_all, tuple(given.values())
 
 
+def check_stalled(workflow_ids: Collection[str] | None, limit: Any) -> tuple[str, ...] | None:
+    """Check the arguments of `stalled_runs` and return `workflow_ids` as a tuple."""
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise TypeError(f"limit must be an int; got {limit!r}")
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValueError(f"limit must be between 1 and {MAX_PAGE_SIZE}; got {limit}")
+    if workflow_ids is None:
+        return None
+    if isinstance(workflow_ids, str):
+        raise TypeError(
+            f"workflow_ids must be a collection of workflow ids such as ({workflow_ids!r},), "
+            "not a string"
+        )
+    ids = tuple(workflow_ids)
+    for workflow_id in ids:
+        if not isinstance(workflow_id, str):
+            raise TypeError(f"workflow_ids must hold strings; got {workflow_id!r}")
+    return ids
+
+
 def check_if_status(if_status: Collection[RunStatus] | None) -> tuple[RunStatus, ...] | None:
     """Check the `if_status` argument of `delete_run` and return it as a tuple."""
     if if_status is None:
@@ -276,6 +310,16 @@ def lease_refused(run_id: str, status: str, owner: str | None, lease_until: floa
         f"cannot claim run {run_id!r}: it is {status} and {owner or 'another process'} holds "
         f"its lease until {until}; a run left by a dead process can be restarted once its "
         "lease has run out"
+    )
+
+
+def old_schema_cannot_cancel(where: str, version: int) -> StorageError:
+    """The error for `request_cancel` on tables a read-only store found too old to hold the
+    flag (it may not upgrade them)."""
+    return StorageError(
+        f"{where} is at spanflow schema version {version}, which has no cancel_requested "
+        "column, and this store was opened read-only so it cannot upgrade it: open it "
+        "writable once (any spanflow process that writes upgrades it) to request cancels"
     )
 
 

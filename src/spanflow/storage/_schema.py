@@ -18,7 +18,9 @@ Versions: 1, the runs and meta tables with one index per `list_runs` filter; 2, 
 listing filtered by workflow and status reads only matching rows; 3, ``spanflow_events``, the
 runs' event logs (one row per event, keyed by ``(run_id, seq)``; the event as JSON text in
 SQLite, ``json`` in PostgreSQL, like snapshots), and the runs' ``owner`` and ``lease_until``
-columns (who executes a run, and until when their claim holds).
+columns (who executes a run, and until when their claim holds); 4, the runs'
+``cancel_requested`` column (a cancel asked of a run's executor by another process;
+``INTEGER`` 0/1 in SQLite, ``boolean`` in PostgreSQL).
 """
 
 from __future__ import annotations
@@ -43,20 +45,24 @@ __all__ = [
     "sqlite_ddl",
 ]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The version of the tables this spanflow writes (it reads every version up to it)."""
 
 META_TABLE = "spanflow_meta"
 RUNS_TABLE = "spanflow_runs"
 EVENTS_TABLE = "spanflow_events"
 RUN_COLUMNS = (
-    "run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at, owner, lease_until"
+    "run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at, owner, "
+    "lease_until, cancel_requested"
 )
 """The columns of ``spanflow_runs`` in the order `run_row` gives their values."""
 
 
-def run_row(run: StoredRun, created_at: float, updated_at: float) -> tuple[Any, ...]:
-    """The values of `RUN_COLUMNS` for `run`, its snapshot encoded as JSON text."""
+def run_row(
+    run: StoredRun, created_at: float, updated_at: float, *, cancel_requested: bool | None = None
+) -> tuple[Any, ...]:
+    """The values of `RUN_COLUMNS` for `run`, its snapshot encoded as JSON text (and its
+    ``cancel_requested`` flag, unless `cancel_requested` says otherwise)."""
     snapshot = encode_snapshot(run.run_id, run.snapshot)
     return (
         run.run_id,
@@ -68,6 +74,7 @@ def run_row(run: StoredRun, created_at: float, updated_at: float) -> tuple[Any, 
         updated_at,
         run.owner,
         run.lease_until,
+        run.cancel_requested if cancel_requested is None else cancel_requested,
     )
 
 
@@ -129,6 +136,9 @@ class _Names:
     prefix: str
     """Prefix of index names (the runs table's unqualified name)."""
     json_type: str
+    bool_type: str
+    """The column type of a flag, and its false value."""
+    false: str
 
 
 def _v1_indexes(names: _Names) -> list[str]:
@@ -169,17 +179,33 @@ def _v3_events(names: _Names) -> list[str]:
     ]
 
 
-_UPGRADES = {2: _v2_indexes, 3: _v3_events}
+def _v4_cancel(names: _Names) -> list[str]:
+    # A cancel asked by another process, for the run's executor to act on.
+    return [
+        f"ALTER TABLE {names.runs} ADD COLUMN cancel_requested {names.bool_type} "
+        f"NOT NULL DEFAULT {names.false}"
+    ]
+
+
+_UPGRADES = {2: _v2_indexes, 3: _v3_events, 4: _v4_cancel}
 """The statements that take the tables from the version before to this one."""
 
 
 def _upgrade(
-    from_version: int, *, meta: str, runs: str, tables: list[str], json_type: str
+    from_version: int,
+    *,
+    meta: str,
+    runs: str,
+    tables: list[str],
+    types: tuple[str, str, str],
 ) -> list[str]:
-    """The statements that take a database from `from_version` (0: empty) to `SCHEMA_VERSION`."""
+    """The statements that take a database from `from_version` (0: empty) to `SCHEMA_VERSION`.
+
+    `types`: the dialect's JSON column type, flag column type and false value.
+    """
     prefix = runs.rsplit(".", 1)[-1].strip('"')
     events = runs[: len(runs) - len(RUNS_TABLE)] + EVENTS_TABLE
-    names = _Names(runs, events, prefix, json_type)
+    names = _Names(runs, events, prefix, *types)
     statements = [*tables, *_v1_indexes(names)] if from_version == 0 else []
     for version in range(max(from_version, 1) + 1, SCHEMA_VERSION + 1):
         statements += _UPGRADES[version](names)
@@ -211,7 +237,13 @@ def sqlite_ddl(from_version: int = 0) -> list[str]:
             updated_at REAL NOT NULL
         )""",
     ]
-    return _upgrade(from_version, meta=META_TABLE, runs=RUNS_TABLE, tables=tables, json_type="text")
+    return _upgrade(
+        from_version,
+        meta=META_TABLE,
+        runs=RUNS_TABLE,
+        tables=tables,
+        types=("text", "INTEGER", "0"),
+    )
 
 
 def postgres_ddl(schema: str, from_version: int = 0) -> list[str]:
@@ -236,4 +268,6 @@ def postgres_ddl(schema: str, from_version: int = 0) -> list[str]:
             updated_at double precision NOT NULL
         )""",
     ]
-    return _upgrade(from_version, meta=meta, runs=runs, tables=tables, json_type="json")
+    return _upgrade(
+        from_version, meta=meta, runs=runs, tables=tables, types=("json", "boolean", "false")
+    )

@@ -10,6 +10,11 @@ appends to it as the run goes (`append_events`) and with every snapshot it write
 (``save_run(run, events=...)``, one transaction), so what the log says is never behind the
 snapshot; `read_events` and `wait_for_events` let any process follow a run live
 (``Workflow.observe``). The log is deleted with its run.
+
+A run can be asked to stop by any process (``distributed.md`` §4): `request_cancel` sets its
+``cancel_requested`` flag, and the process executing it learns of the flag when it renews its
+lease (`Lease`) or saves the run, and cancels it. `stalled_runs` finds the runs whose executing
+process is gone (their lease ran out), for a worker to queue them again.
 """
 
 from __future__ import annotations
@@ -17,14 +22,16 @@ from __future__ import annotations
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal, Protocol, get_args, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "ENDED_STATUSES",
     "EXECUTING_STATUSES",
     "IDLE_STATUSES",
+    "KEEPS_CANCEL_REQUEST",
     "DamagedRun",
     "EventEntry",
+    "Lease",
     "LoggedEvent",
     "RunPage",
     "RunStatus",
@@ -36,19 +43,30 @@ __all__ = [
 ]
 
 RunStatus = Literal[
-    "pending", "running", "waiting", "suspended", "success", "failed", "canceled", "tripwire"
+    "pending",
+    "queued",
+    "running",
+    "waiting",
+    "suspended",
+    "success",
+    "failed",
+    "canceled",
+    "tripwire",
 ]
-"""Every status a stored run can have. ``pending``: created, not started yet."""
+"""Every status a stored run can have, in lifecycle order. ``pending``: created, not started
+yet; ``queued``: handed to a queue, waiting for a worker to execute it."""
 
 EXECUTING_STATUSES: tuple[RunStatus, ...] = ("running", "waiting")
 """Statuses of a run that a process is executing (a waiting run sleeps inside its execution):
 such a run is not deleted, and only a run left in one by a dead process is restarted."""
 ENDED_STATUSES: tuple[RunStatus, ...] = ("success", "failed", "canceled", "tripwire")
 """Statuses of a run that is over: it will not execute again (short of a time travel)."""
-IDLE_STATUSES: tuple[RunStatus, ...] = tuple(
-    status for status in get_args(RunStatus) if status not in EXECUTING_STATUSES
-)
-"""Statuses of a run no process is executing: pending, suspended or ended."""
+IDLE_STATUSES: tuple[RunStatus, ...] = ("pending", "suspended", *ENDED_STATUSES)
+"""Statuses of a run no process is executing nor about to: pending, suspended or ended (not
+queued: a worker may take a queued run up at any moment). Such a run may be deleted."""
+KEEPS_CANCEL_REQUEST: tuple[RunStatus, ...] = ("queued", *EXECUTING_STATUSES)
+"""Statuses in which a run keeps its ``cancel_requested`` flag: it is still to execute or
+executing, so the flag is still to be acted on. A write of any other status clears it."""
 
 
 @dataclass(slots=True)
@@ -70,6 +88,21 @@ class StoredRun:
     lease_until: float = 0.0
     """Epoch seconds until which `owner`'s claim holds; the owner renews it while it executes
     (`Storage.renew_lease`). A run whose lease is live cannot be claimed again; 0: no lease."""
+    cancel_requested: bool = False
+    """Whether some process asked for the run to be canceled (`Storage.request_cancel`) and
+    the run has not ended since: its executor should cancel it. Only a run in one of
+    `KEEPS_CANCEL_REQUEST` keeps it; stores clear it on any write of another status."""
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What `Storage.renew_lease` found: the renewed lease, and whether to stop."""
+
+    until: float
+    """Epoch seconds until which the owner's claim now holds (the run's ``lease_until``)."""
+    cancel_requested: bool
+    """Whether a cancel was requested for the run (`Storage.request_cancel`): the heartbeat is
+    how an executor in one process learns of a cancel asked in another."""
 
 
 class WireEvent(Protocol):
@@ -162,7 +195,8 @@ class Storage(Protocol):
         """Store a new run; raise `RunClaimError` if a run with that id already exists.
 
         The run may have any status: the engine inserts it ``pending`` at ``create_run`` and
-        claims it ``pending -> running`` when it starts.
+        claims it ``pending -> running`` when it starts (or ``pending -> queued`` when a queue
+        executes it). Its ``cancel_requested`` is stored as given.
         """
         ...
 
@@ -179,6 +213,12 @@ class Storage(Protocol):
         With `if_owner` (the executor's owner id), write only if the stored run is still owned
         by it; otherwise raise `RunClaimError` and write nothing: its lease ran out and another
         process claimed the run, whose writes must not be overwritten.
+
+        ``run.cancel_requested`` is not the caller's to write: while the saved status is one of
+        `KEEPS_CANCEL_REQUEST` the stored flag is kept (a cancel another process requested
+        meanwhile is never lost), any other status clears it. Either way the store sets
+        ``run.cancel_requested`` to the flag as stored, so the executor learns of a request
+        with every save. (A run saved for the first time gets its own flag, cleared likewise.)
         """
         ...
 
@@ -227,13 +267,47 @@ class Storage(Protocol):
         (``lease_until`` after the store's clock; PostgreSQL's own clock) of another owner than
         `owner` is refused too, naming that owner. The claimed run gets `owner` and a lease of
         `lease` seconds from now (none for 0). An unknown id raises `RunNotFoundError`.
+
+        The run keeps its ``cancel_requested`` flag if `to_status` is one of
+        `KEEPS_CANCEL_REQUEST` (so a run whose executor died after a cancel was requested is
+        canceled by whoever takes it over), and loses it otherwise.
         """
         ...
 
-    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
-        """Extend `owner`'s lease on an executing run to `lease` seconds from now; the new
-        ``lease_until``, or ``None`` if the run is no longer executing under `owner` (another
-        process claimed it after the lease ran out, or it was canceled or deleted)."""
+    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> Lease | None:
+        """Extend `owner`'s lease on an executing run to `lease` seconds from now (0: let it
+        run out now); the new lease and whether a cancel was requested, or ``None`` if the run
+        is no longer executing under `owner` (another process claimed it after the lease ran
+        out, or it was canceled or deleted)."""
+        ...
+
+    async def request_cancel(self, run_id: str) -> StoredRun | None:
+        """Ask whoever executes the run to cancel it: atomically set its ``cancel_requested``
+        if its status is running or waiting (`EXECUTING_STATUSES`), and return the run as
+        stored now (flag set; asking twice is harmless). ``None`` if no such run is stored or
+        it is not executing (pending, queued, suspended and ended runs are canceled by
+        claiming them instead). The executor learns of it at its next lease renewal or save.
+
+        Raises:
+            StorageError: the store cannot write (read-only), or its tables are older than
+                schema version 4 and it may not upgrade them (read-only).
+        """
+        ...
+
+    async def stalled_runs(
+        self, *, workflow_ids: Collection[str] | None = None, limit: int = 100
+    ) -> list[StoredRun]:
+        """Runs left executing by a process that is gone: status running or waiting and a
+        lease that is not live (``lease_until`` at or before the store's clock; PostgreSQL's
+        own clock, as for `claim_run`), oldest ``updated_at`` first (then by `run_id`), at most
+        `limit`. `workflow_ids` limits it to runs of those workflows (empty: none). A run whose
+        row cannot be read (a damaged snapshot) is left out.
+
+        Raises:
+            ValueError: `limit` is out of range (1 to 1000).
+            TypeError: `limit` is not an int, or `workflow_ids` is a bare string or holds
+                something other than strings.
+        """
         ...
 
     async def list_runs(

@@ -34,6 +34,7 @@ from spanflow.storage._checks import (
     check_lease,
     check_listing,
     check_run,
+    check_stalled,
     claim_refused,
     counts_by_workflow,
     delete_refused,
@@ -41,12 +42,15 @@ from spanflow.storage._checks import (
     lease_lost,
     lease_refused,
     run_not_found,
+    saved_cancel_flag,
 )
 from spanflow.storage._events import Waiters, check_event_range
 from spanflow.storage.base import (
     ENDED_STATUSES,
     EXECUTING_STATUSES,
+    KEEPS_CANCEL_REQUEST,
     EventEntry,
+    Lease,
     LoggedEvent,
     RunPage,
     RunStatus,
@@ -79,8 +83,8 @@ class MemoryStorage:
             clock: Returns the current time in epoch seconds; tests pass a fake one.
             max_finished_runs: How many finished runs (success, failed, canceled, tripwire) to
                 keep; the ones that finished longest ago are dropped beyond it, so a long-lived
-                process does not grow without bound. Runs that can still go on (pending, running,
-                waiting, suspended) are never dropped. ``None`` keeps every run.
+                process does not grow without bound. Runs that can still go on (pending, queued,
+                running, waiting, suspended) are never dropped. ``None`` keeps every run.
             event_log: Keep each run's event log (``Workflow.observe`` reads it).
         """
         if max_finished_runs is not None and (
@@ -135,7 +139,8 @@ class MemoryStorage:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log.
 
-        Sets ``run.updated_at`` and, when it is 0, ``run.created_at``.
+        Sets ``run.updated_at``, ``run.cancel_requested`` (see `Storage.save_run`) and, when it
+        is 0, ``run.created_at``.
         """
         check_run(run)
         with self._lock:
@@ -144,10 +149,14 @@ class MemoryStorage:
             existing = self._runs.get(run.run_id)
             if if_owner is not None and existing is not None and existing.owner != if_owner:
                 raise lease_lost(run.run_id, if_owner)
-            if existing is not None:
-                run.created_at = existing.created_at
-            else:
+            if existing is None:
                 run.created_at = run.created_at or now
+                run.cancel_requested = saved_cancel_flag(run)
+            else:
+                run.created_at = existing.created_at
+                run.cancel_requested = (
+                    existing.cancel_requested and run.status in KEEPS_CANCEL_REQUEST
+                )
             run.updated_at = now
             self._runs[run.run_id] = replace(run, snapshot=dict(run.snapshot))
             if events and self.event_log:
@@ -231,11 +240,12 @@ class MemoryStorage:
             stored.updated_at = now
             stored.owner = owner
             stored.lease_until = now + lease if lease else 0.0
+            stored.cancel_requested &= to_status in KEEPS_CANCEL_REQUEST
             self._retain(run_id, to_status)
             return _copy_out(stored)
 
-    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
-        """Extend `owner`'s lease on an executing run; the new ``lease_until``, or ``None``."""
+    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> Lease | None:
+        """Extend `owner`'s lease on an executing run; the new lease, or ``None``."""
         check_lease(lease)
         with self._lock:
             self._check_open()
@@ -243,7 +253,36 @@ class MemoryStorage:
             if stored is None or stored.owner != owner or stored.status not in EXECUTING_STATUSES:
                 return None
             stored.lease_until = self._clock() + lease
-            return stored.lease_until
+            return Lease(stored.lease_until, stored.cancel_requested)
+
+    async def request_cancel(self, run_id: str) -> StoredRun | None:
+        """Set the ``cancel_requested`` flag of an executing run; the run, or ``None``."""
+        with self._lock:
+            self._check_open()
+            stored = self._runs.get(run_id)
+            if stored is None or stored.status not in EXECUTING_STATUSES:
+                return None
+            stored.cancel_requested = True
+            stored.updated_at = self._clock()
+            return _copy_out(stored)
+
+    async def stalled_runs(
+        self, *, workflow_ids: Collection[str] | None = None, limit: int = 100
+    ) -> list[StoredRun]:
+        """Executing runs whose lease is not live, oldest ``updated_at`` first."""
+        wanted = check_stalled(workflow_ids, limit)
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            stalled = [
+                run
+                for run in self._runs.values()
+                if run.status in EXECUTING_STATUSES
+                and run.lease_until <= now
+                and (wanted is None or run.workflow_id in wanted)
+            ]
+            stalled.sort(key=lambda run: (run.updated_at, run.run_id))
+            return [_copy_out(run) for run in stalled[:limit]]
 
     async def list_runs(
         self,

@@ -42,14 +42,17 @@ from spanflow.storage._checks import (
     check_lease,
     check_listing,
     check_run,
+    check_stalled,
     claim_refused,
     counts_by_workflow,
     delete_refused,
     duplicate_run,
     lease_lost,
     lease_refused,
+    old_schema_cannot_cancel,
     run_filter,
     run_not_found,
+    saved_cancel_flag,
     split_readable,
 )
 from spanflow.storage._codec import decode_snapshot
@@ -67,7 +70,9 @@ from spanflow.storage._schema import (
 )
 from spanflow.storage.base import (
     EXECUTING_STATUSES,
+    KEEPS_CANCEL_REQUEST,
     EventEntry,
+    Lease,
     LoggedEvent,
     RunPage,
     RunStatus,
@@ -85,13 +90,17 @@ __all__ = ["PostgresStorage"]
 _T = TypeVar("_T")
 
 _SCHEMA_NAME = re.compile(r"[a-z_][a-z0-9_]{0,62}")
-_COLUMNS = (
-    "run_id, workflow_id, resource_id, status, snapshot::text, created_at, updated_at, owner, "
-    "lease_until"
-)
+_COLUMNS = RUN_COLUMNS.replace("snapshot", "snapshot::text")
 _MARKS = ", ".join(["%s"] * len(RUN_COLUMNS.split(",")))
-_OLD_COLUMNS = _COLUMNS.replace("owner, lease_until", "NULL, 0")
-"""The columns as a read-only store reads a schema older than version 3 (no lease yet)."""
+_COLUMNS_BY_VERSION = {
+    1: _COLUMNS.replace("owner, lease_until, cancel_requested", "NULL, 0, false"),
+    3: _COLUMNS.replace("cancel_requested", "false"),
+}
+"""The columns as a read-only store reads a schema older than version 4 (before version 3: no
+lease; before 4: no cancel flag)."""
+_COLUMNS_BY_VERSION[2] = _COLUMNS_BY_VERSION[1]
+_KEPT = ", ".join(f"'{status}'" for status in KEEPS_CANCEL_REQUEST)
+"""The statuses that keep the cancel flag, as SQL literals (constants, not user input)."""
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
 _DB_NOW = "extract(epoch from clock_timestamp())::double precision"
 """PostgreSQL's own time in epoch seconds: the clock every host's leases are read on."""
@@ -173,9 +182,9 @@ class PostgresStorage:
         self._runs = f'"{schema}".{RUNS_TABLE}'
         self._events = f'"{schema}".{EVENTS_TABLE}'
         self.event_log = event_log
-        self._has_v3 = True
-        """False for a read-only store on a schema older than version 3 (no event log, no
-        lease columns yet)."""
+        self._version = SCHEMA_VERSION
+        """The schema version of the tables: older only for a read-only store on an old schema
+        (before 3: no event log, no lease columns; before 4: no cancel flag)."""
         self._waiters = Waiters()
         self._listener: asyncio.Task[None] | None = None
         self._pool: AsyncConnectionPool[Connection] | None = None
@@ -222,11 +231,12 @@ class PostgresStorage:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log, in one transaction.
 
-        Sets ``run.updated_at`` and, when it is 0, ``run.created_at``.
+        Sets ``run.updated_at``, ``run.cancel_requested`` (see `Storage.save_run`) and, when it
+        is 0, ``run.created_at``.
         """
         check_run(run)
         now = self._clock()
-        row = run_row(run, run.created_at or now, now)
+        row = run_row(run, run.created_at or now, now, cancel_requested=saved_cancel_flag(run))
         texts = encode_events(run.run_id, events) if events and self.event_log else []
 
         async def save() -> tuple[Any, ...] | None:
@@ -236,9 +246,11 @@ class PostgresStorage:
                     "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
                     "resource_id = excluded.resource_id, status = excluded.status, "
                     "snapshot = excluded.snapshot, updated_at = excluded.updated_at, "
-                    "owner = excluded.owner, lease_until = excluded.lease_until "
+                    "owner = excluded.owner, lease_until = excluded.lease_until, "
+                    f"cancel_requested = {self._runs}.cancel_requested "
+                    f"AND excluded.status IN ({_KEPT}) "
                     + ("" if if_owner is None else f"WHERE {self._runs}.owner = %s ")
-                    + "RETURNING created_at",
+                    + "RETURNING created_at, cancel_requested",
                     row if if_owner is None else (*row, if_owner),
                 )
                 stored = await cursor.fetchone()
@@ -249,7 +261,8 @@ class PostgresStorage:
             return stored
 
         stored = await self._retrying(save)
-        run.created_at = now if stored is None else stored[0]
+        if stored is not None:  # always, but for a type checker
+            run.created_at, run.cancel_requested = stored[0], stored[1]
         run.updated_at = now
 
     async def append_events(self, run_id: str, events: Sequence[EventEntry]) -> None:
@@ -270,7 +283,7 @@ class PostgresStorage:
     ) -> list[LoggedEvent]:
         """The run's logged events from `offset` on, in order."""
         check_event_range(offset, limit)
-        if not self._has_v3:
+        if self._version < 3:
             return []
 
         async def read() -> list[Any]:
@@ -293,7 +306,7 @@ class PostgresStorage:
         await self._listen()
 
         async def ready() -> bool:
-            if not self._has_v3:
+            if self._version < 3:
                 return False
             async with self._connection() as connection:
                 cursor = await connection.execute(
@@ -338,7 +351,8 @@ class PostgresStorage:
             # Leases are read and set on PostgreSQL's clock: one clock for every host.
             cursor = await connection.execute(
                 f"UPDATE {self._runs} SET status = %s, updated_at = %s, owner = %s, "
-                f"lease_until = CASE WHEN %s > 0 THEN {_DB_NOW} + %s ELSE 0 END "
+                f"lease_until = CASE WHEN %s > 0 THEN {_DB_NOW} + %s ELSE 0 END, "
+                "cancel_requested = cancel_requested AND %s "
                 "WHERE run_id = %s AND status = ANY(%s) AND NOT (status = ANY(%s) "
                 f"AND lease_until > {_DB_NOW} AND owner IS DISTINCT FROM %s) "
                 f"RETURNING {self._columns}",
@@ -348,6 +362,7 @@ class PostgresStorage:
                     owner,
                     lease,
                     lease,
+                    to_status in KEEPS_CANCEL_REQUEST,
                     run_id,
                     list(expected),
                     list(EXECUTING_STATUSES),
@@ -368,17 +383,53 @@ class PostgresStorage:
                 raise claim_refused(run_id, found[0], expected)
         return self._stored_run(row)
 
-    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
-        """Extend `owner`'s lease on an executing run; the new ``lease_until``, or ``None``."""
+    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> Lease | None:
+        """Extend `owner`'s lease on an executing run; the new lease, or ``None``."""
         check_lease(lease)
         async with self._connection() as connection:
             cursor = await connection.execute(
                 f"UPDATE {self._runs} SET lease_until = {_DB_NOW} + %s WHERE run_id = %s "
-                "AND owner = %s AND status = ANY(%s) RETURNING lease_until",
+                "AND owner = %s AND status = ANY(%s) RETURNING lease_until, cancel_requested",
                 (lease, run_id, owner, list(EXECUTING_STATUSES)),
             )
             row = await cursor.fetchone()
-        return None if row is None else float(row[0])
+        return None if row is None else Lease(float(row[0]), bool(row[1]))
+
+    async def request_cancel(self, run_id: str) -> StoredRun | None:
+        """Set the ``cancel_requested`` flag of an executing run; the run, or ``None``."""
+        now = self._clock()
+        async with self._connection() as connection:
+            if self._version < 4:  # known once connected; only a read-only store stays older
+                raise old_schema_cannot_cancel(self._where_schema(), self._version)
+            cursor = await connection.execute(
+                f"UPDATE {self._runs} SET cancel_requested = true, updated_at = %s "
+                f"WHERE run_id = %s AND status = ANY(%s) RETURNING {_COLUMNS}",
+                (now, run_id, list(EXECUTING_STATUSES)),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else self._stored_run(row)
+
+    async def stalled_runs(
+        self, *, workflow_ids: Collection[str] | None = None, limit: int = 100
+    ) -> list[StoredRun]:
+        """Executing runs whose lease is not live on PostgreSQL's clock, oldest ``updated_at``
+        first."""
+        wanted = check_stalled(workflow_ids, limit)
+        if wanted is not None and not wanted:
+            return []
+        async with self._connection() as connection:
+            # The columns are known once connected.
+            lease_until = "lease_until" if self._version >= 3 else "0"
+            cursor = await connection.execute(
+                f"SELECT {self._columns} FROM {self._runs} WHERE status = ANY(%s) "
+                f"AND {lease_until} <= {_DB_NOW} "
+                + ("" if wanted is None else "AND workflow_id = ANY(%s) ")
+                + "ORDER BY updated_at, run_id LIMIT %s",
+                (list(EXECUTING_STATUSES), *(() if wanted is None else (list(wanted),)), limit),
+            )
+            rows = await cursor.fetchall()
+        runs, _ = split_readable(rows, self._stored_run)
+        return runs
 
     async def list_runs(
         self,
@@ -489,7 +540,7 @@ class PostgresStorage:
         # Inside the caller's transaction: the events numbered on from the log's last one (a
         # concurrent writer of the same run would collide on the key and fail), and a NOTIFY
         # that PostgreSQL delivers once they are committed.
-        if not self._has_v3:
+        if self._version < 3:
             raise StorageError(f"{self._where_schema()} has no event log table (schema < 3)")
         await connection.execute(
             f"INSERT INTO {self._events} (run_id, seq, event, created_at) "
@@ -505,7 +556,7 @@ class PostgresStorage:
         await connection.execute("SELECT pg_notify(%s, %s)", (_CHANNEL, payload))
 
     async def _delete_events(self, connection: Connection, run_id: str) -> None:
-        if self._has_v3:
+        if self._version >= 3:
             await connection.execute(f"DELETE FROM {self._events} WHERE run_id = %s", (run_id,))
 
     async def _listen(self) -> None:
@@ -644,7 +695,7 @@ class PostgresStorage:
         # A read-only store reads an older schema as it is (it may not upgrade it).
         found, _ = await self._inspect(connection)
         version = installed_version(found, where=self._where_schema())
-        self._has_v3 = version >= 3
+        self._version = version
         if version == 0:
             raise StorageError(
                 f"{self._where_schema()} holds no spanflow tables; it was opened read-only "
@@ -678,7 +729,7 @@ class PostgresStorage:
 
     @property
     def _columns(self) -> str:
-        return _COLUMNS if self._has_v3 else _OLD_COLUMNS
+        return _COLUMNS_BY_VERSION.get(self._version, _COLUMNS)
 
     def _stored_run(self, row: tuple[Any, ...]) -> StoredRun:
         run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at = row[:7]
@@ -692,6 +743,7 @@ class PostgresStorage:
             updated_at=updated_at,
             owner=row[7],
             lease_until=row[8] or 0.0,
+            cancel_requested=bool(row[9]),
         )
 
     def _storage_error(self, err: Exception) -> StorageError:

@@ -41,14 +41,17 @@ from spanflow.storage._checks import (
     check_lease,
     check_listing,
     check_run,
+    check_stalled,
     claim_refused,
     counts_by_workflow,
     delete_refused,
     duplicate_run,
     lease_lost,
     lease_refused,
+    old_schema_cannot_cancel,
     run_filter,
     run_not_found,
+    saved_cancel_flag,
     split_readable,
 )
 from spanflow.storage._codec import decode_snapshot
@@ -72,7 +75,9 @@ from spanflow.storage._schema import (
 )
 from spanflow.storage.base import (
     EXECUTING_STATUSES,
+    KEEPS_CANCEL_REQUEST,
     EventEntry,
+    Lease,
     LoggedEvent,
     RunPage,
     RunStatus,
@@ -84,20 +89,31 @@ __all__ = ["SqliteStorage"]
 _T = TypeVar("_T")
 
 _COLUMNS = RUN_COLUMNS
-_OLD_COLUMNS = _COLUMNS.replace("owner, lease_until", "NULL, 0")
-"""The columns as a read-only store reads a database older than version 3 (no lease yet)."""
-_INSERT = (
-    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
-    "ON CONFLICT (run_id) DO NOTHING"
-)
+_COLUMNS_BY_VERSION = {
+    1: _COLUMNS.replace("owner, lease_until, cancel_requested", "NULL, 0, 0"),
+    3: _COLUMNS.replace("cancel_requested", "0"),
+}
+"""The columns as a read-only store reads a database older than version 4 (before version 3:
+no lease; before 4: no cancel flag)."""
+_COLUMNS_BY_VERSION[2] = _COLUMNS_BY_VERSION[1]
+_MARKS = ", ".join("?" * len(RUN_COLUMNS.split(",")))
+_KEPT = ", ".join(f"'{status}'" for status in KEEPS_CANCEL_REQUEST)
+"""The statuses that keep the cancel flag, as SQL literals (constants, not user input)."""
+_INSERT = f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES ({_MARKS}) ON CONFLICT (run_id) DO NOTHING"
 _UPSERT = (
-    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+    f"INSERT INTO {RUNS_TABLE} ({_COLUMNS}) VALUES ({_MARKS}) "
     "ON CONFLICT (run_id) DO UPDATE SET workflow_id = excluded.workflow_id, "
     "resource_id = excluded.resource_id, status = excluded.status, "
     "snapshot = excluded.snapshot, updated_at = excluded.updated_at, "
-    "owner = excluded.owner, lease_until = excluded.lease_until"
+    "owner = excluded.owner, lease_until = excluded.lease_until, "
+    f"cancel_requested = {RUNS_TABLE}.cancel_requested AND excluded.status IN ({_KEPT})"
 )
 _UPSERT_IF_OWNER = _UPSERT + f" WHERE {RUNS_TABLE}.owner IS ?"
+_RETURNING_SAVED = " RETURNING created_at, cancel_requested"
+_STALLED = (
+    f"SELECT {{columns}} FROM {RUNS_TABLE} WHERE status IN ({{executing}}) "
+    "AND {lease_until} <= ? {workflows} ORDER BY updated_at, run_id LIMIT ?"
+)
 _NEWEST_FIRST = "ORDER BY created_at DESC, run_id DESC"
 _OTHER_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name LIMIT 5"
 _NEXT_SEQ = (
@@ -143,9 +159,9 @@ class SqliteStorage:
             raise ValueError("a read-only SqliteStorage needs a file, not ':memory:'")
         self._read_only = read_only
         self.event_log = event_log
-        self._has_v3 = True
-        """False for a read-only store on a database older than version 3 (no event log, no
-        lease columns yet)."""
+        self._version = SCHEMA_VERSION
+        """The schema version of the file: older only for a read-only store on an old file
+        (before 3: no event log, no lease columns; before 4: no cancel flag)."""
         self._waiters = Waiters()
         self._busy_timeout = busy_timeout
         self._clock = clock
@@ -195,31 +211,32 @@ class SqliteStorage:
         """Insert or replace the run, keeping the stored ``created_at`` of an existing run, and
         append `events` to its log, in one transaction.
 
-        Sets ``run.updated_at`` and, when it is 0, ``run.created_at``.
+        Sets ``run.updated_at``, ``run.cancel_requested`` (see `Storage.save_run`) and, when it
+        is 0, ``run.created_at``.
         """
         check_run(run)
         now = self._clock()
-        row = run_row(run, run.created_at or now, now)
+        row = run_row(run, run.created_at or now, now, cancel_requested=saved_cancel_flag(run))
         texts = encode_events(run.run_id, events) if events and self.event_log else []
+        upsert = (_UPSERT if if_owner is None else _UPSERT_IF_OWNER) + _RETURNING_SAVED
+        values = row if if_owner is None else (*row, if_owner)
 
-        def write(connection: sqlite3.Connection) -> float:
-            if if_owner is None:
-                connection.execute(_UPSERT, row)
-            elif connection.execute(_UPSERT_IF_OWNER, (*row, if_owner)).rowcount == 0:
-                raise lease_lost(run.run_id, if_owner)
+        def write(connection: sqlite3.Connection) -> tuple[float, int]:
+            # fetchall: the statement is done (and, alone, committed) once its row is read.
+            stored = connection.execute(upsert, values).fetchall()
+            if not stored:  # the owner condition did not hold
+                raise lease_lost(run.run_id, cast(str, if_owner))
             _append(connection, run.run_id, texts, now)
-            found = connection.execute(
-                f"SELECT created_at FROM {RUNS_TABLE} WHERE run_id = ?", (run.run_id,)
-            ).fetchone()
-            return cast(float, found[0]) if found else now
+            return cast(tuple[float, int], stored[0])
 
-        def save(connection: sqlite3.Connection) -> float:
+        def save(connection: sqlite3.Connection) -> tuple[float, int]:
             if not texts:  # one statement (conditional or not): a transaction of its own
                 return write(connection)
             with _transaction(connection, "BEGIN IMMEDIATE"):
                 return write(connection)
 
-        run.created_at = await self._call(save)
+        run.created_at, flag = await self._call(save)
+        run.cancel_requested = bool(flag)
         run.updated_at = now
         if texts:
             self._waiters.wake(run.run_id)
@@ -247,7 +264,7 @@ class SqliteStorage:
         values = (run_id, offset) if limit is None else (run_id, offset, limit)
 
         def read(connection: sqlite3.Connection) -> list[tuple[int, str]]:
-            if not self._has_v3:
+            if self._version < 3:
                 return []
             return connection.execute(sql, values).fetchall()
 
@@ -260,7 +277,7 @@ class SqliteStorage:
         check_event_range(offset, None)
 
         def last(connection: sqlite3.Connection) -> int:
-            if not self._has_v3:
+            if self._version < 3:
                 return -1
             found = connection.execute(_LAST_EVENT, (run_id,)).fetchone()
             return -1 if found is None or found[0] is None else int(found[0])
@@ -304,13 +321,15 @@ class SqliteStorage:
             with _transaction(connection, "BEGIN IMMEDIATE"):
                 moved = connection.execute(
                     f"UPDATE {RUNS_TABLE} SET status = ?, updated_at = ?, owner = ?, "
-                    f"lease_until = ? WHERE run_id = ? AND status IN ({marks}) "
+                    f"lease_until = ?, cancel_requested = cancel_requested AND ? "
+                    f"WHERE run_id = ? AND status IN ({marks}) "
                     f"AND NOT (status IN ({executing}) AND lease_until > ? AND owner IS NOT ?)",
                     (
                         to_status,
                         now,
                         owner,
                         now + lease if lease else 0.0,
+                        to_status in KEEPS_CANCEL_REQUEST,
                         run_id,
                         *expected,
                         *EXECUTING_STATUSES,
@@ -329,23 +348,60 @@ class SqliteStorage:
 
         return self._stored_run(await self._call(claim))
 
-    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> float | None:
-        """Extend `owner`'s lease on an executing run; the new ``lease_until``, or ``None``."""
+    async def renew_lease(self, run_id: str, *, owner: str, lease: float) -> Lease | None:
+        """Extend `owner`'s lease on an executing run; the new lease, or ``None``."""
         check_lease(lease)
         executing = ", ".join("?" * len(EXECUTING_STATUSES))
         until = self._clock() + lease
 
-        def renew(connection: sqlite3.Connection) -> bool:
-            return (
-                connection.execute(
-                    f"UPDATE {RUNS_TABLE} SET lease_until = ? WHERE run_id = ? AND owner = ? "
-                    f"AND status IN ({executing})",
-                    (until, run_id, owner, *EXECUTING_STATUSES),
-                ).rowcount
-                > 0
-            )
+        def renew(connection: sqlite3.Connection) -> list[tuple[int]]:
+            return connection.execute(
+                f"UPDATE {RUNS_TABLE} SET lease_until = ? WHERE run_id = ? AND owner = ? "
+                f"AND status IN ({executing}) RETURNING cancel_requested",
+                (until, run_id, owner, *EXECUTING_STATUSES),
+            ).fetchall()
 
-        return until if await self._call(renew) else None
+        renewed = await self._call(renew)
+        return Lease(until, bool(renewed[0][0])) if renewed else None
+
+    async def request_cancel(self, run_id: str) -> StoredRun | None:
+        """Set the ``cancel_requested`` flag of an executing run; the run, or ``None``."""
+        executing = ", ".join("?" * len(EXECUTING_STATUSES))
+        now = self._clock()
+
+        def request(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            if self._version < 4:  # known once connected; only a read-only store stays older
+                raise old_schema_cannot_cancel(self._path, self._version)
+            return connection.execute(
+                f"UPDATE {RUNS_TABLE} SET cancel_requested = 1, updated_at = ? "
+                f"WHERE run_id = ? AND status IN ({executing}) RETURNING {_COLUMNS}",
+                (now, run_id, *EXECUTING_STATUSES),
+            ).fetchall()
+
+        found = await self._call(request)
+        return self._stored_run(found[0]) if found else None
+
+    async def stalled_runs(
+        self, *, workflow_ids: Collection[str] | None = None, limit: int = 100
+    ) -> list[StoredRun]:
+        """Executing runs whose lease is not live, oldest ``updated_at`` first."""
+        wanted = check_stalled(workflow_ids, limit)
+        if wanted is not None and not wanted:
+            return []
+        workflows = "" if wanted is None else f"AND workflow_id IN ({', '.join('?' * len(wanted))})"
+        values = (*EXECUTING_STATUSES, self._clock(), *(wanted or ()), limit)
+
+        def stalled(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            sql = _STALLED.format(  # the columns are known once connected
+                columns=self._columns,
+                executing=", ".join("?" * len(EXECUTING_STATUSES)),
+                lease_until="lease_until" if self._version >= 3 else "0",
+                workflows=workflows,
+            )
+            return connection.execute(sql, values).fetchall()
+
+        runs, _ = split_readable(await self._call(stalled), self._stored_run)
+        return runs
 
     async def list_runs(
         self,
@@ -514,7 +570,7 @@ class SqliteStorage:
     def _check_tables(self, connection: sqlite3.Connection) -> None:
         # A read-only store reads an older schema as it is (it may not upgrade it).
         version = installed_version(_inspect(connection), where=self._path)
-        self._has_v3 = version >= 3
+        self._version = version
         if version == 0:
             others = [name for (name,) in connection.execute(_OTHER_TABLES)]
             holds = f"its tables: {', '.join(others)}" if others else "it has no tables"
@@ -530,7 +586,7 @@ class SqliteStorage:
 
     @property
     def _columns(self) -> str:
-        return _COLUMNS if self._has_v3 else _OLD_COLUMNS
+        return _COLUMNS_BY_VERSION.get(self._version, _COLUMNS)
 
     @property
     def _select(self) -> str:
@@ -548,6 +604,7 @@ class SqliteStorage:
             updated_at=updated_at,
             owner=row[7],
             lease_until=row[8] or 0.0,
+            cancel_requested=bool(row[9]),
         )
 
     def _storage_error(self, err: sqlite3.Error) -> StorageError:

@@ -117,17 +117,19 @@ def start_top_span(
     links: Sequence[trace.Link] = (),
     *,
     on_ignored: Callable[[], None],
+    kind: trace.SpanKind = trace.SpanKind.INTERNAL,
 ) -> trace.Span:
-    """Start a run or agent span; with `requested`, as a root span in that trace.
+    """Start a run, agent or job-publishing span; with `requested`, as a root span in that
+    trace.
 
     Only the plugin's id generator honours a requested trace id; when the provider ignored
     it, `on_ignored` is called (an `IgnoredRootWarning`).
     """
     if requested is None:
-        return tracer.start_span(name, parent, trace.SpanKind.INTERNAL, attributes, links)
+        return tracer.start_span(name, parent, kind, attributes, links)
     token = REQUESTED_TRACE_ID.set(requested)
     try:
-        span = tracer.start_span(name, parent, trace.SpanKind.INTERNAL, attributes, links)
+        span = tracer.start_span(name, parent, kind, attributes, links)
     finally:
         REQUESTED_TRACE_ID.reset(token)
     if span.is_recording() and span.get_span_context().trace_id != requested:

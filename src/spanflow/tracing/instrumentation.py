@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 
 from spanflow.errors import ControlFlowSignal
 from spanflow.tracing._current import as_current, make_current, restore
@@ -34,12 +34,16 @@ __all__ = [
     "BlockKind",
     "EndStatus",
     "Instrumentation",
+    "JobPublish",
     "NoopInstrumentation",
+    "Publication",
+    "QuietPublication",
     "QuietScope",
     "RecordableEvent",
     "RunStart",
     "Scope",
     "StepTracing",
+    "carried_context",
     "default_instrumentation",
 ]
 
@@ -325,10 +329,76 @@ _TRACING_OFF = TracingContext(config=TracingConfig(enabled=False))
 _NOOP_STEP_TRACING = StepTracing(trace.INVALID_SPAN, trace.NoOpTracer())
 
 
+@dataclass(frozen=True, slots=True)
+class JobPublish:
+    """A run's execution handed to a job queue (``distributed.md`` §4): what its PRODUCER span
+    (``publish <destination>``) says."""
+
+    workflow_id: str
+    run_id: str
+    op: str
+    """``start``, ``resume`` or ``restart``."""
+    options: TracingOptions | None
+    """The execution's tracing options: explicit ids parent the publish span, and its tags
+    and metadata are on it, so a search by metadata finds the caller's half too."""
+    request_context: RequestContext
+    stored_trace: StoredTraceContext | None = None
+    """The run span a resume or restart continues (its tags and metadata are carried)."""
+    system: str = "spanflow"
+    """``messaging.system``: the queue (``procrastinate``)."""
+    destination: str = "spanflow.runs"
+    """``messaging.destination.name``."""
+    parent: StoredTraceContext | None = None
+    """The span to publish under when no caller span is current (a worker's lease recovery
+    publishes a restart under the run's own span, so the run keeps one trace)."""
+
+
+class Publication(Protocol):
+    """An open publish span: its W3C context goes into the job; end it once the job is queued."""
+
+    @property
+    def carrier(self) -> dict[str, str]:
+        """``traceparent`` (and ``tracestate``, ``baggage``) of the publish span; the caller's
+        context when nothing records."""
+        ...
+
+    def end(self, error: BaseException | None = None) -> None: ...
+
+
 class Instrumentation(Protocol):
     """Opens the run scope of each run; everything else hangs off that scope."""
 
     def start_run(self, start: RunStart) -> Scope: ...
+
+    def publish_job(self, publish: JobPublish) -> Publication: ...
+
+
+class QuietPublication:
+    """A publication that records nothing: the carrier passes on the current context only."""
+
+    __slots__ = ("carrier",)
+
+    def __init__(self, context: otel_context.Context | None = None) -> None:
+        self.carrier: dict[str, str] = {}
+        with internal_errors("could not write the trace context into a job"):
+            propagate.inject(self.carrier, context=context)
+
+    def end(self, error: BaseException | None = None) -> None:
+        return None
+
+
+@contextmanager
+def carried_context(carrier: Mapping[str, str]) -> Iterator[None]:
+    """Make the context a job carries (its publish span, its baggage) current: a worker's run
+    span is then the publish span's child (a start) or links to it (a resume, a restart)."""
+    token: object | None = None
+    with internal_errors("could not read the trace context of a job"):
+        token = otel_context.attach(propagate.extract(dict(carrier)))
+    try:
+        yield
+    finally:
+        if token is not None:
+            otel_context.detach(token)  # type: ignore[arg-type]
 
 
 class NoopInstrumentation:
@@ -336,6 +406,9 @@ class NoopInstrumentation:
 
     def start_run(self, start: RunStart) -> Scope:
         return QuietScope(_TRACING_OFF)
+
+    def publish_job(self, publish: JobPublish) -> Publication:
+        return QuietPublication()
 
 
 def default_instrumentation() -> Instrumentation:

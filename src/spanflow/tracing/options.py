@@ -53,6 +53,8 @@ __all__ = [
     "TracingOptions",
     "capped",
     "merge_nested",
+    "options_from_dict",
+    "options_to_dict",
     "resolve_tracing_options",
 ]
 
@@ -88,6 +90,36 @@ class TracingOptions:
     """Do not record ``spanflow.output`` for this run."""
     strict: bool = False
     """Raise `TracingOptionsError` on the first invalid value instead of logging it."""
+
+
+_PARENT_FIELDS: Final = ("trace_id", "parent_span_id", "traceparent")
+
+
+def options_to_dict(options: TracingOptions, *, parent: bool = True) -> dict[str, object]:
+    """The options as plain data, to store with a queued run (fields left at their defaults
+    are left out). ``parent=False`` leaves out the explicit parent (trace id, parent span
+    id, traceparent): a job's publish span took it, and the worker's run span is that span's
+    child."""
+    data: dict[str, object] = {}
+    for item in dataclasses.fields(TracingOptions):
+        value = getattr(options, item.name)
+        if value == item.default or (not parent and item.name in _PARENT_FIELDS):
+            continue
+        if isinstance(value, Mapping):
+            value = dict(value)
+        elif isinstance(value, Sequence) and not isinstance(value, str):
+            value = list(value)
+        data[item.name] = value
+    return data
+
+
+def options_from_dict(data: Mapping[str, object]) -> TracingOptions:
+    """`TracingOptions` back from `options_to_dict`'s form (unknown keys are an error)."""
+    known = {item.name for item in dataclasses.fields(TracingOptions)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise TracingOptionsError("tracing_options", ", ".join(unknown), "are not tracing options")
+    return TracingOptions(**data)  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)

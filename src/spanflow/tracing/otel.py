@@ -58,6 +58,9 @@ from spanflow.tracing.instrumentation import (
     NOOP_SCOPE,
     BlockKind,
     EndStatus,
+    JobPublish,
+    Publication,
+    QuietPublication,
     QuietScope,
     RecordableEvent,
     RunStart,
@@ -228,6 +231,56 @@ class OtelInstrumentation:
             return QuietScope(context, span)
         return OtelScope(run, span, "spanflow.run.status")
 
+    def publish_job(self, publish: JobPublish) -> Publication:
+        """The PRODUCER span of handing a run's execution to a job queue, current context's
+        child (or the explicit parent's, or `publish.parent`'s when no span is current)."""
+        if self.config.enabled:
+            with internal_errors("could not open the publish span; the job goes untraced"):
+                provider = self.config.tracer_provider or trace.get_tracer_provider()
+                if not isinstance(provider, _NO_SDK):
+                    return self._publish_job(self._tracer_of(provider), publish)
+        return QuietPublication()
+
+    def _publish_job(self, tracer: trace.Tracer, publish: JobPublish) -> Publication:
+        start = RunStart(
+            publish.workflow_id,
+            publish.run_id,
+            None,
+            None,
+            publish.request_context,
+            publish.options,
+            stored_trace=publish.stored_trace,
+        )
+        resolved, _ = resolve_nested(
+            publish.options, request_context=publish.request_context, config=self.config
+        )
+        context = _run_context(start, resolved, self.config)
+        attributes: dict[str, Any] = {
+            "messaging.system": publish.system,
+            "messaging.operation.name": "publish",
+            "messaging.operation.type": "send",
+            "messaging.destination.name": publish.destination,
+            "spanflow.workflow.id": publish.workflow_id,
+            "spanflow.run.id": publish.run_id,
+            "spanflow.job.op": publish.op,
+            **context.attributes,
+        }
+        parent, requested = explicit_parent(resolved)
+        fallback = _span_context(publish.parent)
+        ambient = trace.get_current_span().get_span_context()
+        if parent is None and fallback is not None and not ambient.is_valid:
+            parent = trace.set_span_in_context(NonRecordingSpan(fallback))
+        span = start_top_span(
+            tracer,
+            f"publish {publish.destination}",
+            parent,
+            requested,
+            attributes,
+            on_ignored=self._ignored_root,
+            kind=SpanKind.PRODUCER,
+        )
+        return _OtelPublication(span, trace.set_span_in_context(span, parent))
+
     def _run_attributes(
         self, start: RunStart, run: _RunTrace, resolved: ResolvedTracing
     ) -> dict[str, Any]:
@@ -381,6 +434,24 @@ def _span_context(stored: StoredTraceContext | None) -> SpanContext | None:
         is_remote=True,
         trace_flags=TraceFlags(stored.trace_flags),
     )
+
+
+class _OtelPublication(QuietPublication):
+    """A live publish span; the carrier holds its context."""
+
+    __slots__ = ("_span",)
+
+    def __init__(self, span: trace.Span, context: otel_context.Context) -> None:
+        super().__init__(context)
+        self._span = span
+
+    def end(self, error: BaseException | None = None) -> None:
+        with internal_errors("could not end the publish span"):
+            if error is not None:
+                self._span.record_exception(error)
+                self._span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+                self._span.set_attribute("error.type", error_type(error))
+            self._span.end()
 
 
 class OtelScope:

@@ -124,6 +124,13 @@ class Execution:
     """The first beat's timer, then the task renewing the lease."""
     lost: bool = field(default=False, init=False)
     """The run was claimed by another process (this one's lease ran out): write no more."""
+    cancel_requested: bool = False
+    """Another process asked for the run to be canceled (`Storage.request_cancel`): seen on
+    the claim, on a checkpoint (the store says so on every write) or on a lease renewal."""
+    task: asyncio.Task[Any] | None = field(default=None, init=False)
+    """The run's task, which a cancel asked for elsewhere interrupts."""
+    driving: bool = field(default=False, init=False)
+    """Whether the frame is being driven (a cancel may interrupt it)."""
 
     async def execute(self, resume: Resume | None, *, fresh: bool) -> WorkflowResult:
         """Drive the frame to its end (or a suspension) and store how it ended.
@@ -155,11 +162,14 @@ class Execution:
         frame.checkpoint = checkpoint if storage.durable else None
         control.on_waiting = on_waiting
         control.status = "running"
+        self.task = asyncio.current_task()
         self._start_heartbeat()
         try:
             if fresh:
                 await self._save(self._stored_run("running"))
             frame.emit(scope, start_event(frame))
+            if self.cancel_requested:
+                self._cancel_from_store()
             if self.workflow.on_start is not None:
                 await self._call_hook(
                     "on_start", self.workflow.on_start, self._hook_event("running")
@@ -210,7 +220,8 @@ class Execution:
                 await self.workflow.storage.renew_lease(self.run_id, owner=self.owner, lease=0)
 
     async def _renew_lease(self, owner: str) -> None:
-        """Renew the lease now and then every third of its length until the execution ends."""
+        """Renew the lease now and then every third of its length until the execution ends;
+        a renewal that finds a cancel asked for cancels the run."""
         lease = self.workflow.lease_seconds
         storage = self.workflow.storage
         while True:
@@ -220,17 +231,32 @@ class Execution:
                 lease_logger.warning(
                     "spanflow: could not renew the lease of run %s: %s", self.run_id, error
                 )
-                renewed = self.lease_until
-            if renewed is None:
-                lease_logger.warning(
-                    "spanflow: run %s is no longer executed by %s (its lease ran out and "
-                    "another process claimed it, or it was canceled); not renewing",
-                    self.run_id,
-                    owner,
-                )
-                return
-            self.lease_until = renewed
+            else:
+                if renewed is None:
+                    lease_logger.warning(
+                        "spanflow: run %s is no longer executed by %s (its lease ran out and "
+                        "another process claimed it, or it was canceled); not renewing",
+                        self.run_id,
+                        owner,
+                    )
+                    return
+                self.lease_until = renewed.until
+                if renewed.cancel_requested:
+                    self._cancel_from_store(interrupt=True)
             await asyncio.sleep(lease / 3)
+
+    def _cancel_from_store(self, *, interrupt: bool = False) -> None:
+        """A cancel asked for in another process: no more entries (``drive`` checks before
+        each one), so the run ends ``canceled`` at its next entry boundary. `interrupt` (a
+        lease renewal's finding, which may come in the middle of a long step or sleep) also
+        interrupts the running step, as a local ``run.cancel()`` does, while the frame is
+        still being driven (not once the end is being stored)."""
+        control = self.frame.run
+        if control.cancel_requested:
+            return
+        control.request_cancel()
+        if interrupt and self.driving and self.task is not None and not self.task.done():
+            self.task.cancel()
 
     async def _store_failure(self, error: Exception) -> None:
         """Store the run as failed with `error` (and a failed ``workflow-finish`` in its log);
@@ -266,11 +292,14 @@ class Execution:
         except RunClaimError:
             self.lost = True
             raise
+        if stored.cancel_requested and stored.status in EXECUTING_STATUSES:
+            self._cancel_from_store()
 
     async def _drive(self, resume: Resume | None) -> Outcome:
         frame = self.frame
         scope = frame.scope
         token = scope.enter()  # user code outside steps (conditions, sleeps) nests here
+        self.driving = True
         try:
             return await drive(frame, resume)
         except asyncio.CancelledError:
@@ -281,6 +310,7 @@ class Execution:
                 current.uncancel()
             return Outcome("canceled")
         finally:
+            self.driving = False
             scope.exit(token)
 
     def _stored_run(

@@ -12,6 +12,8 @@ run as stored then, its values validated again by the workflow's schemas as a re
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, cast
 
 from spanflow.errors import RunNotFoundError, RunStateError, StorageError, StoredError
@@ -40,9 +42,22 @@ class _Watched:
         self.status = "pending"
 
 
-def observe(workflow: Workflow, run_id: str, offset: int = 0) -> WorkflowStream:
+def observe(
+    workflow: Workflow,
+    run_id: str,
+    offset: int = 0,
+    *,
+    prepare: Callable[[], Awaitable[int]] | None = None,
+    until_end: bool = False,
+    on_stored: Callable[[StoredRun], None] | None = None,
+) -> WorkflowStream:
     """A stream of the run's events from number `offset`, then live ones, until the run is
     suspended or ended. Call it in a running event loop.
+
+    `prepare` (a queued execution's submission) runs first, in the stream's task, and gives
+    the offset to follow from (the log's length before the job was queued); what it raises
+    ends the stream. `until_end` follows a run through suspensions until it ends; `on_stored`
+    is told the run as stored when the stream ends.
 
     Raises:
         TypeError: `offset` is not an int.
@@ -60,8 +75,9 @@ def observe(workflow: Workflow, run_id: str, offset: int = 0) -> WorkflowStream:
         )
     watched = _Watched()
     out = WorkflowStream(watched)
+    follow = _Follow(workflow, run_id, out, watched, until_end, on_stored)
     task = asyncio.get_running_loop().create_task(
-        _follow(workflow, run_id, offset, out, watched), name=f"spanflow-observe-{run_id}"
+        follow.run(offset, prepare), name=f"spanflow-observe-{run_id}"
     )
     _FOLLOWING.add(task)
     task.add_done_callback(_FOLLOWING.discard)
@@ -69,32 +85,52 @@ def observe(workflow: Workflow, run_id: str, offset: int = 0) -> WorkflowStream:
     return out
 
 
-async def _follow(
-    workflow: Workflow, run_id: str, offset: int, out: WorkflowStream, watched: _Watched
-) -> None:
-    storage = workflow.storage
-    try:
-        seq = offset
+@dataclass(slots=True)
+class _Follow:
+    """One observer's reading of a run's log."""
+
+    workflow: Workflow
+    run_id: str
+    out: WorkflowStream
+    watched: _Watched
+    until_end: bool
+    on_stored: Callable[[StoredRun], None] | None
+
+    async def run(self, offset: int, prepare: Callable[[], Awaitable[int]] | None) -> None:
+        try:
+            if prepare is not None:
+                offset = await prepare()
+            stored = await self._follow(offset)
+        except BaseException as error:
+            self.out.fail(error)
+            if not isinstance(error, Exception):
+                raise
+            return
+        if self.on_stored is not None:
+            self.on_stored(stored)
+        self.out.finish(stored_result(self.workflow, stored))
+
+    async def _follow(self, seq: int) -> StoredRun:
+        """Push the logged events from `seq` on until the run stops; the run as stored then."""
+        storage, run_id, out = self.workflow.storage, self.run_id, self.out
         while True:
             seq = await _replay(storage, run_id, seq, out)
             stored = await storage.get_run(run_id)
             if stored is None:
                 raise RunNotFoundError(f"run {run_id!r} not found")
-            if stored.workflow_id != workflow.id:
+            if stored.workflow_id != self.workflow.id:
                 raise RunStateError(
                     f"run {run_id!r} belongs to workflow {stored.workflow_id!r}, "
-                    f"not {workflow.id!r}"
+                    f"not {self.workflow.id!r}"
                 )
-            watched.status = stored.status
-            if stored.status == "suspended" or stored.status in ENDED_STATUSES:
+            self.watched.status = stored.status
+            stopped = stored.status in ENDED_STATUSES or (
+                stored.status == "suspended" and not self.until_end
+            )
+            if stopped:
                 await _replay(storage, run_id, seq, out)
-                out.finish(stored_result(workflow, stored))
-                return
+                return stored
             await storage.wait_for_events(run_id, offset=seq, max_wait=LOOK_AGAIN)
-    except BaseException as error:
-        out.fail(error)
-        if not isinstance(error, Exception):
-            raise
 
 
 async def _replay(storage: Storage, run_id: str, seq: int, out: WorkflowStream) -> int:
@@ -111,7 +147,7 @@ def stored_result(workflow: Workflow, stored: StoredRun) -> WorkflowResult:
     frame = snapshot.frame
     trace = snapshot.trace
     status = stored.status
-    if status in ("pending", *EXECUTING_STATUSES):
+    if status in ("pending", "queued", *EXECUTING_STATUSES):
         raise RunStateError(f"run {stored.run_id!r} is {status}: it has no result yet")
     return WorkflowResult(
         status=cast(WorkflowStatus, status),  # checked above: suspended or ended

@@ -60,6 +60,7 @@ __all__ = [
     "LoopProgress",
     "NestedProgress",
     "ParallelProgress",
+    "QueuedExecution",
     "RunSnapshot",
     "dump_run_snapshot",
     "load_entry_output",
@@ -233,6 +234,28 @@ UsageField = Annotated[Usage, PlainValidator(_usage_from), PlainSerializer(Usage
 
 
 @dataclass(slots=True, kw_only=True)
+class QueuedExecution:
+    """What a queued run's next execution needs (status ``queued``; ``executor.py``): the job
+    carries ids only, so a worker finds its input here. Values are in their JSON form."""
+
+    op: Literal["start", "resume", "restart"]
+    input: Any = None
+    """A start's input."""
+    state: Any = None
+    """A start's initial state."""
+    resume_path: Annotated[list[str], Field(alias="resumePath")] = field(default_factory=list)
+    """A resume's suspended step (its path)."""
+    resume_data: Annotated[Any, Field(alias="resumeData")] = None
+    """A resume's data for that step."""
+    foreach_index: Annotated[int | None, Field(alias="foreachIndex")] = None
+    """A resume's foreach iteration, if one was named."""
+    tracing: dict[str, Any] | None = None
+    """The execution's tracing options (`TracingOptions` fields), if any were given."""
+    previous_status: Annotated[RunStatus, Field(alias="previousStatus")] = "pending"
+    """The status the run had before it was queued (put back if the queue refuses the job)."""
+
+
+@dataclass(slots=True, kw_only=True)
 class RunSnapshot:
     """Everything needed to continue (or show) a stored run."""
 
@@ -260,6 +283,8 @@ class RunSnapshot:
         default_factory=dict
     )
     """Each suspended top-level step's suspend payload, in JSON form, by step id."""
+    queued: QueuedExecution | None = None
+    """The next execution, while the run waits for a worker (status ``queued``)."""
 
 
 _ADAPTER: TypeAdapter[RunSnapshot] = TypeAdapter(RunSnapshot)
@@ -268,6 +293,8 @@ _ADAPTER: TypeAdapter[RunSnapshot] = TypeAdapter(RunSnapshot)
 def dump_run_snapshot(snapshot: RunSnapshot) -> dict[str, Any]:
     """The snapshot's stored JSON form."""
     data: dict[str, Any] = _ADAPTER.dump_python(snapshot, mode="json", by_alias=True)
+    if data.get("queued") is None:
+        data.pop("queued", None)  # only a queued run has one: the others' JSON stays as it was
     return data
 
 

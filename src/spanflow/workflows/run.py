@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Collection, Coroutine, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from spanflow._schema import check_storable
+from spanflow._schema import check_storable, to_wire
 from spanflow._sync import run_sync
 from spanflow.context import RequestContext
 from spanflow.errors import (
@@ -29,8 +29,14 @@ from spanflow.errors import (
     StorageError,
 )
 from spanflow.storage.base import ENDED_STATUSES, EXECUTING_STATUSES, RunStatus, StoredRun
+from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import NOOP_SCOPE, RunStart
-from spanflow.tracing.options import TracingOptions, resolve_tracing_options
+from spanflow.tracing.options import (
+    TracingOptions,
+    options_from_dict,
+    options_to_dict,
+    resolve_tracing_options,
+)
 from spanflow.usage import Usage
 from spanflow.workflows._execution import (
     Execution,
@@ -42,6 +48,7 @@ from spanflow.workflows._execution import (
 from spanflow.workflows._frame import Frame, Resume, RunControl, restore_frame
 from spanflow.workflows._nested import run_nested
 from spanflow.workflows._observe import observe
+from spanflow.workflows._queued import QUEUED, Submission, queued_stream
 from spanflow.workflows._resume_target import (
     StepRef,
     check_foreach_index,
@@ -49,7 +56,12 @@ from spanflow.workflows._resume_target import (
     pick_suspended,
     resolve_label,
 )
-from spanflow.workflows._snapshot import RunSnapshot, dump_run_snapshot, read_run_snapshot
+from spanflow.workflows._snapshot import (
+    QueuedExecution,
+    RunSnapshot,
+    dump_run_snapshot,
+    read_run_snapshot,
+)
 from spanflow.workflows._time_travel import TimeTravel, time_travel_frame
 from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.stream import WorkflowStream, chain_sinks
@@ -131,8 +143,10 @@ class Run:
                 ended (create a new run, or `time_travel` it).
             RunClaimError: Another caller is executing the run, or started it first.
         """
-        task = self._launch(input_data, initial_state, request_context, tracing_options, None)
-        return await task
+        begun = self._begin(input_data, initial_state, request_context, tracing_options)
+        if not self._in_process:
+            return await self._queue_start(begun, until_end=False).result
+        return await self._launch(begun, None)
 
     def stream(
         self,
@@ -148,8 +162,11 @@ class Run:
         Raises as `start` does; losing the claim to another caller ends the stream with the
         `RunClaimError` instead.
         """
+        begun = self._begin(input_data, initial_state, request_context, tracing_options)
+        if not self._in_process:
+            return self._queue_start(begun, until_end=not close_on_suspend)
         out = WorkflowStream(self)
-        self._launch(input_data, initial_state, request_context, tracing_options, out)
+        self._launch(begun, out)
         if not close_on_suspend:
             self._open_streams.append(out)
         return out
@@ -173,14 +190,20 @@ class Run:
             "start_sync",
         )
 
-    def _launch(
+    @property
+    def _in_process(self) -> bool:
+        """Whether executions run here (`LocalExecutor`) or are queued for workers."""
+        return self.workflow.executor.in_process
+
+    def _begin(
         self,
         input_data: Any,
         initial_state: Any,
         request_context: RequestContext | Mapping[str, Any] | None,
         tracing_options: TracingOptions | None,
-        out: WorkflowStream | None,
-    ) -> asyncio.Task[WorkflowResult]:
+    ) -> _Begin:
+        """A start's input, state and request context, checked (raises before anything
+        changes: the run stays pending)."""
         self._check_startable()
         wf = self.workflow
         input_value = (
@@ -204,21 +227,67 @@ class Run:
                 context_wire, what=f"request context of workflow '{wf.id}'"
             )
         _check_tracing_options(tracing_options)
+        return _Begin(input_value, state, context, tracing_options)
+
+    def _launch(
+        self, begun: _Begin, out: WorkflowStream | None, from_status: tuple[RunStatus, ...] = ()
+    ) -> asyncio.Task[WorkflowResult]:
+        wf = self.workflow
+        context = begun.request_context
         control = RunControl(self.run_id, wf.id, self.resource_id, context, run_nested=run_nested)
         control.sink = out.push if out is not None else None
         self._control = control
-        frame = Frame(wf, control, NOOP_SCOPE, input_value, state)
+        frame = Frame(wf, control, NOOP_SCOPE, begun.input, begun.state)
         start = RunStart(
             wf.id,
             self.run_id,
             self.resource_id,
-            input_value,
+            begun.input,
             context,
-            tracing_options,
+            begun.options,
             workflow_metadata=wf.metadata,
         )
-        return self._spawn(
-            self._execute_claimed(frame, start, out, _NEVER_STARTED, "start"), out, "run"
+        coro = self._execute_claimed(frame, start, out, from_status or _NEVER_STARTED, "start")
+        return self._spawn(coro, out, "run")
+
+    def _queue_start(self, begun: _Begin, *, until_end: bool) -> WorkflowStream:
+        queued = QueuedExecution(
+            op="start",
+            input=to_wire(begun.input),
+            state=to_wire(begun.state),
+            tracing=_options_wire(begun.options, parent=False),
+            previous_status="pending",
+        )
+        return self._queue(queued, _NEVER_STARTED, begun.request_context, begun.options, until_end)
+
+    def _queue(
+        self,
+        queued: QueuedExecution,
+        from_status: tuple[RunStatus, ...],
+        request_context: RequestContext | None,
+        tracing_options: TracingOptions | None,
+        until_end: bool,
+    ) -> WorkflowStream:
+        """Hand the execution to the workflow's queued executor; the stream follows the run's
+        log as a worker executes it."""
+        submission = self._submission(queued, from_status, request_context, tracing_options)
+        return queued_stream(submission, until_end=until_end, on_stored=self._keep)
+
+    def _submission(
+        self,
+        queued: QueuedExecution,
+        from_status: tuple[RunStatus, ...],
+        request_context: RequestContext | None,
+        tracing_options: TracingOptions | None,
+    ) -> Submission:
+        return Submission(
+            self.workflow,
+            self.run_id,
+            queued,
+            from_status,
+            request_context,
+            tracing_options,
+            self._keep,
         )
 
     def _check_startable(self) -> None:
@@ -288,9 +357,11 @@ class Run:
                 f"run {self.run_id!r} was resumed by another caller first "
                 f"(it is {stored.status} now)"
             )
-        target = _Target(step, label, foreach_index)
-        task = self._launch_resume(resume_data, target, request_context, tracing_options, None)
-        return await task
+        plan = self._plan_resume(resume_data, _Target(step, label, foreach_index))
+        if not self._in_process:
+            out = self._queue_resume(plan, request_context, tracing_options, until_end=False)
+            return await out.result
+        return await self._launch_resume(plan, request_context, tracing_options, None)
 
     def resume_stream(
         self,
@@ -304,9 +375,12 @@ class Run:
         close_on_suspend: bool = True,
     ) -> WorkflowStream:
         """`resume` with a live event stream (checks against the run as last loaded)."""
+        plan = self._plan_resume(resume_data, _Target(step, label, foreach_index))
+        if not self._in_process:
+            until_end = not close_on_suspend
+            return self._queue_resume(plan, request_context, tracing_options, until_end=until_end)
         out = WorkflowStream(self)
-        target = _Target(step, label, foreach_index)
-        self._launch_resume(resume_data, target, request_context, tracing_options, out)
+        self._launch_resume(plan, request_context, tracing_options, out)
         if not close_on_suspend:
             self._open_streams.append(out)
         return out
@@ -334,20 +408,15 @@ class Run:
             "resume_sync",
         )
 
-    def _launch_resume(
-        self,
-        resume_data: Any,
-        target: _Target,
-        request_context: RequestContext | Mapping[str, Any] | None,
-        tracing_options: TracingOptions | None,
-        out: WorkflowStream | None,
-    ) -> asyncio.Task[WorkflowResult]:
+    def _plan_resume(self, resume_data: Any, target: _Target) -> _ResumePlan:
+        """Which suspended step a resume continues, and its resume data, checked against the
+        run as last loaded (raises before anything changes)."""
         if self._task is not None and not self._task.done():
             raise RunStateError(f"run {self.run_id!r} is executing; wait for it before resuming")
         stored = self._stored
         if stored.status == "pending":
             raise RunStateError(f"run {self.run_id!r} was never started, so it cannot be resumed")
-        if stored.status in _RESTARTABLE:
+        if stored.status in (*_RESTARTABLE, "queued"):
             raise RunClaimError(
                 f"run {self.run_id!r} is {stored.status}: another caller is executing it"
             )
@@ -362,34 +431,79 @@ class Run:
                 self.run_id, snapshot, target.label, step, foreach_index
             )
         path = pick_suspended(self.run_id, snapshot.suspended, step)
+        resume_data = self._resume_value(path, resume_data)
+        check_foreach_index(self.workflow, snapshot, path, foreach_index)
+        return _ResumePlan(snapshot, Resume(path, resume_data, foreach_index))
+
+    def _resume_value(self, path: list[str], resume_data: Any) -> Any:
+        """`resume_data` validated by the step's resume schema, and storable."""
         schema = getattr(find_step(self.workflow, path), "_resume", None)
         if schema is not None:
             resume_data = schema.validate(
                 resume_data, what=f"resume data of step '{'.'.join(path)}'"
             )
         check_storable(resume_data, what=f"resume data of step '{'.'.join(path)}'")
-        check_foreach_index(self.workflow, snapshot, path, foreach_index)
-        control = self._continued_control(snapshot, request_context, tracing_options, out)
+        return resume_data
+
+    def _launch_resume(
+        self,
+        plan: _ResumePlan,
+        request_context: RequestContext | Mapping[str, Any] | None,
+        tracing_options: TracingOptions | None,
+        out: WorkflowStream | None,
+        from_status: tuple[RunStatus, ...] = _RESUMABLE,
+    ) -> asyncio.Task[WorkflowResult]:
+        control = self._continued_control(plan.snapshot, request_context, tracing_options, out)
         self._control = control
+        resume = plan.resume
         start = RunStart(
             self.workflow.id,
             self.run_id,
             self.resource_id,
-            resume_data,
+            resume.data,
             control.request_context,
             tracing_options,
             resumed=True,
-            stored_trace=snapshot.trace,
+            stored_trace=plan.snapshot.trace,
             workflow_metadata=self.workflow.metadata,
         )
-        resume = Resume(path, resume_data, foreach_index)
-        return self._spawn(self._execute_resume(resume, start, out, control), out, "resume")
+        coro = self._execute_resume(resume, start, out, control, from_status)
+        return self._spawn(coro, out, "resume")
+
+    def _queue_resume(
+        self,
+        plan: _ResumePlan,
+        request_context: RequestContext | Mapping[str, Any] | None,
+        tracing_options: TracingOptions | None,
+        *,
+        until_end: bool,
+    ) -> WorkflowStream:
+        context = None
+        if request_context is not None:
+            context = RequestContext.coerce(request_context)
+            context.to_dict()  # raises on values that cannot be stored
+        _check_tracing_options(tracing_options)
+        resume = plan.resume
+        queued = QueuedExecution(
+            op="resume",
+            resume_path=list(resume.path),
+            resume_data=to_wire(resume.data),
+            foreach_index=resume.foreach_index,
+            tracing=_options_wire(tracing_options, parent=True),
+            previous_status="suspended",
+        )
+        return self._queue(queued, _RESUMABLE, context, tracing_options, until_end)
 
     async def _execute_resume(
-        self, resume: Resume, start: RunStart, out: WorkflowStream | None, control: RunControl
+        self,
+        resume: Resume,
+        start: RunStart,
+        out: WorkflowStream | None,
+        control: RunControl,
+        from_status: tuple[RunStatus, ...],
     ) -> WorkflowResult:
         try:
-            claimed = await self._claim(_RESUMABLE)
+            claimed = await self._claim(from_status)
             self._stored = claimed
             snapshot = read_run_snapshot(claimed)
             frame = restore_frame(self.workflow, snapshot.frame, control, NOOP_SCOPE)
@@ -551,8 +665,13 @@ class Run:
     async def cancel(self) -> None:
         """Cancel the run: stop scheduling entries, interrupt the running step, store ``canceled``.
 
-        A pending, suspended or waiting run that no process is executing is marked canceled in
-        storage.
+        A pending, queued, suspended or waiting run that no process is executing is marked
+        canceled in storage (a queued run's job then finds it canceled and does nothing). A run
+        another process executes (a worker, under its live lease) is marked for cancelling
+        (`Storage.request_cancel`) and this returns: its executor sees the mark at its next
+        entry boundary (the checkpoint it writes) or lease renewal, whichever comes first,
+        interrupts the running step as a local cancel does, and stores ``canceled``; follow
+        it with ``observe`` to see it end.
         """
         task = self._task
         if task is not None and not task.done():
@@ -572,12 +691,20 @@ class Run:
             snapshot = read_run_snapshot(stored)
         except StorageError as error:
             raise StorageError(f"{error} (not canceled: the run is left {stored.status})") from None
-        claimed = await self.workflow.storage.claim_run(
-            self.run_id, from_status=(stored.status,), to_status="canceled"
-        )
+        storage = self.workflow.storage
+        try:
+            claimed = await storage.claim_run(
+                self.run_id, from_status=(stored.status,), to_status="canceled"
+            )
+        except RunClaimError:
+            # Executed by another process under a live lease: ask it to stop.
+            if await storage.request_cancel(self.run_id) is not None:
+                return
+            raise
         if claimed.snapshot != stored.snapshot:  # saved again between the read and the claim
             snapshot = read_run_snapshot(claimed)
         snapshot.status = "canceled"
+        snapshot.queued = None
         claimed.snapshot = dump_run_snapshot(snapshot)
         await self.workflow.storage.save_run(claimed)
         self._stored = claimed
@@ -634,7 +761,54 @@ class Run:
             )
         snapshot = read_run_snapshot(stored)
         control = self._continued_control(snapshot, request_context, tracing_options, None)
-        claimed = await self._claim(_RESTARTABLE)
+        if not self._in_process:
+            context = None if request_context is None else control.request_context
+            offset = await self.queue_restart(context, tracing_options)
+            out = observe(self.workflow, self.run_id, offset, on_stored=self._keep)
+            return asyncio.get_running_loop().create_task(
+                _outcome(out), name=f"spanflow-restart-{self.run_id}"
+            )
+        if snapshot.queued is not None and snapshot.queued.op != "restart":
+            # A queued start or resume whose worker died before its first checkpoint: do it
+            # again, rather than continue from a snapshot that does not know of it.
+            return await self.launch_queued(snapshot, _RESTARTABLE)
+        return await self._restart_claimed(control, tracing_options, _RESTARTABLE)
+
+    async def queue_restart(
+        self,
+        request_context: RequestContext | None = None,
+        tracing_options: TracingOptions | None = None,
+        *,
+        parent: StoredTraceContext | None = None,
+    ) -> int:
+        """Queue a restart of this run (left running or waiting under a lapsed lease) for the
+        workflow's queued executor; the number of the run's next logged event. A worker's
+        lease recovery calls it with `parent`, the run's own span, to publish under.
+
+        Raises:
+            RunClaimError: The run's lease is live, or another caller queued it first.
+        """
+        queued = QueuedExecution(
+            op="restart",
+            tracing=_options_wire(tracing_options, parent=True),
+            previous_status=self._stored.status,
+        )
+        submission = self._submission(queued, _RESTARTABLE, request_context, tracing_options)
+        submission.parent = parent
+        return await submission.submit()
+
+    def _keep(self, stored: StoredRun) -> None:
+        """Keep the run as a queued execution or its observer last stored or read it."""
+        self._stored = stored
+
+    async def _restart_claimed(
+        self,
+        control: RunControl,
+        tracing_options: TracingOptions | None,
+        from_status: tuple[RunStatus, ...],
+    ) -> asyncio.Task[WorkflowResult]:
+        """Claim the run (``from_status -> running``) and execute it from its snapshot."""
+        claimed = await self._claim(from_status)
         self._stored = claimed
         self._control = control
         snapshot = read_run_snapshot(claimed)
@@ -664,6 +838,39 @@ class Run:
             self.restart(request_context=request_context, tracing_options=tracing_options),
             "restart_sync",
         )
+
+    # -- a worker's half of a queued execution -----------------------------------------------
+
+    async def launch_queued(
+        self, snapshot: RunSnapshot, from_status: tuple[RunStatus, ...] = QUEUED
+    ) -> asyncio.Task[WorkflowResult]:
+        """Execute the queued execution stored with this run (`jobs.execute_job`, on a worker):
+        claim the run (``queued -> running``) and go on as its caller asked. Input, state and
+        resume data are validated again from their stored JSON, so a step sees the types it
+        would see in the caller's process."""
+        queued = snapshot.queued
+        if queued is None:
+            raise RunStateError(f"run {self.run_id!r} is queued without an execution to run")
+        options = None if queued.tracing is None else options_from_dict(queued.tracing)
+        _check_tracing_options(options)
+        wf = self.workflow
+        if queued.op == "start":
+            input_value = queued.input
+            if wf._input is not None:
+                input_value = wf._input.validate(input_value, what=f"input of workflow '{wf.id}'")
+            state = {} if queued.state is None else queued.state
+            if wf._state is not None:
+                state = wf._state.validate(state, what=f"initial state of workflow '{wf.id}'")
+            context = RequestContext.coerce(snapshot.request_context)
+            begun = _Begin(input_value, state, context, options)
+            return self._launch(begun, None, from_status)
+        if queued.op == "resume":
+            path = list(queued.resume_path)
+            data = self._resume_value(path, queued.resume_data)
+            plan = _ResumePlan(snapshot, Resume(path, data, queued.foreach_index))
+            return self._launch_resume(plan, None, options, None, from_status)
+        control = self._continued_control(snapshot, None, options, None)
+        return await self._restart_claimed(control, options, from_status)
 
     # -- internals --------------------------------------------------------------------------
 
@@ -770,8 +977,35 @@ class Run:
             trigger,
             owner=self._stored.owner,
             lease_until=self._stored.lease_until,
+            cancel_requested=self._stored.cancel_requested,
         )
         return await execution.execute(resume, fresh=fresh)
+
+
+@dataclass(frozen=True, slots=True)
+class _Begin:
+    """A start's checked input, initial state, request context and tracing options."""
+
+    input: Any
+    state: Any
+    request_context: RequestContext
+    options: TracingOptions | None
+
+
+@dataclass(frozen=True, slots=True)
+class _ResumePlan:
+    """A checked resume: the run's snapshot as loaded, and which step gets which data."""
+
+    snapshot: RunSnapshot
+    resume: Resume
+
+
+def _options_wire(options: TracingOptions | None, *, parent: bool) -> dict[str, Any] | None:
+    return None if options is None else options_to_dict(options, parent=parent)
+
+
+async def _outcome(out: WorkflowStream) -> WorkflowResult:
+    return await out.result
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from spanflow.workflows._entries import (
 )
 from spanflow.workflows._execution import DEFAULT_LEASE_SECONDS, RunTrigger
 from spanflow.workflows._observe import observe
+from spanflow.workflows.executor import LOCAL_EXECUTOR, Executor
 from spanflow.workflows.results import WorkflowResult
 from spanflow.workflows.run import Run
 from spanflow.workflows.step import Step, StepFunction, create_step
@@ -190,6 +191,9 @@ class Workflow:
         self._shared_storage: Storage | None = None
         self._private_storage: Storage | None = None
         self._instrumentation: Instrumentation | None = None
+        self.executor: Executor = LOCAL_EXECUTOR
+        """Where this workflow's runs execute (`spanflow.workflows.executor`): in the calling
+        process unless a registry with a queued executor registered it."""
 
     # -- building -------------------------------------------------------------------------
 
@@ -468,16 +472,22 @@ class Workflow:
         """Delete a stored run of this workflow; ``False`` if there is none with this id.
 
         Raises:
-            RunStateError: The run is stored as ``running`` or ``waiting``: a process (this one
-                or another) is executing it; cancel it, or wait for it to end, first.
+            RunStateError: The run is stored as ``running`` or ``waiting`` (a process, this one
+                or another, is executing it) or ``queued`` (a worker is about to): cancel it,
+                or wait for it to end, first.
         """
         stored = await self.get_run(run_id)
         if stored is None:
             return False
-        if stored.status in EXECUTING_STATUSES:
+        if stored.status in (*EXECUTING_STATUSES, "queued"):
+            doing = (
+                "it waits for a worker"
+                if stored.status == "queued"
+                else "a process (this one or another) is executing it"
+            )
             raise RunStateError(
-                f"run {run_id!r} is {stored.status}: a process (this one or another) is "
-                f"executing it; cancel it, or wait for it to end, before deleting it"
+                f"run {run_id!r} is {stored.status}: {doing}; cancel it, or wait for it to "
+                "end, before deleting it"
             )
         # Checked again in the store, atomically: a process may claim the run in between (a
         # run starting here is stored running from its claim on, so the store decides).
