@@ -102,6 +102,7 @@ def test_the_readme_has_its_examples() -> None:
         "Watching a run from anywhere: the event log",
         "Agents",
         "Serving workflows over HTTP (Mastra's wire format)",
+        "Runs on workers: a job queue on PostgreSQL",
         "Tracing with Jaeger",
         "What tracing redacts by default, and how to extend it (1)",
         "What tracing redacts by default, and how to extend it (2)",

@@ -73,8 +73,8 @@ def failed_runs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
     async def execute_job(workflow: Any, job: RunJob) -> None:
         raise AssertionError(f"a job that cannot be executed was executed: {job}")
 
-    monkeypatch.setattr("spanflow.workflows.jobs.fail_job", fail_job)
-    monkeypatch.setattr("spanflow.workflows.jobs.execute_job", execute_job)
+    monkeypatch.setattr("spanflow.queue._worker.fail_job", fail_job)
+    monkeypatch.setattr("spanflow.queue._worker.execute_job", execute_job)
     return calls
 
 
@@ -164,7 +164,7 @@ async def test_recovery_requeues_each_stalled_run_and_goes_on_after_a_failure(
         requeued.append(stored.run_id)
         return True
 
-    monkeypatch.setattr("spanflow.workflows.jobs.requeue_stalled", requeue_stalled)
+    monkeypatch.setattr("spanflow.queue._worker.requeue_stalled", requeue_stalled)
     runs = [StoredRun(run_id, "orders", "running", {}) for run_id in ("a", "bad", "b")]
     store = _StalledStore(runs)
 
