@@ -50,6 +50,7 @@ URL_ENV = "SPANFLOW_TEST_QUEUE_URL"
 LEASE_SECONDS = 1.0
 RECOVER_EVERY = 0.5
 SHUTDOWN_GRACE = 3.0
+ORPHANED_AFTER = 1.0
 CHAIN_PAUSE = 0.05
 SLOW_PAUSE = 0.8
 CHAIN_STEPS = ("one", "two", "three")
@@ -136,7 +137,12 @@ def build_app(
             *extra,
         ],
         storage=PostgresStorage(url),
-        executor=QueueExecutor(url, recover_every=RECOVER_EVERY, shutdown_grace=SHUTDOWN_GRACE),
+        executor=QueueExecutor(
+            url,
+            recover_every=RECOVER_EVERY,
+            orphaned_after=ORPHANED_AFTER,
+            shutdown_grace=SHUTDOWN_GRACE,
+        ),
         tracing=tracing,
     )
 

@@ -18,18 +18,26 @@ import os
 import random
 import signal
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from spanflow.errors import InvalidInputError
 from spanflow.queue._app import UnexecutableJobError
 from spanflow.workflows.executor import RunJob, WorkerApp
-from spanflow.workflows.jobs import execute_job, fail_job, requeue_stalled
+from spanflow.workflows.jobs import execute_job, fail_job, requeue_orphaned, requeue_stalled
 
 if TYPE_CHECKING:
     from spanflow.storage import Storage
 
-__all__ = ["JobHandler", "recover_forever", "recover_once", "stop_on_signals"]
+__all__ = [
+    "ORPHANED_AFTER",
+    "JobHandler",
+    "recover_forever",
+    "recover_once",
+    "requeue_orphans",
+    "stop_on_signals",
+]
 
 _log = logging.getLogger("spanflow.queue")
 
@@ -106,8 +114,61 @@ async def recover_once(
     return requeued
 
 
+ORPHANED_AFTER = 30.0
+"""Seconds a run may stay ``queued`` without a live job before recovery hands its job over
+again (a live job: one waiting in the queue, or taken by a worker whose heartbeat is fresh)."""
+
+LiveJob = Callable[[str], Awaitable[bool]]
+"""Whether the queue holds a live job for a run id."""
+
+
+async def requeue_orphans(
+    app: WorkerApp,
+    storage: Storage,
+    has_live_job: LiveJob,
+    *,
+    older_than: float = ORPHANED_AFTER,
+    stopping: asyncio.Event | None = None,
+) -> int:
+    """Hand the job of every orphaned queued run of `app`'s workflows to the queue again: a
+    run ``queued`` for over `older_than` seconds that the queue holds no live job of (its
+    caller died between storing it and deferring its job, or the worker that took the job
+    died before claiming it). A duplicate job is harmless (one claim wins). Returns how many
+    were handed over; errors are logged, never raised."""
+    now = time.time()
+    requeued = 0
+    try:
+        page = await storage.list_runs(status="queued", limit=_ORPHAN_PAGE)
+    except Exception:
+        _log.exception("looking for orphaned queued runs failed; trying again later")
+        return 0
+    for run in page.runs:
+        if stopping is not None and stopping.is_set():
+            break
+        if run.workflow_id not in app.workflows or run.updated_at > now - older_than:
+            continue
+        try:
+            if not await has_live_job(run.run_id) and await requeue_orphaned(
+                app.get_workflow(run.workflow_id), run
+            ):
+                requeued += 1
+                _log.info("requeued orphaned run %s of workflow %r", run.run_id, run.workflow_id)
+        except Exception:
+            _log.exception("requeueing orphaned run %s failed; trying again later", run.run_id)
+    return requeued
+
+
+_ORPHAN_PAGE = 200
+"""Queued runs looked at per round (newest first: the oldest wait for a later round)."""
+
+
 async def recover_forever(
-    app: WorkerApp, storage: Storage, *, every: float, stopping: asyncio.Event
+    app: WorkerApp,
+    storage: Storage,
+    *,
+    every: float,
+    stopping: asyncio.Event,
+    orphans: tuple[LiveJob, float] | None = None,
 ) -> None:
     """`recover_once` now (a worker starting after the others died recovers their runs at
     once), then every `every` seconds (±10 %, so that many workers do not look in step),
@@ -118,6 +179,11 @@ async def recover_forever(
     """
     while not stopping.is_set():
         await recover_once(app, storage, stopping=stopping)
+        if orphans is not None:
+            has_live_job, older_than = orphans
+            await requeue_orphans(
+                app, storage, has_live_job, older_than=older_than, stopping=stopping
+            )
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), every * random.uniform(0.9, 1.1))
 

@@ -38,7 +38,7 @@ from spanflow.queue._app import (
     worker_pool_size,
 )
 from spanflow.queue._migrate import apply_queue_schema, describe_url
-from spanflow.queue._worker import JobHandler, recover_forever, stop_on_signals
+from spanflow.queue._worker import ORPHANED_AFTER, JobHandler, recover_forever, stop_on_signals
 from spanflow.workflows.executor import RunJob, WorkerApp
 
 if TYPE_CHECKING:
@@ -76,6 +76,7 @@ class QueueExecutor:
         *,
         queue: str = DEFAULT_QUEUE,
         recover_every: float = 5.0,
+        orphaned_after: float = ORPHANED_AFTER,
         shutdown_grace: float = 30.0,
         handle_signals: bool = True,
     ) -> None:
@@ -86,6 +87,10 @@ class QueueExecutor:
             queue: The procrastinate queue of this registry's jobs; registries with different
                 workflows need different queues (a worker only takes its own queue's jobs).
             recover_every: Seconds between two looks for stalled runs in each worker.
+            orphaned_after: Seconds a run may stay ``queued`` with no live job in the queue
+                before a worker's recovery hands its job over again (its caller died between
+                storing it and deferring the job, or the worker that took the job died before
+                claiming the run).
             shutdown_grace: On SIGTERM, seconds running jobs may take to finish before they
                 are canceled (their runs are then restarted by a worker's recovery once their
                 leases expire).
@@ -110,7 +115,12 @@ class QueueExecutor:
             )
         self.postgres_url = postgres_url
         self.queue = queue
+        if not 0 < orphaned_after <= 86_400:
+            raise InvalidInputError(
+                f"orphaned_after must be between 0 and 86400 seconds; got {orphaned_after!r}"
+            )
         self.recover_every = recover_every
+        self.orphaned_after = orphaned_after
         self.shutdown_grace = shutdown_grace
         self.handle_signals = handle_signals
         self._where = describe_url(postgres_url)
@@ -196,8 +206,18 @@ class QueueExecutor:
             name="spanflow-queue-worker",
         )
         stopping = asyncio.Event()
+
+        async def has_live_job(run_id: str) -> bool:
+            return await _has_live_job(worker_app, self.queue, run_id)
+
         recovery = asyncio.create_task(
-            recover_forever(app, storage, every=self.recover_every, stopping=stopping),
+            recover_forever(
+                app,
+                storage,
+                every=self.recover_every,
+                stopping=stopping,
+                orphans=(has_live_job, self.orphaned_after),
+            ),
             name="spanflow-queue-recovery",
         )
         stopped = False
@@ -259,6 +279,28 @@ class QueueExecutor:
                 "--storage URL' (or start a worker, which applies it)"
             )
         return StorageError(f"job queue at {self._where}: {doing} failed: {text}{hint}")
+
+
+_LIVE_JOB: Final = """
+    SELECT EXISTS (
+        SELECT 1 FROM procrastinate_jobs AS job
+        LEFT JOIN procrastinate_workers AS worker ON worker.id = job.worker_id
+        WHERE job.queue_name = %(queue)s AND job.task_name = %(task)s
+          AND job.args ->> 'run_id' = %(run_id)s
+          AND (job.status = 'todo' OR (job.status = 'doing'
+               AND worker.last_heartbeat > now() - make_interval(secs => %(stale)s)))
+    ) AS live
+"""
+_STALE_WORKER: Final = 30.0
+"""Seconds after its last heartbeat a procrastinate worker counts as gone (its default)."""
+
+
+async def _has_live_job(worker_app: Any, queue: str, run_id: str) -> bool:
+    """Whether `queue` holds a job for `run_id` that is waiting, or taken by a live worker."""
+    row = await worker_app.connector.execute_query_one_async(
+        _LIVE_JOB, queue=queue, task=TASK_NAME, run_id=run_id, stale=_STALE_WORKER
+    )
+    return bool(row["live"])
 
 
 async def _finish(task: asyncio.Task[None], *, within: float) -> None:

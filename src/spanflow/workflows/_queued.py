@@ -20,17 +20,17 @@ from spanflow.errors import RunClaimError
 from spanflow.storage.base import RunStatus, StoredRun
 from spanflow.tracing.context import StoredTraceContext
 from spanflow.tracing.instrumentation import JobPublish
-from spanflow.tracing.options import TracingOptions
+from spanflow.tracing.options import TracingOptions, options_from_dict
 from spanflow.tracing.redaction import strip_credentials
 from spanflow.workflows._observe import observe
 from spanflow.workflows._snapshot import QueuedExecution, dump_run_snapshot, read_run_snapshot
-from spanflow.workflows.executor import RunJob
+from spanflow.workflows.executor import RunJob, RunOp
 from spanflow.workflows.stream import WorkflowStream
 
 if TYPE_CHECKING:
     from spanflow.workflows.workflow import Workflow
 
-__all__ = ["QUEUED", "Submission", "queued_stream"]
+__all__ = ["QUEUED", "Submission", "queued_stream", "resubmit", "submit_job"]
 
 QUEUED: tuple[RunStatus, ...] = ("queued",)
 """The status of a run whose execution waits for a worker."""
@@ -85,29 +85,19 @@ class Submission:
         claimed: StoredRun,
         before: dict[str, object],
     ) -> None:
-        workflow = self.workflow
-        executor = workflow.executor
-        publication = workflow.instrumentation.publish_job(
-            JobPublish(
-                workflow.id,
+        try:
+            await submit_job(
+                self.workflow,
                 self.run_id,
                 self.queued.op,
                 self.options,
                 RequestContext.coerce(context),
-                stored_trace=stored_trace,
-                system=getattr(executor, "messaging_system", "spanflow"),
-                destination=QUEUE_DESTINATION,
-                parent=self.parent,
+                stored_trace,
+                self.parent,
             )
-        )
-        job = RunJob(self.queued.op, workflow.id, self.run_id, publication.carrier)
-        try:
-            await executor.submit(job)
-        except BaseException as error:
-            publication.end(error)
+        except BaseException:
             await self._put_back(claimed, before)
             raise
-        publication.end()
 
     async def _put_back(self, claimed: StoredRun, before: dict[str, object]) -> None:
         """The executor refused the job: the run as it was before it was queued."""
@@ -119,6 +109,55 @@ class Submission:
             return  # a worker took it: the job was queued after all
         await storage.save_run(replace(back, snapshot=dict(before)))
         self.on_claimed(replace(claimed, status=previous, snapshot=dict(before)))
+
+
+async def submit_job(
+    workflow: Workflow,
+    run_id: str,
+    op: RunOp,
+    options: TracingOptions | None,
+    context: RequestContext,
+    stored_trace: StoredTraceContext | None,
+    parent: StoredTraceContext | None,
+) -> None:
+    """Hand one job to the workflow's executor inside its publish span (PRODUCER), whose W3C
+    context the job carries."""
+    executor = workflow.executor
+    publication = workflow.instrumentation.publish_job(
+        JobPublish(
+            workflow.id,
+            run_id,
+            op,
+            options,
+            context,
+            stored_trace=stored_trace,
+            system=getattr(executor, "messaging_system", "spanflow"),
+            destination=QUEUE_DESTINATION,
+            parent=parent,
+        )
+    )
+    try:
+        await executor.submit(RunJob(op, workflow.id, run_id, publication.carrier))
+    except BaseException as error:
+        publication.end(error)
+        raise
+    publication.end()
+
+
+async def resubmit(workflow: Workflow, stored: StoredRun) -> bool:
+    """Hand a queued run's job to the executor again (its first job was lost: the process
+    that queued it died before handing it over, or the worker that took it died before
+    claiming the run). ``False`` if the run is not queued with an execution. A duplicate job
+    is harmless: of two deliveries one claims the run, the other does nothing."""
+    snapshot = read_run_snapshot(stored)
+    queued = snapshot.queued
+    if stored.status != "queued" or queued is None:
+        return False
+    options = None if queued.tracing is None else options_from_dict(queued.tracing)
+    context = RequestContext.coerce(snapshot.request_context)
+    trace = snapshot.trace
+    await submit_job(workflow, stored.run_id, queued.op, options, context, trace, trace)
+    return True
 
 
 def queued_stream(

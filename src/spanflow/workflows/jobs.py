@@ -22,7 +22,7 @@ from spanflow.errors import (
 )
 from spanflow.storage.base import Storage, StoredRun
 from spanflow.tracing.instrumentation import carried_context
-from spanflow.workflows._queued import QUEUED
+from spanflow.workflows._queued import QUEUED, resubmit
 from spanflow.workflows._snapshot import dump_run_snapshot, read_run_snapshot
 from spanflow.workflows.executor import RunJob
 from spanflow.workflows.results import WorkflowResult, error_wire
@@ -31,7 +31,7 @@ from spanflow.workflows.run import Run
 if TYPE_CHECKING:
     from spanflow.workflows.workflow import Workflow
 
-__all__ = ["execute_job", "fail_job", "requeue_stalled"]
+__all__ = ["execute_job", "fail_job", "requeue_orphaned", "requeue_stalled"]
 
 logger = logging.getLogger("spanflow.jobs")
 
@@ -125,3 +125,15 @@ async def requeue_stalled(workflow: Workflow, stored: StoredRun) -> bool:
     except (RunClaimError, RunStateError):
         return False
     return True
+
+
+async def requeue_orphaned(workflow: Workflow, stored: StoredRun) -> bool:
+    """Hand a queued run's job to the queue again, for a run the queue has no live job of
+    (the process that queued it died before deferring the job, or the worker that took the
+    job died before claiming the run). ``True`` if a job was handed over; ``False`` if the
+    run is not queued (any more) or its snapshot cannot be read (logged)."""
+    try:
+        return await resubmit(workflow, stored)
+    except StorageError as error:
+        logger.error("spanflow: queued run %s cannot be requeued: %s", stored.run_id, error)
+        return False
