@@ -22,42 +22,15 @@ from spanflow import (
 )
 from spanflow.errors import InvalidInputError
 from spanflow.storage import Storage
-from spanflow.workflows.executor import LocalExecutor, RunJob, WorkerApp
-from spanflow.workflows.jobs import execute_job, fail_job, requeue_stalled
-from spanflow.workflows.results import WorkflowResult
+from spanflow.workflows.executor import LocalExecutor, RunJob
+from spanflow.workflows.jobs import fail_job, requeue_stalled
+from tests.support.queues import HeldQueue
 from tests.support.stores import StoreSpec
 from tests.workflows.support import collect, event_types, step_events
 
 
 class Count(BaseModel):
     n: int
-
-
-class HeldQueue:
-    """A queued executor whose jobs wait in a list until `deliver` executes one."""
-
-    in_process = False
-    messaging_system = "held"
-
-    def __init__(self, refuse: bool = False) -> None:
-        self.jobs: list[RunJob] = []
-        self.refuse = refuse
-        self.workflows: dict[str, Workflow] = {}
-
-    async def submit(self, job: RunJob) -> None:
-        if self.refuse:
-            raise ConnectionError("the queue is down")
-        self.jobs.append(RunJob.from_dict(job.to_dict()))  # as it travels: plain data
-
-    async def deliver(self, index: int = -1) -> WorkflowResult | None:
-        job = self.jobs[index]
-        return await execute_job(self.workflows[job.workflow_id], job)
-
-    async def run_worker(self, app: WorkerApp, *, concurrency: int = 20) -> None:
-        raise NotImplementedError
-
-    async def close(self) -> None:
-        return None
 
 
 def counting_workflow(
@@ -277,10 +250,10 @@ async def test_a_cancel_from_another_process_stops_the_run_at_its_next_entry(
     # Another process's view of the run: it is executed under a live lease elsewhere.
     elsewhere = counting_workflow([])
     Spanflow(workflows=[elsewhere], storage=other)
-    await (await elsewhere.create_run(run_id=run.run_id)).cancel()
-    flagged = await other.get_run(run.run_id)
-    assert flagged is not None
-    assert flagged.cancel_requested
+    await (await elsewhere.create_run(run_id=run.run_id)).cancel()  # returns once stopped
+    seen = await other.get_run(run.run_id)
+    assert seen is not None
+    assert seen.status == "canceled"
 
     result = await worker
     assert result is not None
@@ -478,3 +451,95 @@ async def test_a_queued_stream_kept_open_through_a_suspension_follows_the_run_to
     types = event_types(await collect(out))
     assert types.count("workflow-start") == 2  # both executions, in one stream
     assert types[-1] == "workflow-finish"
+
+
+async def test_a_cancel_asked_while_the_run_suspends_elsewhere_still_cancels_it(
+    shared_store_spec: StoreSpec,
+) -> None:
+    storage, other = shared_store_spec.open(), shared_store_spec.open()
+    asking = asyncio.Event()
+
+    async def ask(ctx: StepContext[Count]) -> Any:
+        asking.set()
+        await asyncio.sleep(0.3)  # the cancel is asked now; no entry boundary comes before
+        return await ctx.suspend({"ask": "ok?"})
+
+    def build() -> Workflow:
+        return (
+            create_workflow(id="asking", input_schema=Count)
+            .then(create_step(id="ask", input_schema=Count, execute=ask))
+            .commit()
+        )
+
+    queue = HeldQueue()
+    workflow = build()
+    Spanflow(workflows=[workflow], storage=storage, executor=queue)
+    queue.workflows[workflow.id] = workflow
+    run = await workflow.create_run()
+    out = run.stream({"n": 1})
+    await wait_for_job(queue)
+    worker = asyncio.ensure_future(queue.deliver())
+    await asking.wait()
+
+    elsewhere = build()
+    Spanflow(workflows=[elsewhere], storage=other)
+    await (await elsewhere.create_run(run_id=run.run_id)).cancel()
+
+    result = await worker
+    assert result is not None
+    assert result.status == "suspended"  # its executor never saw the mark
+    stored = await other.get_run(run.run_id)
+    assert stored is not None
+    assert stored.status == "canceled"  # but the run did not stay suspended
+    assert (await out.result).status in ("suspended", "canceled")
+    await storage.close()
+    await other.close()
+
+
+async def test_a_resume_whose_snapshot_no_longer_fits_the_workflow_fails_the_run_once(
+    stores: tuple[Storage, Storage],
+) -> None:
+    storage, other = stores
+    workflow, queue = queued(storage, [])
+    run = await workflow.create_run()
+    started = asyncio.ensure_future(run.start({"n": 1}))
+    await wait_for_job(queue)
+    await queue.deliver()
+    assert (await started).status == "suspended"  # at approve, the second of three entries
+
+    out = run.resume_stream({"x": 1})
+    await wait_for_job(queue, 2)
+    # What the worker finds no longer fits the workflow (as after a deploy that removed steps).
+    stored = await other.get_run(run.run_id)
+    assert stored is not None
+    stored.snapshot["frame"]["position"] = 7
+    await other.save_run(stored)
+
+    assert await queue.deliver() is None  # not raised: a job for the queue to drop
+    result = await out.result
+    assert result.status == "failed"
+    assert "entries" in str(result.error)
+    stored = await storage.get_run(run.run_id)
+    assert stored is not None
+    assert stored.status == "failed"
+    assert stored.owner is None
+    assert await storage.stalled_runs(workflow_ids=["counting"]) == []  # nothing to restart
+
+
+async def test_a_job_whose_stored_tracing_options_are_unknown_fails_the_run(
+    stores: tuple[Storage, Storage],
+) -> None:
+    storage, _ = stores
+    workflow, queue = queued(storage, [])
+    run = await workflow.create_run()
+    out = run.stream({"n": 1}, tracing_options=TracingOptions(tags=["a"]))
+    await wait_for_job(queue)
+    stored = await storage.get_run(run.run_id)
+    assert stored is not None
+    stored.snapshot["queued"]["tracing"] = {"sample_ratio": 0.5}  # from a newer spanflow
+    await storage.save_run(stored)
+
+    assert await queue.deliver() is None
+    result = await out.result
+    assert result.status == "failed"
+    assert "sample_ratio" in str(result.error)

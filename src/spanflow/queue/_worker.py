@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from spanflow.errors import InvalidInputError
 from spanflow.queue._app import UnexecutableJobError
+from spanflow.tracing.ids import short_repr
 from spanflow.workflows.executor import RunJob, WorkerApp
 from spanflow.workflows.jobs import execute_job, fail_job, requeue_orphaned, requeue_stalled
 
@@ -65,7 +66,7 @@ class JobHandler:
             run_id = payload.get("run_id")
             readable = run_id if isinstance(run_id, str) and run_id else None
             await self._fail(readable, f"a worker could not decode the run's job: {err}")
-            raise UnexecutableJobError(f"undecodable job {_bounded(payload)}: {err}") from None
+            raise UnexecutableJobError(f"undecodable job {short_repr(payload)}: {err}") from None
         try:
             workflow = self._app.get_workflow(job.workflow_id)
         except LookupError as err:
@@ -224,8 +225,3 @@ def stop_on_signals(stop: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         restore()
-
-
-def _bounded(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 200 else text[:197] + "..."

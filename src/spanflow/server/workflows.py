@@ -353,7 +353,8 @@ class WorkflowRoutes:
             raise ApiError(503, f"too many open streams (the limit is {self.slots.limit})")
 
     async def _records(self, stream: WorkflowStream) -> Response:
-        """The stream as records, once its first event shows the run started."""
+        """The stream as records, once its first event shows the run started (or, for a run
+        handed to a queued executor, once its job is queued)."""
         events = aiter(stream)
         first = await _first_event(stream, events)
         headers = _trace_headers(stream.trace_id, stream.span_id)
@@ -454,8 +455,13 @@ def _check_startable(run: Run, base: str) -> None:
 
 async def _first_event(
     stream: WorkflowStream, events: AsyncIterator[WorkflowEvent] | None = None
-) -> WorkflowEvent:
-    """The stream's first event; the error that ended it first is raised (a lost claim)."""
+) -> WorkflowEvent | None:
+    """The stream's first event; the error that ended it first is raised (a lost claim). A
+    run handed to a queued executor has started as far as this server can tell once its job
+    is queued (a worker may take it much later): ``None`` then, nothing read yet."""
+    if stream.handed_over is not None:
+        await stream.handed_over
+        return None
     first = await _next_or_none(events if events is not None else aiter(stream))
     if first is None:  # pragma: no cover - every execution emits workflow-start first
         raise ApiError(500, "the run ended without an event")

@@ -12,9 +12,9 @@ run as stored then, its values validated again by the workflow's schemas as a re
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from spanflow.errors import RunNotFoundError, RunStateError, StorageError, StoredError
 from spanflow.storage.base import ENDED_STATUSES, EXECUTING_STATUSES, Storage, StoredRun
@@ -28,11 +28,15 @@ if TYPE_CHECKING:
 
 __all__ = ["LOOK_AGAIN", "observe", "stored_result"]
 
+Prepare = Callable[[], Coroutine[Any, Any, int]]
+"""What an observer does first (a queued execution's submission): the offset to follow from."""
+
 LOOK_AGAIN = 1.0
 """Seconds an observer waits for a wake-up before it looks at the stored run again."""
 
-_FOLLOWING: set[asyncio.Task[None]] = set()
-"""The observers' tasks (the loop keeps only weak references to tasks)."""
+_FOLLOWING: set[asyncio.Task[Any]] = set()
+"""The observers' tasks, and submissions they await (the loop keeps only weak references to
+tasks)."""
 
 
 class _Watched:
@@ -47,7 +51,7 @@ def observe(
     run_id: str,
     offset: int = 0,
     *,
-    prepare: Callable[[], Awaitable[int]] | None = None,
+    prepare: Prepare | None = None,
     until_end: bool = False,
     on_stored: Callable[[StoredRun], None] | None = None,
 ) -> WorkflowStream:
@@ -75,6 +79,8 @@ def observe(
         )
     watched = _Watched()
     out = WorkflowStream(watched)
+    if prepare is not None:
+        out.handed_over = asyncio.get_running_loop().create_future()
     follow = _Follow(workflow, run_id, out, watched, until_end, on_stored)
     task = asyncio.get_running_loop().create_task(
         follow.run(offset, prepare), name=f"spanflow-observe-{run_id}"
@@ -96,12 +102,20 @@ class _Follow:
     until_end: bool
     on_stored: Callable[[StoredRun], None] | None
 
-    async def run(self, offset: int, prepare: Callable[[], Awaitable[int]] | None) -> None:
+    async def run(
+        self, offset: int, prepare: Callable[[], Coroutine[Any, Any, int]] | None
+    ) -> None:
+        handed_over = self.out.handed_over
         try:
             if prepare is not None:
-                offset = await prepare()
+                offset = await _unstoppable(prepare())
+            if handed_over is not None:
+                handed_over.set_result(None)
             stored = await self._follow(offset)
         except BaseException as error:
+            if handed_over is not None and not handed_over.done():
+                handed_over.set_exception(error)
+                handed_over.exception()  # retrieved: the stream raises it too
             self.out.fail(error)
             if not isinstance(error, Exception):
                 raise
@@ -131,6 +145,16 @@ class _Follow:
                 await _replay(storage, run_id, seq, out)
                 return stored
             await storage.wait_for_events(run_id, offset=seq, max_wait=LOOK_AGAIN)
+
+
+async def _unstoppable(work: Coroutine[Any, Any, int]) -> int:
+    """Await `work` in a task of its own that a cancel of the awaiting task (``aclose``)
+    does not stop: a submission is never left half done (a run claimed ``queued`` with no
+    job for it), it just goes on unobserved."""
+    task = asyncio.get_running_loop().create_task(work)
+    _FOLLOWING.add(task)
+    task.add_done_callback(_FOLLOWING.discard)
+    return await asyncio.shield(task)
 
 
 async def _replay(storage: Storage, run_id: str, seq: int, out: WorkflowStream) -> int:

@@ -253,6 +253,9 @@ class QueuedExecution:
     """The execution's tracing options (`TracingOptions` fields), if any were given."""
     previous_status: Annotated[RunStatus, Field(alias="previousStatus")] = "pending"
     """The status the run had before it was queued (put back if the queue refuses the job)."""
+    carrier: dict[str, str] = field(default_factory=dict)
+    """The W3C context of the job's publish span: a job handed over again (lost, or its
+    worker died before the first checkpoint) publishes under it, in the same trace."""
 
 
 @dataclass(slots=True, kw_only=True)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Protocol, get_args, runtime_checkable
 
 from spanflow.errors import InvalidInputError
+from spanflow.tracing.ids import short_repr
 
 if TYPE_CHECKING:
     from spanflow.storage.base import Storage
@@ -74,24 +75,24 @@ class RunJob:
             InvalidInputError: `data` is not a job's wire form; the message names the field.
         """
         if not isinstance(data, Mapping):
-            raise InvalidInputError(f"a run job must be a JSON object; got {_bounded(data)}")
+            raise InvalidInputError(f"a run job must be a JSON object; got {short_repr(data)}")
         op = data.get("op")
         if op not in _OPS:
             raise InvalidInputError(
-                f"a run job's op must be one of {', '.join(_OPS)}; got {_bounded(op)}"
+                f"a run job's op must be one of {', '.join(_OPS)}; got {short_repr(op)}"
             )
         for key in ("workflow_id", "run_id"):
             value = data.get(key)
             if not isinstance(value, str) or not value:
                 raise InvalidInputError(
-                    f"a run job's {key} must be a non-empty string; got {_bounded(value)}"
+                    f"a run job's {key} must be a non-empty string; got {short_repr(value)}"
                 )
         carrier = data.get("carrier", {})
         if not isinstance(carrier, Mapping) or not all(
             isinstance(k, str) and isinstance(v, str) for k, v in carrier.items()
         ):
             raise InvalidInputError(
-                f"a run job's carrier must map strings to strings; got {_bounded(carrier)}"
+                f"a run job's carrier must map strings to strings; got {short_repr(carrier)}"
             )
         return cls(op, data["workflow_id"], data["run_id"], dict(carrier))
 
@@ -194,8 +195,3 @@ class LocalExecutor:
 
 LOCAL_EXECUTOR = LocalExecutor()
 """The executor of workflows no registry with an executor of its own registered."""
-
-
-def _bounded(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."

@@ -20,7 +20,7 @@ from spanflow.errors import (
     StepNotFoundError,
     StorageError,
 )
-from spanflow.storage.base import Storage, StoredRun
+from spanflow.storage.base import ENDED_STATUSES, Storage, StoredRun
 from spanflow.tracing.instrumentation import carried_context
 from spanflow.workflows._queued import QUEUED, resubmit
 from spanflow.workflows._snapshot import dump_run_snapshot, read_run_snapshot
@@ -65,10 +65,10 @@ async def execute_job(workflow: Workflow, job: RunJob) -> WorkflowResult | None:
     try:
         snapshot = read_run_snapshot(stored)  # damaged, or written by a newer spanflow
         with carried_context(job.carrier):
-            task = await Run(workflow, stored).launch_queued(snapshot)
+            task = await Run(workflow, stored)._launch_queued(snapshot)
     except RunClaimError:
         return None
-    except (StorageError, InvalidInputError, RunStateError, StepNotFoundError) as error:
+    except _UNEXECUTABLE as error:
         if isinstance(error, StorageError) and not _unreadable(stored):
             raise  # the store failed, not the run: the job fails and the run stays queued
         await fail_job(storage, job.run_id, f"the queued {job.op} cannot be executed: {error}")
@@ -77,6 +77,20 @@ async def execute_job(workflow: Workflow, job: RunJob) -> WorkflowResult | None:
         return await task
     except RunClaimError:
         return None  # another worker claimed it first
+    except _UNEXECUTABLE as error:
+        # Failed once claimed: a snapshot that no longer fits the workflow is stored failed
+        # (and is not tried again); anything else is the store's failure, for the queue.
+        again = await storage.get_run(job.run_id)
+        if again is None or again.status not in ENDED_STATUSES:
+            raise
+        logger.error("spanflow: the %s of run %s failed: %s", job.op, job.run_id, error)
+        return None
+
+
+_UNEXECUTABLE = (StorageError, InvalidInputError, RunStateError, StepNotFoundError, ValueError)
+"""What a job's execution may raise when the run's stored execution cannot be carried out (its
+input or snapshot no longer fits the workflow, its tracing options are unknown): never retried.
+A `StorageError` of the store itself is told apart by reading the run again."""
 
 
 def _unreadable(stored: StoredRun) -> bool:
@@ -116,12 +130,17 @@ async def requeue_stalled(workflow: Workflow, stored: StoredRun) -> bool:
     is live again. The restart re-runs at most the step that was running; its publish span
     is a child of the run's own span, so the run keeps one trace."""
     try:
-        parent = read_run_snapshot(stored).trace
+        snapshot = read_run_snapshot(stored)
     except StorageError as error:
         logger.error("spanflow: stalled run %s cannot be restarted: %s", stored.run_id, error)
         return False
+    # A start that died before its first checkpoint has no run span yet: publish under its
+    # first job's publish span instead, so the run still keeps one trace.
+    queued = snapshot.queued
+    carrier = queued.carrier if queued is not None and snapshot.trace is None else {}
     try:
-        await Run(workflow, stored).queue_restart(parent=parent)
+        with carried_context(carrier):
+            await Run(workflow, stored)._queue_restart(parent=snapshot.trace)
     except (RunClaimError, RunStateError):
         return False
     return True

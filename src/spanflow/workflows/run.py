@@ -63,7 +63,7 @@ from spanflow.workflows._snapshot import (
     read_run_snapshot,
 )
 from spanflow.workflows._time_travel import TimeTravel, time_travel_frame
-from spanflow.workflows.results import WorkflowResult
+from spanflow.workflows.results import WorkflowResult, error_wire
 from spanflow.workflows.stream import WorkflowStream, chain_sinks
 
 if TYPE_CHECKING:
@@ -75,6 +75,7 @@ __all__ = ["Run"]
 _NEVER_STARTED: tuple[RunStatus, ...] = ("pending",)
 _RESUMABLE: tuple[RunStatus, ...] = ("suspended",)
 _RESTARTABLE = EXECUTING_STATUSES
+_CANCEL_ATTEMPTS = 4
 _TIME_TRAVELLABLE: tuple[RunStatus, ...] = ("pending", "suspended", *ENDED_STATUSES)
 """A time travel replaces what the run did; only a run nobody is executing can have it."""
 
@@ -310,10 +311,15 @@ class Run:
                 f"{prefix} and is suspended: resume it with run.resume(...) (start would run "
                 f"it again from the beginning)"
             )
-        if status in _RESTARTABLE:
+        if status in (*_RESTARTABLE, "queued"):
+            doing = (
+                "a worker will execute it"
+                if status == "queued"
+                else "another caller is executing it"
+            )
             raise RunClaimError(
-                f"{prefix} and is {status}: another caller is executing it; observe it with "
-                f"workflow.get_run(...), or create a new run"
+                f"{prefix} and is {status}: {doing}; observe it with "
+                f"workflow.observe(...), or create a new run"
             )
         raise RunStateError(
             f"{prefix} and has ended ({status}): create a new run to run the workflow again, "
@@ -505,13 +511,36 @@ class Run:
         try:
             claimed = await self._claim(from_status)
             self._stored = claimed
-            snapshot = read_run_snapshot(claimed)
-            frame = restore_frame(self.workflow, snapshot.frame, control, NOOP_SCOPE)
+            frame = await self._restored_frame(claimed, control)
         except BaseException as exc:
             self._control = None
             fail_streams(out, self._open_streams, exc)
             raise
         return await self._execute(frame, resume, start, out, fresh=False, trigger="resume")
+
+    async def _restored_frame(self, claimed: StoredRun, control: RunControl) -> Frame:
+        """The frame of the run as claimed. If it cannot be restored (its snapshot no longer
+        fits the workflow as defined now), the run is stored ``failed`` saying why, rather
+        than left running for a restart that would fail the same way."""
+        try:
+            snapshot = read_run_snapshot(claimed)
+            return restore_frame(self.workflow, snapshot.frame, control, NOOP_SCOPE)
+        except Exception as error:
+            await self._fail_claimed(claimed, error)
+            raise
+
+    async def _fail_claimed(self, claimed: StoredRun, error: Exception) -> None:
+        try:
+            snapshot = read_run_snapshot(claimed)
+        except StorageError:
+            data = {**claimed.snapshot, "status": "failed", "error": error_wire(error)}
+        else:
+            snapshot.status, snapshot.error, snapshot.queued = "failed", error_wire(error), None
+            data = dump_run_snapshot(snapshot)
+        failed = replace(claimed, status="failed", snapshot=data, owner=None, lease_until=0.0)
+        with contextlib.suppress(Exception):  # the error that got here is the one to report
+            await self.workflow.storage.save_run(failed, if_owner=claimed.owner)
+            self._stored = failed
 
     # -- time travel ------------------------------------------------------------------------
 
@@ -668,10 +697,11 @@ class Run:
         A pending, queued, suspended or waiting run that no process is executing is marked
         canceled in storage (a queued run's job then finds it canceled and does nothing). A run
         another process executes (a worker, under its live lease) is marked for cancelling
-        (`Storage.request_cancel`) and this returns: its executor sees the mark at its next
-        entry boundary (the checkpoint it writes) or lease renewal, whichever comes first,
-        interrupts the running step as a local cancel does, and stores ``canceled``; follow
-        it with ``observe`` to see it end.
+        (`Storage.request_cancel`), and this waits until that process stopped it: its executor
+        sees the mark at its next entry boundary (the checkpoint it writes) or lease renewal,
+        whichever comes first, interrupts the running step as a local cancel does, and stores
+        ``canceled``. Should the run suspend before its executor saw the mark, it is canceled
+        here once suspended.
         """
         task = self._task
         if task is not None and not task.done():
@@ -681,10 +711,18 @@ class Run:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             return
-        await self._refresh()
+        for _ in range(_CANCEL_ATTEMPTS):  # the run may move on between a read and a claim
+            await self._refresh()
+            if self._stored.status in ENDED_STATUSES or await self._cancel_stored():
+                return
+        raise RunClaimError(
+            f"run {self.run_id!r} could not be canceled: it kept changing status "
+            f"(last {self._stored.status})"
+        )
+
+    async def _cancel_stored(self) -> bool:
+        """Cancel the run as last read; ``False`` if it changed meanwhile (read it again)."""
         stored = self._stored
-        if stored.status in ENDED_STATUSES:
-            return
         # Read before claiming: a snapshot this spanflow cannot read (a newer version, damaged)
         # must leave the run exactly as it was, not a canceled row whose snapshot says otherwise.
         try:
@@ -697,18 +735,30 @@ class Run:
                 self.run_id, from_status=(stored.status,), to_status="canceled"
             )
         except RunClaimError:
-            # Executed by another process under a live lease: ask it to stop.
+            # Executed by another process under a live lease: ask it to stop, and wait.
             if await storage.request_cancel(self.run_id) is not None:
-                return
-            raise
+                await self._await_remote_stop()
+            return False
         if claimed.snapshot != stored.snapshot:  # saved again between the read and the claim
             snapshot = read_run_snapshot(claimed)
         snapshot.status = "canceled"
         snapshot.queued = None
         claimed.snapshot = dump_run_snapshot(snapshot)
-        await self.workflow.storage.save_run(claimed)
+        await storage.save_run(claimed)
         self._stored = claimed
         self._control = None
+        return True
+
+    async def _await_remote_stop(self) -> None:
+        """Wait until no process executes the run any more (its executor stopped it, or died
+        and let its lease run out: a restart then finds the mark and cancels it)."""
+        pause = 0.02
+        while True:
+            stored = await self.workflow.storage.get_run(self.run_id)
+            if stored is None or stored.status not in EXECUTING_STATUSES:
+                return
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.5)
 
     def cancel_sync(self) -> None:
         """`cancel` for scripts; refuses to run inside a running event loop."""
@@ -763,7 +813,7 @@ class Run:
         control = self._continued_control(snapshot, request_context, tracing_options, None)
         if not self._in_process:
             context = None if request_context is None else control.request_context
-            offset = await self.queue_restart(context, tracing_options)
+            offset = await self._queue_restart(context, tracing_options)
             out = observe(self.workflow, self.run_id, offset, on_stored=self._keep)
             return asyncio.get_running_loop().create_task(
                 _outcome(out), name=f"spanflow-restart-{self.run_id}"
@@ -771,10 +821,10 @@ class Run:
         if snapshot.queued is not None and snapshot.queued.op != "restart":
             # A queued start or resume whose worker died before its first checkpoint: do it
             # again, rather than continue from a snapshot that does not know of it.
-            return await self.launch_queued(snapshot, _RESTARTABLE)
+            return await self._launch_queued(snapshot, _RESTARTABLE)
         return await self._restart_claimed(control, tracing_options, _RESTARTABLE)
 
-    async def queue_restart(
+    async def _queue_restart(
         self,
         request_context: RequestContext | None = None,
         tracing_options: TracingOptions | None = None,
@@ -812,7 +862,7 @@ class Run:
         self._stored = claimed
         self._control = control
         snapshot = read_run_snapshot(claimed)
-        frame = restore_frame(self.workflow, snapshot.frame, control, NOOP_SCOPE)
+        frame = await self._restored_frame(claimed, control)
         start = RunStart(
             self.workflow.id,
             self.run_id,
@@ -841,7 +891,7 @@ class Run:
 
     # -- a worker's half of a queued execution -----------------------------------------------
 
-    async def launch_queued(
+    async def _launch_queued(
         self, snapshot: RunSnapshot, from_status: tuple[RunStatus, ...] = QUEUED
     ) -> asyncio.Task[WorkflowResult]:
         """Execute the queued execution stored with this run (`jobs.execute_job`, on a worker):

@@ -45,6 +45,9 @@ class WorkflowStream:
         self.producer: asyncio.Task[None] | None = None
         """The task reading an observed run's event log (`Workflow.observe`); ``None`` for a
         stream its run feeds."""
+        self.handed_over: asyncio.Future[None] | None = None
+        """For a run handed to a queued executor: resolves once its job is queued (raises
+        what refused it); ``None`` for a run executed in this process."""
 
     # -- what consumers use ---------------------------------------------------------------
 
