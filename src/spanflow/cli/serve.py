@@ -9,6 +9,9 @@ must then send ``Authorization: Bearer <token>``. The token is read from the env
 never from the command line, where any user could read it in the process list. CORS is off
 unless ``--cors ORIGIN`` is given.
 
+The run browser (`spanflow.server.ui`) is served at ``/`` unless ``--no-ui``; it links each
+run's trace to ``--jaeger-ui URL`` (Jaeger's ``http://localhost:16686`` by default).
+
 Tracing: set up as ``spanflow demo`` does, from the standard ``OTEL_*`` variables
 (``OTEL_EXPORTER_OTLP_ENDPOINT``, ``OTEL_SERVICE_NAME``, ...) or ``--otlp URL``, and only when
 exporting was asked for; it is left alone when the registry's `TracingConfig` names a tracer
@@ -37,6 +40,7 @@ from typing import Any, Final
 from opentelemetry import trace
 
 from spanflow.cli.errors import CommandError, UsageError
+from spanflow.cli.export_report import DEFAULT_JAEGER_UI
 from spanflow.cli.tracing import CommandTracing, add_export_arguments
 from spanflow.cli.workflows import WorkflowRef, workflow_ref
 from spanflow.registry import Spanflow
@@ -83,6 +87,12 @@ def add_command(commands: Any) -> None:
         default=1024 * 1024,
         metavar="N",
         help="largest request body (default: 1 MiB)",
+    )
+    parser.add_argument(
+        "--no-ui",
+        dest="ui",
+        action="store_false",
+        help="serve the API only, without the run browser at /",
     )
     parser.add_argument(
         "--graceful-timeout",
@@ -175,6 +185,8 @@ def _serve(options: argparse.Namespace) -> int:
             auth_token=token,
             max_body_bytes=options.max_body_bytes,
             cors_origins=options.cors,
+            ui=options.ui,
+            jaeger_ui=_jaeger_ui(options) if options.ui else None,
         )
         config = uvicorn.Config(
             app,
@@ -188,6 +200,15 @@ def _serve(options: argparse.Namespace) -> int:
         if tracing is not None:
             tracing.close()
     return 0
+
+
+def _jaeger_ui(options: argparse.Namespace) -> str:
+    """The Jaeger UI the run browser links traces to: ``--jaeger-ui`` (the export option the
+    other commands print trace links with), else Jaeger's default address."""
+    url: str = options.jaeger_ui or DEFAULT_JAEGER_UI
+    if not url.startswith(("http://", "https://")):
+        raise UsageError(f"--jaeger-ui must be an http:// or https:// URL, got {url!r}")
+    return url
 
 
 def _server_class(uvicorn: Any) -> Any:

@@ -104,8 +104,9 @@ def add_export_arguments(
     group.add_argument(
         "--jaeger-ui",
         metavar="URL",
-        help=f"Jaeger UI the printed trace link points to (default: {DEFAULT_JAEGER_UI}; "
-        "an --otlp URL on port 6006 is taken for Phoenix instead, unless this is given)",
+        help=f"Jaeger UI the printed trace links (and, for serve, the run browser's) point to "
+        f"(default: {DEFAULT_JAEGER_UI}; an --otlp URL on port 6006 is taken for Phoenix "
+        "instead, unless this is given)",
     )
     if span_tree_option:
         group.add_argument(

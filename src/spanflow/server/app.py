@@ -10,6 +10,10 @@ The app is layered, outermost first, each layer a few lines with one job:
    document) and one exception handler that turns errors into ``{"error"}`` responses
    (`spanflow.server.errors`).
 
+In front of them all, unless ``ui=False``, the run browser's files (`spanflow.server.ui`):
+``GET /`` and ``GET /ui/...`` are its page and assets, public and untraced; the page calls the
+API like any client, with the token.
+
 The app keeps no state of its own beyond the runs it is executing (for ``cancel``): stored
 runs live in the registry's store, so several server processes can share one store, and a run
 one of them started can be observed, resumed or listed through another.
@@ -35,6 +39,7 @@ from spanflow.server.auth import AuthCheck, BearerAuth
 from spanflow.server.errors import ApiError, handle_exception, handle_http_exception
 from spanflow.server.openapi import QueryParam, RouteSpec, openapi_document
 from spanflow.server.streaming import StreamSlots
+from spanflow.server.ui import with_ui
 from spanflow.server.workflows import WorkflowRoutes
 from spanflow.tracing.http import instrument_asgi
 
@@ -63,6 +68,8 @@ def create_app(
     idle_stream_timeout: float | None = DEFAULT_IDLE_STREAM_TIMEOUT,
     cors_origins: Sequence[str] | None = None,
     title: str = "spanflow",
+    ui: bool = True,
+    jaeger_ui: str | None = None,
 ) -> Any:
     """An ASGI app serving the workflows and agents of `app` (see the module docstring).
 
@@ -77,6 +84,9 @@ def create_app(
             it (the run goes on; the client observes it again); ``None``: never.
         cors_origins: Origins browsers may call from (``["*"]`` for any); ``None``: CORS off.
         title: The OpenAPI document's title.
+        ui: Serve the run browser at ``/`` (its assets under ``/ui/``).
+        jaeger_ui: The Jaeger UI's URL (``http://localhost:16686``) the run browser links each
+            run's trace to; ``None``: no link (it still shows the trace id and traceparent).
 
     Returns:
         The ASGI app; serve it with uvicorn (``spanflow serve`` does) or mount it in yours.
@@ -131,7 +141,8 @@ def create_app(
                 return route.path
         return None
 
-    return instrument_asgi(asgi, config=app.tracing, route_template=route_template)
+    traced = instrument_asgi(asgi, config=app.tracing, route_template=route_template)
+    return with_ui(traced, prefix=prefix, jaeger_ui=jaeger_ui) if ui else traced
 
 
 def _route_table(workflows: WorkflowRoutes, agents: AgentRoutes) -> list[RouteSpec]:

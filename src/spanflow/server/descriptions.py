@@ -12,6 +12,11 @@
 - `run_state`: ``GET /workflows/:id/runs/:runId``: the run read back from its snapshot, with
   ISO dates.
 
+Both add, for a traced run only (so an untraced run's keys are exactly Mastra's), what the run
+browser shows beside each run: ``traceId`` and ``spanId`` of the run span (the Jaeger link and
+the ``traceparent``), and the ``tags`` (a list) and ``metadata`` (flattened, ``{"user.id":
+"u-42"}``) given in ``tracingOptions``, read from the trace context stored with the run.
+
 Dates are ISO 8601 in UTC with milliseconds and ``Z``, as ``Date.toJSON`` writes them.
 """
 
@@ -25,6 +30,8 @@ from typing import Any
 from spanflow._schema import schema_of
 from spanflow.server.errors import ApiError
 from spanflow.storage.base import StoredRun
+from spanflow.tracing.attributes import METADATA_PREFIX, TAGS_ATTRIBUTE
+from spanflow.tracing.context import StoredTraceContext
 from spanflow.workflows import read_run_snapshot
 from spanflow.workflows.step import Step
 from spanflow.workflows.workflow import (
@@ -45,6 +52,7 @@ __all__ = [
     "parse_fields",
     "run_listing",
     "run_state",
+    "trace_facts",
     "workflow_info",
 ]
 
@@ -166,7 +174,27 @@ def run_listing(stored: StoredRun) -> dict[str, Any]:
     }
     if stored.resource_id is not None:
         out["resourceId"] = stored.resource_id
+    raw = stored.snapshot.get("trace") if isinstance(stored.snapshot, dict) else None
+    out.update(trace_facts(StoredTraceContext.from_dict(raw)))
     return out
+
+
+def trace_facts(trace: StoredTraceContext | None) -> dict[str, Any]:
+    """``traceId``, ``spanId``, ``tags`` and ``metadata`` of a traced run (see the module
+    docstring); nothing for an untraced one."""
+    if trace is None:
+        return {}
+    attributes = trace.attributes
+    tags = attributes.get(TAGS_ATTRIBUTE, ())
+    prefix = METADATA_PREFIX + "."
+    return {
+        "traceId": trace.trace_id,
+        "spanId": trace.span_id,
+        "tags": [str(tag) for tag in tags] if isinstance(tags, list | tuple) else [],
+        "metadata": {
+            key[len(prefix) :]: value for key, value in attributes.items() if key.startswith(prefix)
+        },
+    }
 
 
 def parse_fields(text: str | None) -> tuple[str, ...]:
@@ -232,7 +260,5 @@ def run_state(
         value = values[name]
         if value is not None or name not in ("result", "error"):
             out[name] = value
-    if snapshot.trace is not None:
-        out["traceId"] = snapshot.trace.trace_id
-        out["spanId"] = snapshot.trace.span_id
+    out.update(trace_facts(snapshot.trace))
     return out
