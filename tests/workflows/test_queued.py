@@ -6,17 +6,19 @@ executes), lease recovery and the publish span. Real workers on procrastinate: t
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from pydantic import BaseModel
 from spanflow_otel.testing.capture import SpanCapture
 
 from spanflow import (
+    Run,
     Spanflow,
     StepContext,
     TracingOptions,
     Workflow,
+    WorkflowStream,
     create_step,
     create_workflow,
 )
@@ -72,6 +74,24 @@ def queued(storage: Storage, ran: list[str], **kwargs: Any) -> tuple[Workflow, H
     return workflow, queue
 
 
+class Started(NamedTuple):
+    """A counting run started through a held queue, its job waiting to be delivered."""
+
+    workflow: Workflow
+    queue: HeldQueue
+    run: Run
+    out: WorkflowStream
+
+
+async def started(storage: Storage, ran: list[str] | None = None, **options: Any) -> Started:
+    """Start a counting run with ``{"n": 1}`` on a held queue and wait for its job."""
+    workflow, queue = queued(storage, [] if ran is None else ran)
+    run = await workflow.create_run()
+    out = run.stream({"n": 1}, **options)
+    await wait_for_job(queue)
+    return Started(workflow, queue, run, out)
+
+
 async def wait_for_job(queue: HeldQueue, count: int = 1) -> None:
     for _ in range(200):
         if len(queue.jobs) >= count:
@@ -85,10 +105,7 @@ async def test_a_started_run_is_stored_queued_with_its_input_until_a_worker_exec
 ) -> None:
     storage, _ = stores
     ran: list[str] = []
-    workflow, queue = queued(storage, ran)
-    run = await workflow.create_run()
-    out = run.stream({"n": 1})
-    await wait_for_job(queue)
+    _workflow, queue, run, out = await started(storage, ran)
 
     stored = await storage.get_run(run.run_id)
     assert stored is not None
@@ -148,10 +165,7 @@ async def test_a_second_delivery_of_the_same_job_does_nothing(
 ) -> None:
     storage, _ = stores
     ran: list[str] = []
-    workflow, queue = queued(storage, ran)
-    run = await workflow.create_run()
-    out = run.stream({"n": 1})
-    await wait_for_job(queue)
+    _workflow, queue, _run, out = await started(storage, ran)
     first, second = await asyncio.gather(queue.deliver(), queue.deliver())
     assert sorted([first is None, second is None]) == [False, True]
     await out.result
@@ -183,10 +197,7 @@ async def test_a_queued_run_canceled_before_a_worker_takes_it_stays_canceled(
 ) -> None:
     storage, _ = stores
     ran: list[str] = []
-    workflow, queue = queued(storage, ran)
-    run = await workflow.create_run()
-    out = run.stream({"n": 1})
-    await wait_for_job(queue)
+    workflow, queue, run, out = await started(storage, ran)
     await (await workflow.create_run(run_id=run.run_id)).cancel()
 
     assert await queue.deliver() is None
@@ -198,10 +209,7 @@ async def test_a_job_no_worker_can_execute_fails_its_run_with_a_clear_error(
     stores: tuple[Storage, Storage],
 ) -> None:
     storage, _ = stores
-    workflow, queue = queued(storage, [])
-    run = await workflow.create_run()
-    out = run.stream({"n": 1})
-    await wait_for_job(queue)
+    _workflow, queue, run, out = await started(storage)
 
     assert await fail_job(storage, run.run_id, "no workflow 'counting' is registered here")
     result = await out.result
@@ -216,10 +224,7 @@ async def test_a_job_whose_stored_input_no_longer_fits_fails_the_run(
     stores: tuple[Storage, Storage],
 ) -> None:
     storage, _ = stores
-    workflow, queue = queued(storage, [])
-    run = await workflow.create_run()
-    out = run.stream({"n": 1})
-    await wait_for_job(queue)
+    _workflow, queue, run, out = await started(storage)
     stored = await storage.get_run(run.run_id)
     assert stored is not None
     stored.snapshot["queued"]["input"] = {"n": "not a number"}
@@ -273,10 +278,7 @@ async def test_a_stalled_run_is_requeued_as_a_restart_by_exactly_one_recoverer(
 ) -> None:
     storage, _ = stores
     ran: list[str] = []
-    workflow, queue = queued(storage, ran)
-    run = await workflow.create_run()
-    out = run.stream({"n": 1})
-    await wait_for_job(queue)
+    workflow, queue, run, out = await started(storage, ran)
     await queue.deliver()
     await out.result
     resumed = run.resume_stream({"x": 10})
@@ -336,10 +338,7 @@ async def test_a_local_executor_executes_a_queued_job_in_this_process(
 ) -> None:
     storage, _ = stores
     ran: list[str] = []
-    workflow, queue = queued(storage, ran)
-    run = await workflow.create_run()
-    out = run.stream({"n": 1})
-    await wait_for_job(queue)
+    workflow, queue, run, out = await started(storage, ran)
 
     local = LocalExecutor()
     local.serve(workflow)
@@ -374,10 +373,9 @@ async def test_a_queued_resume_continues_the_runs_trace_and_links_to_the_publish
     stores: tuple[Storage, Storage], span_capture: SpanCapture
 ) -> None:
     storage, _ = stores
-    workflow, queue = queued(storage, [])
-    run = await workflow.create_run()
-    out = run.stream({"n": 1}, tracing_options=TracingOptions(tags=["vip"]))
-    await wait_for_job(queue)
+    _workflow, queue, run, out = await started(
+        storage, tracing_options=TracingOptions(tags=["vip"])
+    )
     await queue.deliver()
     await out.result
     first = span_capture.spans[-1]  # the first execution's run span ends last
@@ -434,10 +432,7 @@ async def test_a_queued_stream_kept_open_through_a_suspension_follows_the_run_to
     stores: tuple[Storage, Storage],
 ) -> None:
     storage, _ = stores
-    workflow, queue = queued(storage, [])
-    run = await workflow.create_run()
-    out = run.stream({"n": 1}, close_on_suspend=False)
-    await wait_for_job(queue)
+    workflow, queue, run, out = await started(storage, close_on_suspend=False)
     await queue.deliver()
     approver = await workflow.create_run(run_id=run.run_id)
     resumed = approver.resume_stream({"x": 2})
@@ -530,10 +525,7 @@ async def test_a_job_whose_stored_tracing_options_are_unknown_fails_the_run(
     stores: tuple[Storage, Storage],
 ) -> None:
     storage, _ = stores
-    workflow, queue = queued(storage, [])
-    run = await workflow.create_run()
-    out = run.stream({"n": 1}, tracing_options=TracingOptions(tags=["a"]))
-    await wait_for_job(queue)
+    _workflow, queue, run, out = await started(storage, tracing_options=TracingOptions(tags=["a"]))
     stored = await storage.get_run(run.run_id)
     assert stored is not None
     stored.snapshot["queued"]["tracing"] = {"sample_ratio": 0.5}  # from a newer spanflow

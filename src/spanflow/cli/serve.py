@@ -37,11 +37,9 @@ import threading
 from collections.abc import Iterator
 from typing import Any, Final
 
-from opentelemetry import trace
-
 from spanflow.cli.errors import CommandError, UsageError
 from spanflow.cli.export_report import DEFAULT_JAEGER_UI
-from spanflow.cli.tracing import CommandTracing, add_export_arguments
+from spanflow.cli.tracing import add_export_arguments, service_tracing
 from spanflow.cli.workflows import WorkflowRef, workflow_ref
 from spanflow.registry import Spanflow
 
@@ -177,7 +175,7 @@ def _serve(options: argparse.Namespace) -> int:
             "serving needs the server extra: pip install 'spanflow[server]'"
         ) from None
     registry = load_registry(options.app)
-    tracing = _tracing(options, registry)
+    tracing = service_tracing(options, registry)
     try:
         app = create_app(
             registry,
@@ -236,17 +234,3 @@ def _server_class(uvicorn: Any) -> Any:
 
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-def _tracing(options: argparse.Namespace, registry: Spanflow) -> CommandTracing | None:
-    """The command's tracer provider, when exporting is asked for and nobody set one up."""
-    exporting = options.otlp is not None or any(
-        os.environ.get(name, "").strip()
-        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
-    own_provider = registry.tracing.tracer_provider is not None or not isinstance(
-        trace.get_tracer_provider(), trace.ProxyTracerProvider
-    )
-    if not exporting or own_provider:
-        return None
-    return CommandTracing.from_options(options, span_tree=False, install_global=True)

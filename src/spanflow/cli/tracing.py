@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from spanflow_otel import OtlpProtocol, Telemetry
 
     from spanflow.cli.display import RunDisplay
+    from spanflow.registry import Spanflow
 
 __all__ = [
     "DEFAULT_JAEGER_UI",
@@ -57,6 +58,7 @@ __all__ = [
     "add_export_arguments",
     "add_tracing_option_arguments",
     "say_export_report",
+    "service_tracing",
     "tracing_options",
 ]
 
@@ -370,3 +372,18 @@ def _service_name(given: str | None, default: str) -> str | None:
     if any(item.partition("=")[0].strip() == "service.name" for item in resource.split(",")):
         return None
     return default
+
+
+def service_tracing(options: argparse.Namespace, registry: Spanflow) -> CommandTracing | None:
+    """A long-running command's tracer provider (``serve``, ``worker``), when exporting is
+    asked for (``--otlp`` or the ``OTEL_EXPORTER_OTLP_*`` endpoints) and neither the registry
+    nor the app set one up."""
+    exporting = options.otlp is not None or any(
+        os.environ.get(name, "").strip() for name in OTLP_ENDPOINT_VARIABLES
+    )
+    own_provider = registry.tracing.tracer_provider is not None or not isinstance(
+        trace.get_tracer_provider(), trace.ProxyTracerProvider
+    )
+    if not exporting or own_provider:
+        return None
+    return CommandTracing.from_options(options, span_tree=False, install_global=True)

@@ -23,16 +23,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Final
 
-from opentelemetry import trace
-
 from spanflow.cli.errors import CommandError
 from spanflow.cli.serve import load_registry
-from spanflow.cli.tracing import CommandTracing, add_export_arguments
+from spanflow.cli.tracing import add_export_arguments, service_tracing
 from spanflow.cli.workflows import workflow_ref
 from spanflow.registry import Spanflow
 
@@ -115,7 +112,7 @@ def _worker(options: argparse.Namespace) -> int:
         )
     if options.shutdown_grace is not None:
         executor.shutdown_grace = options.shutdown_grace
-    tracing = _tracing(options, registry)
+    tracing = service_tracing(options, registry)
     try:
         asyncio.run(_run(registry, executor, options))
     finally:
@@ -155,17 +152,3 @@ def _saying_progress() -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
-
-
-def _tracing(options: argparse.Namespace, registry: Spanflow) -> CommandTracing | None:
-    """The command's tracer provider, when exporting is asked for and nobody set one up."""
-    exporting = options.otlp is not None or any(
-        os.environ.get(name, "").strip()
-        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
-    )
-    own_provider = registry.tracing.tracer_provider is not None or not isinstance(
-        trace.get_tracer_provider(), trace.ProxyTracerProvider
-    )
-    if not exporting or own_provider:
-        return None
-    return CommandTracing.from_options(options, span_tree=False, install_global=True)
