@@ -77,6 +77,7 @@ JOBS = (
         uses_mastra=True,
     ),
     _scenario("event_log", "scenario 11: event log cost, SQLite and PostgreSQL", "event_log"),
+    _scenario("queue", "scenario 12: runs through the queue, 1/2/4 workers", "queue"),
 )
 
 

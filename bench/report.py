@@ -366,6 +366,50 @@ def _scenario_11(t: _Table) -> None:
         )
 
 
+QUEUE_FAMILIES = (
+    ("local", "in process (LocalExecutor)"),
+    ("w1", "queue, 1 worker"),
+    ("w2", "queue, 2 workers"),
+    ("w4", "queue, 4 workers"),
+)
+
+
+def _queue_load(m: Measurement, local: Measurement | None) -> str:
+    """Runs/s (and the ratio to in-process), stream latency, CPU per run, spans delivered."""
+    e = m.extra
+    text = f"{e['runs_per_s']:,.0f} runs/s"
+    if local is not None and local is not m:
+        text += f" ({e['runs_per_s'] / local.extra['runs_per_s']:.2f}× in process)"
+    if "p50_ms" in e:
+        text += f"; event → stream p50 {e['p50_ms']:.1f} ms, p99 {e['p99_ms']:.1f} ms"
+    cpu = e.get("cpu_ms_per_run")
+    if cpu:
+        text += (
+            f"; CPU/run: caller {cpu['caller']:.1f}, workers {cpu['workers']:.1f}, "
+            f"PostgreSQL {cpu['postgres']:.1f} ms"
+        )
+    if "expected_spans" in e:
+        text += f"; {e['delivered_spans']:,}/{e['expected_spans']:,} spans delivered"
+    return text
+
+
+def _scenario_12(t: _Table) -> None:
+    for mode, call in (("start", "start()"), ("stream", "stream()")):
+        for tracing, tracing_label in (("off", "untraced"), ("traced", "traced → OTLP")):
+            local = t.r.get(f"s12.local.{tracing}.{mode}")
+            for family, label in QUEUE_FAMILIES:
+                key = f"s12.{family}.{tracing}.{mode}"
+                m = t.r.get(key)
+                text = "n/a" if m is None else _queue_load(m, local)
+                t.timed("12", f"3-step runs, {call}, {label}, {tracing_label}", key, text=text)
+    local = t.r.get("s12.local.off.stream1")
+    for family, label in QUEUE_FAMILIES[:2]:
+        key = f"s12.{family}.off.stream1"
+        m = t.r.get(key)
+        text = "n/a" if m is None else _queue_load(m, local)
+        t.timed("12", f"3-step runs, stream(), 1 at a time, {label}, untraced", key, text=text)
+
+
 def _measured(row: Row) -> bool:
     return any(cell not in ("", "n/a") for cell in (row.median, row.per_unit, row.ratio))
 
@@ -388,6 +432,7 @@ def build_rows(results: Results) -> list[Row]:
         _scenario_8,
         _scenario_10,
         _scenario_11,
+        _scenario_12,
     ):
         rows = len(table.rows)
         scenario(table)
