@@ -99,6 +99,7 @@ async def test_the_openapi_document_lists_every_route(client: httpx.AsyncClient)
         ("GET", "/api/agents/{agentId}"),
         ("POST", "/api/agents/{agentId}/generate"),
         ("POST", "/api/agents/{agentId}/stream"),
+        ("POST", "/api/agents/{agentId}/network"),
     }
     stream = document["paths"][f"{w}/stream"]["post"]
     assert stream["requestBody"]["content"]["application/json"]["schema"] == {

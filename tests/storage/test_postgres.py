@@ -303,7 +303,7 @@ async def _columns(spec: StoreSpec) -> list[tuple[str, str, str | None]]:
 
 
 @pytest.mark.postgres
-async def test_a_version_3_schema_is_upgraded_to_4_keeping_its_runs_and_logs(
+async def test_a_version_3_schema_is_upgraded_to_the_current_version_keeping_its_runs_and_logs(
     postgres_spec: StoreSpec, postgres_dsn: str
 ) -> None:
     await _make_v3(postgres_spec)

@@ -78,12 +78,18 @@ async def test_a_new_file_gets_the_tables_and_write_ahead_logging(tmp_path: Path
 
     await _create(path)
 
-    assert _tables(path) == {"spanflow_events", "spanflow_meta", "spanflow_runs"}
+    assert _tables(path) == {
+        "spanflow_events",
+        "spanflow_messages",
+        "spanflow_meta",
+        "spanflow_runs",
+        "spanflow_threads",
+    }
     connection = sqlite3.connect(path)
     try:
         assert connection.execute("PRAGMA journal_mode").fetchone() == ("wal",)
         version = connection.execute("SELECT value FROM spanflow_meta").fetchall()
-        assert version == [("4",)]
+        assert version == [("5",)]
     finally:
         connection.close()
 
@@ -107,7 +113,14 @@ async def test_a_foreign_sqlite_database_gets_our_tables_beside_its_own(tmp_path
 
     await _create(path)
 
-    assert _tables(path) == {"notes", "spanflow_events", "spanflow_meta", "spanflow_runs"}
+    assert _tables(path) == {
+        "notes",
+        "spanflow_events",
+        "spanflow_messages",
+        "spanflow_meta",
+        "spanflow_runs",
+        "spanflow_threads",
+    }
     connection = sqlite3.connect(path)
     try:
         assert connection.execute("SELECT body FROM notes").fetchall() == [("keep me",)]
@@ -223,7 +236,7 @@ async def test_a_version_1_file_is_upgraded_in_place_keeping_its_runs(tmp_path: 
         updated_at=11.5,
     )
     assert counts == {"onboarding": {"suspended": 1}}
-    assert _query(path, "SELECT value FROM spanflow_meta") == [("4",)]
+    assert _query(path, "SELECT value FROM spanflow_meta") == [("5",)]
     assert "spanflow_events" in _tables(path)
 
 
@@ -318,7 +331,7 @@ def _make_v3(path: Path) -> None:
     )
 
 
-async def test_a_version_3_file_is_upgraded_to_4_keeping_its_runs_and_logs(
+async def test_a_version_3_file_is_upgraded_to_the_current_version_keeping_its_runs_and_logs(
     tmp_path: Path,
 ) -> None:
     path, new = tmp_path / "runs.db", tmp_path / "new.db"
@@ -344,7 +357,7 @@ async def test_a_version_3_file_is_upgraded_to_4_keeping_its_runs_and_logs(
     assert [event.event for event in events] == [{"type": "workflow-start"}]
     assert requested is not None
     assert requested.cancel_requested
-    assert _query(path, "SELECT value FROM spanflow_meta") == [("4",)]
+    assert _query(path, "SELECT value FROM spanflow_meta") == [("5",)]
     assert _schema(path) == _schema(new)
 
 

@@ -11,6 +11,16 @@ Abort: `abort()` (or the caller's ``abort_signal``) cancels the task running the
 loop ends its open spans as aborted, emits ``abort`` and returns an aborted result. A
 cancellation that is not an abort (the caller's own task was cancelled) ends the spans the
 same way and propagates.
+
+Processors (`spanflow.agents.processors`): input processors rewrite the messages before the
+first model call, output processors each step's text and every chunk before the sink; an
+``abort`` (`TripWire`) ends the call ``tripwire``, anything else they raise fails it with a
+`ProcessorError`. Structured output (``structured_output=``): the schema goes to the model as
+its native response format or as an instruction in the system prompt; the last answer is
+validated, repaired once (the problems sent back in one more model call, without tools), and
+a reply that still does not match fails the call with `StructuredOutputError`. Memory: the
+thread's last messages are recalled before the call; its new messages are remembered, all in
+one write, only when the call succeeds.
 """
 
 from __future__ import annotations
@@ -18,9 +28,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from spanflow.agents.chunks import (
     AbortPayload,
@@ -29,6 +39,8 @@ from spanflow.agents.chunks import (
     ChunkType,
     ErrorPayload,
     FinishPayload,
+    ObjectPayload,
+    ObjectResultPayload,
     StartPayload,
     StepFinishPayload,
     StepStartPayload,
@@ -38,14 +50,21 @@ from spanflow.agents.chunks import (
     ToolCallPayload,
     ToolErrorPayload,
     ToolResultPayload,
+    TripwirePayload,
 )
-from spanflow.agents.errors import ToolArgumentsError, UnknownToolError
+from spanflow.agents.errors import (
+    ProcessorError,
+    StructuredOutputError,
+    ToolArgumentsError,
+    UnknownToolError,
+)
 from spanflow.agents.messages import (
     AssistantMessage,
     Message,
     SystemMessage,
     ToolCall,
     ToolMessage,
+    UserMessage,
 )
 from spanflow.agents.models.base import (
     FinishReason,
@@ -55,9 +74,14 @@ from spanflow.agents.models.base import (
     ModelSettings,
     ModelToolCall,
     ModelUsage,
+    ResponseFormat,
     ServerEndpoint,
+    StructuredOutputs,
     TextDelta,
+    ToolDefinition,
 )
+from spanflow.agents.models.structured import OutputSchema, OutputValidationError, partial_json
+from spanflow.agents.processors import ProcessorContext, TripWire
 from spanflow.agents.results import (
     AgentResult,
     AgentStepResult,
@@ -82,9 +106,35 @@ from spanflow.usage import Usage
 if TYPE_CHECKING:
     from spanflow.agents.agent import Agent
 
-__all__ = ["AgentCall", "ChunkSink"]
+__all__ = ["AgentCall", "AgentMemory", "ChunkSink", "MemoryScope"]
 
 ChunkSink = Callable[[AgentChunk], None]
+
+_UNPROCESSED: frozenset[str] = frozenset({"finish", "error", "abort", "tripwire"})
+"""Chunks processors never see: the closing ones (a processor cannot fail the call after it
+has ended)."""
+
+
+@runtime_checkable
+class AgentMemory(Protocol):
+    """What an agent needs of its memory (`spanflow.agents.memory.Memory` is one)."""
+
+    async def recall(self, *, thread: str, resource: str) -> list[Message]:
+        """The thread's last messages, oldest first."""
+        ...
+
+    async def remember(self, *, thread: str, resource: str, messages: list[Message]) -> None:
+        """Append `messages` to the thread, all or none."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryScope:
+    """Which thread of which resource one call reads and appends to."""
+
+    memory: AgentMemory
+    thread: str
+    resource: str
 
 
 class _Aborted(Exception):
@@ -102,6 +152,8 @@ class _ModelTurn:
     finish: ModelFinish | None = None
     text_id: str | None = None
     """The text part open now (``text-start`` sent, ``text-end`` not yet)."""
+    partial: Any = None
+    """The structured answer as far as it has streamed (the last ``object`` chunk's)."""
 
     def chat_end(self) -> ChatEnd:
         """The chat span's end facts, from what has arrived so far."""
@@ -139,6 +191,9 @@ class AgentCall:
     thread_id: str | None = None
     resource_id: str | None = None
     abort_signal: asyncio.Event | None = None
+    structured: OutputSchema | None = None
+    """The schema of a ``structured_output=`` call."""
+    memory: MemoryScope | None = None
     sink: ChunkSink | None = None
     scope: AgentScope | None = None
     _task: asyncio.Task[Any] | None = None
@@ -146,6 +201,8 @@ class AgentCall:
     _finished: bool = False
     _text_parts: int = 0
     _conversation: list[Message] = field(default_factory=list)
+    _processor_contexts: dict[str, ProcessorContext] = field(default_factory=dict)
+    _new_messages: list[Message] = field(default_factory=list)
 
     # -- control -----------------------------------------------------------------------------
 
@@ -197,8 +254,14 @@ class AgentCall:
             if not aborting:
                 raise
             self._emit("abort", AbortPayload())
+        except TripWire as trip:
+            result.tripwire = trip.info
+            result.object = None
+            self._finish(scope, result, "tripwire")
+            self._emit("tripwire", TripwirePayload(trip.info))
         except Exception as exc:
             result.error = exc
+            result.object = None
             self._finish(scope, result, "failed")
             self._emit("error", ErrorPayload(exc))
         else:
@@ -219,6 +282,10 @@ class AgentCall:
         elif status == "failed":
             result.status = "failed"
             result.finish_reason = "error"
+        elif status == "tripwire":
+            result.status = "tripwire"
+            result.finish_reason = "tripwire"
+        trip = result.tripwire
         scope.end(
             AgentEnd(
                 result.status,
@@ -227,6 +294,8 @@ class AgentCall:
                 usage=result.usage,
                 steps=len(result.steps),
                 error=result.error,
+                tripwire_reason=trip.reason if trip is not None else None,
+                tripwire_processor=trip.processor if trip is not None else None,
             )
         )
 
@@ -250,10 +319,18 @@ class AgentCall:
         self._emit("start", StartPayload(agent.id))
         self._check_abort()
         instructions = await _resolve_instructions(agent.instructions, self.request_context)
+        if self.structured is not None and not self._native_format():
+            instruction = self.structured.instruction()
+            instructions = f"{instructions}\n\n{instruction}" if instructions else instruction
+        history = await self._recall()
+        new = list(self.messages)
+        processed = await self._process_input(history + new)
+        # What the memory keeps of this call: its own messages as the processors left them.
+        self._new_messages = processed[len(processed) - min(len(new), len(processed)) :]
         conversation = self._conversation
         if instructions:
             conversation.append(SystemMessage(instructions))
-        conversation.extend(self.messages)
+        conversation.extend(processed)
         for index in range(1, self.max_steps + 1):
             self._check_abort()
             step = await self._step(index, conversation, result)
@@ -261,17 +338,131 @@ class AgentCall:
             result.text = step.text
             result.finish_reason = step.finish_reason
             if not step.tool_calls:
-                return
+                break
             if index == self.max_steps:
                 result.max_steps_reached = True
-                return
+                break
+        if self.structured is not None:
+            await self._structured_answer(self.structured, conversation, result)
+        await self._remember(result)
+
+    def _native_format(self) -> bool:
+        model = self.agent.model
+        return isinstance(model, StructuredOutputs) and bool(model.supports_response_format)
+
+    async def _structured_answer(
+        self, schema: OutputSchema, conversation: list[Message], result: AgentResult
+    ) -> None:
+        """Validate the last answer against `schema`, with one repair call when it fails."""
+        agent = self.agent
+        if result.max_steps_reached:
+            raise StructuredOutputError(
+                f"agent {agent.id!r}: no structured answer: the loop stopped at max_steps="
+                f"{self.max_steps} while the model was still calling tools",
+                problems="no answer",
+                reply=result.text,
+            )
+        try:
+            result.object = schema.validate(result.text)
+        except OutputValidationError as first:
+            repair = UserMessage(
+                f"Your answer does not match the required JSON schema: {first}. Answer again "
+                f"with only the corrected JSON value."
+            )
+            conversation.append(repair)
+            result.response_messages.append(repair)
+            self._check_abort()
+            step = await self._step(len(result.steps) + 1, conversation, result, tools=())
+            result.steps.append(step)
+            result.text = step.text
+            result.finish_reason = step.finish_reason
+            try:
+                result.object = schema.validate(result.text)
+            except OutputValidationError as second:
+                reply = result.text if len(result.text) <= 200 else result.text[:200] + "..."
+                raise StructuredOutputError(
+                    f"agent {agent.id!r}: the answer does not match the output schema "
+                    f"{schema.name!r}, even after one repair attempt: {second} "
+                    f"(the reply: {reply!r})",
+                    problems=str(second),
+                    reply=result.text,
+                ) from None
+        self._emit("object-result", ObjectResultPayload(result.object))
+
+    async def _recall(self) -> list[Message]:
+        scope = self.memory
+        if scope is None:
+            return []
+        return list(await scope.memory.recall(thread=scope.thread, resource=scope.resource))
+
+    async def _remember(self, result: AgentResult) -> None:
+        """Append the call's messages and answers to its thread in one write (success only:
+        a failing call has raised before this)."""
+        scope = self.memory
+        if scope is None:
+            return
+        messages = [*self._new_messages, *result.response_messages]
+        await scope.memory.remember(thread=scope.thread, resource=scope.resource, messages=messages)
+
+    def _context(self, processor: Any) -> ProcessorContext:
+        name: str = processor.name
+        context = self._processor_contexts.get(name)
+        if context is None:
+            context = ProcessorContext(name, self.agent.id, self.run_id, self.request_context)
+            self._processor_contexts[name] = context
+        return context
+
+    async def _process_input(self, messages: list[Message]) -> list[Message]:
+        for processor in self.agent.input_processors:
+            hook = getattr(processor, "process_input", None)
+            if hook is None:
+                continue
+            try:
+                messages = list(await hook(messages, self._context(processor)))
+            except Exception as exc:
+                raise _processor_error(processor, "process_input", exc) from exc
+        return messages
+
+    async def _process_output(self, text: str) -> str:
+        for processor in self.agent.output_processors:
+            hook = getattr(processor, "process_output", None)
+            if hook is None:
+                continue
+            try:
+                text = str(await hook(text, self._context(processor)))
+            except Exception as exc:
+                raise _processor_error(processor, "process_output", exc) from exc
+        return text
+
+    def _process_chunk(self, chunk: AgentChunk) -> AgentChunk | None:
+        for processor in self.agent.output_processors:
+            hook = getattr(processor, "process_chunk", None)
+            if hook is None:
+                continue
+            try:
+                processed = hook(chunk, self._context(processor))
+            except Exception as exc:
+                raise _processor_error(processor, "process_chunk", exc) from exc
+            if processed is None:
+                return None
+            chunk = processed
+        return chunk
 
     async def _step(
-        self, index: int, conversation: list[Message], result: AgentResult
+        self,
+        index: int,
+        conversation: list[Message],
+        result: AgentResult,
+        tools: tuple[ToolDefinition, ...] | None = None,
     ) -> AgentStepResult:
         message_id = f"{self.run_id}-{index}"
         self._emit("step-start", StepStartPayload(message_id))
-        request = ModelRequest(tuple(conversation), self.agent.tool_definitions, self.settings)
+        request = ModelRequest(
+            tuple(conversation),
+            self.agent.tool_definitions if tools is None else tools,
+            self.settings,
+            self._response_format(),
+        )
         turn = await self._call_model(request, result)
         step_usage = turn.usage or Usage()
         result.usage.add(step_usage)
@@ -279,7 +470,7 @@ class AgentCall:
         reason: FinishReason = (
             finish.reason if finish else ("tool-calls" if turn.calls else "unknown")
         )
-        step_text = "".join(turn.text)
+        step_text = await self._process_output("".join(turn.text))
         tool_calls = tuple(turn.calls)
         records = turn.records
         assistant = AssistantMessage(step_text, tool_calls)
@@ -288,9 +479,7 @@ class AgentCall:
         step = AgentStepResult(index, step_text, reason, step_usage, records)
         if tool_calls:
             snapshot = tuple(conversation)
-            outcomes = await asyncio.gather(
-                *(self._run_tool(call, snapshot) for call in tool_calls)
-            )
+            outcomes = await _all_tools(self._run_tool(call, snapshot) for call in tool_calls)
             for outcome in outcomes:
                 conversation.append(outcome.message)
                 result.response_messages.append(outcome.message)
@@ -308,6 +497,12 @@ class AgentCall:
             ),
         )
         return step
+
+    def _response_format(self) -> ResponseFormat | None:
+        schema = self.structured
+        if schema is None or not self._native_format():
+            return None
+        return ResponseFormat(schema.name, schema.json_schema)
 
     async def _call_model(self, request: ModelRequest, result: AgentResult) -> _ModelTurn:
         """Stream one model response under its chat span, emitting text and tool-call chunks."""
@@ -331,9 +526,9 @@ class AgentCall:
             async with _closing(model.stream(request)) as chunks:
                 async for chunk in chunks:
                     self._take(chunk, turn, chat)
-        except asyncio.CancelledError:
+        except (asyncio.CancelledError, TripWire):
             chat.exit(token)
-            chat.end("aborted", turn.chat_end())
+            chat.end("aborted", turn.chat_end())  # cut short (a tripwire is no model failure)
             self._end_text(turn)
             raise
         except Exception as exc:
@@ -360,6 +555,8 @@ class AgentCall:
                 self._emit("text-start", TextStartPayload(turn.text_id))
             turn.text.append(chunk.text)
             self._emit("text-delta", TextDeltaPayload(turn.text_id, chunk.text))
+            if self.structured is not None:
+                self._emit_partial(turn)
         elif isinstance(chunk, ModelToolCall):
             chat.first_chunk()
             self._end_text(turn)
@@ -375,6 +572,13 @@ class AgentCall:
             turn.usage = chunk.usage if turn.usage is None else turn.usage + chunk.usage
         elif isinstance(chunk, ModelFinish):
             turn.finish = chunk
+
+    def _emit_partial(self, turn: _ModelTurn) -> None:
+        """An ``object`` chunk when the streamed JSON holds more than the last one showed."""
+        partial = partial_json("".join(turn.text))
+        if partial is not None and partial != turn.partial:
+            turn.partial = partial
+            self._emit("object", ObjectPayload(partial))
 
     def _end_text(self, turn: _ModelTurn) -> None:
         """Close the open text part, if any, with a ``text-end`` chunk."""
@@ -435,9 +639,13 @@ class AgentCall:
         )
 
     def _emit(self, type_: ChunkType, payload: AgentChunkPayload) -> None:
+        chunk: AgentChunk | None = AgentChunk(type_, self.run_id, payload)
+        if self.agent.output_processors and type_ not in _UNPROCESSED:
+            assert chunk is not None
+            chunk = self._process_chunk(chunk)
         sink = self.sink
-        if sink is not None:
-            sink(AgentChunk(type_, self.run_id, payload))
+        if sink is not None and chunk is not None:
+            sink(chunk)
 
 
 @contextlib.asynccontextmanager
@@ -459,6 +667,26 @@ async def _resolve_instructions(instructions: Any, request_context: RequestConte
     if inspect.isawaitable(value):
         value = await value
     return None if value is None else str(value)
+
+
+async def _all_tools(calls: Iterable[Awaitable[_ToolOutcome]]) -> list[_ToolOutcome]:
+    """Run the tool calls concurrently; when one raises past its tool error handling (a
+    processor's tripwire or error on its chunk), wait for the others before raising it, so
+    nothing is emitted after the call has ended."""
+    done = await asyncio.gather(*calls, return_exceptions=True)
+    for item in done:
+        if isinstance(item, BaseException):
+            raise item
+    return [item for item in done if not isinstance(item, BaseException)]
+
+
+def _processor_error(processor: Any, hook: str, error: Exception) -> ProcessorError:
+    name = str(getattr(processor, "name", type(processor).__name__))
+    return ProcessorError(
+        f"processor {name!r} raised in {hook}: {type(error).__name__}: {error}",
+        processor=name,
+        hook=hook,
+    )
 
 
 def _display_args(call: ToolCall) -> Any:

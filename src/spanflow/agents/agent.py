@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from spanflow._buffer import ReplayBuffer
 from spanflow._sync import run_sync
-from spanflow.agents._loop import AgentCall
+from spanflow.agents._loop import AgentCall, AgentMemory, MemoryScope
 from spanflow.agents.chunks import AgentChunk, TextDeltaPayload
 from spanflow.agents.errors import AgentDefinitionError
 from spanflow.agents.messages import MessagesInput, coerce_messages
 from spanflow.agents.models.base import Model, ModelSettings, ToolDefinition
+from spanflow.agents.models.structured import OutputSchema, StructuredOutputInput
+from spanflow.agents.processors import check_processors
 from spanflow.agents.results import AgentResult
 from spanflow.agents.tools import TOOL_NAME_PATTERN, Tool
 from spanflow.context import RequestContext
@@ -32,9 +34,14 @@ from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
 
 if TYPE_CHECKING:
+    from spanflow.agents.network import NetworkStream
     from spanflow.workflows.step import Step
+    from spanflow.workflows.workflow import Workflow
 
-__all__ = ["Agent", "AgentStream", "Instructions"]
+__all__ = ["Agent", "AgentMemory", "AgentStream", "Instructions", "MemoryOption"]
+
+MemoryOption = Mapping[str, str]
+"""A call's ``memory=``: ``{"thread": thread_id, "resource": resource_id}``."""
 
 Instructions = str | Callable[[RequestContext], str | Awaitable[str]]
 """Fixed instructions, or a function of the request context that returns them."""
@@ -57,9 +64,19 @@ class Agent:
             one, a call traces like the run or agent call it is made in (a workflow step, a
             tool), and with OpenTelemetry's global tracer provider outside any. The `Spanflow`
             registry gives the agent its tracing on registration.
+        input_processors: Processors run on the messages before the model sees them
+            (`spanflow.agents.processors`), in order.
+        output_processors: Processors run on each step's text and on every chunk, in order.
+        memory: Where conversations are kept (`spanflow.agents.memory.Memory`, or anything
+            with its ``recall``/``remember``); a call uses it with
+            ``memory={"thread": ..., "resource": ...}``.
+        agents: Sub-agents a network (``agent.network``) may delegate to: a list (keyed by
+            their ids) or a mapping of ids to agents.
+        workflows: Workflows a network may run: a list (keyed by their ids) or a mapping.
 
     Raises:
-        AgentDefinitionError: A bad id, model, tool list or ``max_steps``.
+        AgentDefinitionError: A bad id, model, tool list, processor, memory, sub-agent or
+            workflow, or ``max_steps``.
     """
 
     def __init__(
@@ -74,6 +91,11 @@ class Agent:
         description: str | None = None,
         model_settings: ModelSettings | None = None,
         instrumentation: GenAITracing | TracingConfig | None = None,
+        input_processors: Sequence[Any] = (),
+        output_processors: Sequence[Any] = (),
+        memory: AgentMemory | None = None,
+        agents: Sequence[Agent] | Mapping[str, Agent] = (),
+        workflows: Sequence[Workflow] | Mapping[str, Workflow] = (),
     ) -> None:
         if not isinstance(id, str) or not id:
             raise AgentDefinitionError(f"an agent needs a non-empty string id, got {id!r}")
@@ -104,6 +126,18 @@ class Agent:
         self._own_tracing: GenAITracing | None = (
             None if instrumentation is None else _genai_tracing(id, instrumentation)
         )
+        self.input_processors: tuple[Any, ...] = check_processors(id, "input", input_processors)
+        self.output_processors: tuple[Any, ...] = check_processors(id, "output", output_processors)
+        if memory is not None and not isinstance(memory, AgentMemory):
+            raise AgentDefinitionError(
+                f"agent {id!r}: memory must be a Memory (with async recall and remember), "
+                f"got {type(memory).__name__}"
+            )
+        self.memory = memory
+        self.agents: dict[str, Agent] = _primitive_table(id, "agents", agents, Agent)
+        self.workflows: dict[str, Workflow] = _primitive_table(
+            id, "workflows", workflows, _workflow_class()
+        )
 
     @property
     def instrumentation(self) -> GenAITracing:
@@ -129,6 +163,8 @@ class Agent:
         run_id: str | None = None,
         max_steps: int | None = None,
         model_settings: ModelSettings | None = None,
+        structured_output: StructuredOutputInput | None = None,
+        memory: MemoryOption | None = None,
     ) -> AgentResult:
         """Run the agent to its answer and return the `AgentResult`.
 
@@ -144,6 +180,11 @@ class Agent:
             run_id: The call's id (``runId`` of its chunks); default: a new UUID.
             max_steps: Overrides the agent's ``max_steps`` for this call.
             model_settings: Overrides the agent's model settings for this call.
+            structured_output: A pydantic model class or a JSON Schema dict: the answer must
+                be JSON matching it, and ``result.object`` holds it (see `_loop`).
+            memory: ``{"thread": ..., "resource": ...}``: recall that thread of the agent's
+                memory before the call, append this call's messages after it (success only).
+                The thread is the call's ``gen_ai.conversation.id``.
 
         Raises:
             InvalidInputError: `messages` or another argument is malformed.
@@ -158,6 +199,8 @@ class Agent:
             run_id,
             max_steps,
             model_settings,
+            structured_output,
+            memory,
         )
         return await call.run()
 
@@ -173,6 +216,8 @@ class Agent:
         run_id: str | None = None,
         max_steps: int | None = None,
         model_settings: ModelSettings | None = None,
+        structured_output: StructuredOutputInput | None = None,
+        memory: MemoryOption | None = None,
     ) -> AgentStream:
         """Start the agent and return its live `AgentStream` (needs a running event loop).
 
@@ -191,8 +236,37 @@ class Agent:
             run_id,
             max_steps,
             model_settings,
+            structured_output,
+            memory,
         )
         return AgentStream(call)
+
+    def network(
+        self,
+        messages: MessagesInput,
+        *,
+        memory: Mapping[str, Any] | None = None,
+        max_steps: int = 1,
+        request_context: RequestContext | Mapping[str, Any] | None = None,
+        tracing_options: TracingOptions | None = None,
+        run_id: str | None = None,
+    ) -> NetworkStream:
+        """Run this agent as a network's router (Mastra's ``agent.network()``): it delegates
+        the task to its ``agents``, ``workflows`` and ``tools`` in a loop of routing,
+        execution and completion check, at most `max_steps` times, in one trace (see
+        `spanflow.agents.network`). Returns the live `NetworkStream`; needs a running loop."""
+        # Imported here: the network module builds on this one.
+        from spanflow.agents.network import network
+
+        return network(
+            self,
+            messages,
+            memory=memory,
+            max_steps=max_steps,
+            request_context=request_context,
+            tracing_options=tracing_options,
+            run_id=run_id,
+        )
 
     def generate_sync(self, messages: MessagesInput, **kwargs: Any) -> AgentResult:
         """`generate` for scripts; refuses to run inside a running event loop."""
@@ -223,6 +297,8 @@ class Agent:
         run_id: str | None = None,
         max_steps: int | None = None,
         model_settings: ModelSettings | None = None,
+        structured_output: StructuredOutputInput | None = None,
+        memory: MemoryOption | None = None,
     ) -> AgentCall:
         if abort_signal is not None and not isinstance(abort_signal, asyncio.Event):
             raise InvalidInputError(
@@ -239,6 +315,9 @@ class Agent:
         ):
             if value is not None and (not isinstance(value, str) or not value):
                 raise InvalidInputError(f"{name} must be a non-empty string, got {value!r}")
+        scope = self._memory_scope(memory, thread_id, resource_id)
+        if scope is not None:
+            thread_id, resource_id = scope.thread, scope.resource
         return AgentCall(
             agent=self,
             run_id=run_id or str(uuid.uuid4()),
@@ -251,7 +330,45 @@ class Agent:
             resource_id=resource_id,
             abort_signal=abort_signal,
             tracing=self._own_tracing or enclosing_genai_tracing() or _GLOBAL_TRACING,
+            structured=None
+            if structured_output is None
+            else OutputSchema.coerce(structured_output),
+            memory=scope,
         )
+
+    def _memory_scope(
+        self, option: object, thread_id: str | None, resource_id: str | None
+    ) -> MemoryScope | None:
+        """The thread a call's ``memory=`` names, checked against the agent and the ids."""
+        if option is None:
+            return None
+        if self.memory is None:
+            raise InvalidInputError(
+                f"agent {self.id!r} has no memory: create it with Agent(..., memory=Memory(...)) "
+                f"to pass memory="
+            )
+        if not isinstance(option, Mapping):
+            raise InvalidInputError(
+                f'memory must be {{"thread": ..., "resource": ...}}, got {type(option).__name__}'
+            )
+        values = {key: option.get(key) for key in ("thread", "resource")}
+        for key, value in values.items():
+            if not isinstance(value, str) or not value:
+                raise InvalidInputError(
+                    f"memory[{key!r}] must be a non-empty string, got {value!r}"
+                )
+        unknown = sorted(set(option) - {"thread", "resource"})
+        if unknown:
+            raise InvalidInputError(f"memory has unknown keys {unknown}; it takes thread, resource")
+        for name, given, key in (
+            ("thread_id", thread_id, "thread"),
+            ("resource_id", resource_id, "resource"),
+        ):
+            if given is not None and given != values[key]:
+                raise InvalidInputError(
+                    f"{name}={given!r} contradicts memory[{key!r}]={values[key]!r}; give one"
+                )
+        return MemoryScope(self.memory, str(values["thread"]), str(values["resource"]))
 
     def __repr__(self) -> str:
         return f"<Agent {self.id!r} model={self.model.model_id!r} tools={list(self.tools)}>"
@@ -279,6 +396,8 @@ class AgentStream:
         self._text: asyncio.Future[str] = loop.create_future()
         self._usage: asyncio.Future[Usage] = loop.create_future()
         self._finish_reason: asyncio.Future[str] = loop.create_future()
+        self._object: asyncio.Future[Any] = loop.create_future()
+        self._status: asyncio.Future[str] = loop.create_future()
         call.sink = self._buffer.push
         scope = call.open()  # in the caller's context: nests under the caller's span
         self.run_id = call.run_id
@@ -327,6 +446,17 @@ class AgentStream:
         """Awaitable finish reason (``stop``, ``tool-calls``, ``error``, ``abort``...)."""
         return self._finish_reason
 
+    @property
+    def object(self) -> asyncio.Future[Any]:
+        """Awaitable structured answer (``structured_output=``): the validated object, or
+        ``None`` when the call asked for none or did not succeed."""
+        return self._object
+
+    @property
+    def status(self) -> asyncio.Future[str]:
+        """Awaitable status: the result's (``success``, ``failed``, ``aborted``, ``tripwire``)."""
+        return self._status
+
     def abort(self) -> None:
         """Abort the call: the stream ends with ``abort`` and the result is ``aborted``."""
         self._call.abort()
@@ -344,6 +474,8 @@ class AgentStream:
             self._text,
             self._usage,
             self._finish_reason,
+            self._object,
+            self._status,
         )
         if task.cancelled():
             error: BaseException = asyncio.CancelledError()
@@ -362,7 +494,16 @@ class AgentStream:
             return
         result = task.result()
         for future, value in zip(
-            futures, (result, result.text, result.usage, result.finish_reason), strict=True
+            futures,
+            (
+                result,
+                result.text,
+                result.usage,
+                result.finish_reason,
+                result.object,
+                result.status,
+            ),
+            strict=True,
         ):
             if not future.done():
                 future.set_result(value)
@@ -402,6 +543,37 @@ def _tool_table(agent_id: str, tools: Sequence[Tool] | Mapping[str, Tool]) -> di
         if name in table:
             raise AgentDefinitionError(f"agent {agent_id!r}: two tools are named {name!r}")
         table[name] = tool
+    return table
+
+
+def _workflow_class() -> type[Any]:
+    from spanflow.workflows.workflow import Workflow
+
+    return Workflow
+
+
+def _primitive_table(agent_id: str, kind: str, given: object, cls: type[Any]) -> dict[str, Any]:
+    """Sub-agents or workflows of a network agent, keyed by id (a list) or as mapped."""
+    if isinstance(given, Mapping):
+        pairs = list(given.items())
+    elif isinstance(given, Sequence) and not isinstance(given, str):
+        pairs = [(getattr(item, "id", None), item) for item in given]
+    else:
+        raise AgentDefinitionError(
+            f"agent {agent_id!r}: {kind} must be a list or a mapping of ids to {kind}, "
+            f"got {type(given).__name__}"
+        )
+    table: dict[str, Any] = {}
+    for key, item in pairs:
+        if not isinstance(item, cls):
+            raise AgentDefinitionError(
+                f"agent {agent_id!r}: {kind} holds {item!r}, which is not a {cls.__name__}"
+            )
+        if not isinstance(key, str) or not key:
+            raise AgentDefinitionError(f"agent {agent_id!r}: {kind} key {key!r} is not an id")
+        if key in table:
+            raise AgentDefinitionError(f"agent {agent_id!r}: two {kind} are named {key!r}")
+        table[key] = item
     return table
 
 

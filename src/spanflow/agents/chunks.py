@@ -8,7 +8,11 @@ code can ``match`` on it. `to_dict()` gives Mastra's wire form
 A run streams ``start``; per model call ``step-start``, the text as ``text-start`` /
 ``text-delta`` / ``text-end``, one ``tool-call`` per requested call, then a ``tool-result`` or
 ``tool-error`` per call as each finishes, and ``step-finish``; finally ``finish``. A failed run
-ends with ``error`` instead of ``finish``, an aborted one with ``abort``.
+ends with ``error`` instead of ``finish``, an aborted one with ``abort``, one a processor
+stopped with ``tripwire`` (``{reason, retry, metadata?, processorId}``). A call with
+``structured_output=`` also streams ``object`` chunks (the partial object so far, as its
+JSON text arrives) and, before ``finish``, one ``object-result`` with the validated object;
+as in Mastra, these two carry ``object`` at the top level instead of a ``payload``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from typing import Any, Literal
 from spanflow._schema import to_wire
 from spanflow.tracing.redaction import redact_error_message
 from spanflow.usage import Usage
+from spanflow.workflows.results import TripwireInfo
 
 __all__ = [
     "AbortPayload",
@@ -27,6 +32,8 @@ __all__ = [
     "ChunkType",
     "ErrorPayload",
     "FinishPayload",
+    "ObjectPayload",
+    "ObjectResultPayload",
     "StartPayload",
     "StepFinishPayload",
     "StepStartPayload",
@@ -36,6 +43,7 @@ __all__ = [
     "ToolCallPayload",
     "ToolErrorPayload",
     "ToolResultPayload",
+    "TripwirePayload",
     "error_summary",
 ]
 
@@ -52,6 +60,9 @@ ChunkType = Literal[
     "finish",
     "error",
     "abort",
+    "object",
+    "object-result",
+    "tripwire",
 ]
 
 
@@ -225,6 +236,36 @@ class AbortPayload:
         return {}
 
 
+@dataclass(slots=True)
+class ObjectPayload:
+    """``object``: the structured answer as far as it has streamed (a partial object)."""
+
+    object: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": to_wire(self.object)}
+
+
+@dataclass(slots=True)
+class ObjectResultPayload:
+    """``object-result``: the validated structured answer."""
+
+    object: Any
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"object": to_wire(self.object)}
+
+
+@dataclass(slots=True)
+class TripwirePayload:
+    """``tripwire``: a processor stopped the call (``ctx.abort``); the last chunk."""
+
+    tripwire: TripwireInfo
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.tripwire.to_dict()
+
+
 AgentChunkPayload = (
     StartPayload
     | StepStartPayload
@@ -238,6 +279,9 @@ AgentChunkPayload = (
     | FinishPayload
     | ErrorPayload
     | AbortPayload
+    | ObjectPayload
+    | ObjectResultPayload
+    | TripwirePayload
 )
 
 
@@ -251,7 +295,15 @@ class AgentChunk:
     from_: Literal["AGENT"] = field(default="AGENT")
 
     def to_dict(self) -> dict[str, Any]:
-        """Mastra's wire form: ``{"type", "runId", "from", "payload"}``."""
+        """Mastra's wire form: ``{"type", "runId", "from", "payload"}`` (``object`` in place of
+        ``payload`` for ``object`` and ``object-result``)."""
+        if isinstance(self.payload, ObjectPayload | ObjectResultPayload):
+            return {
+                "type": self.type,
+                "runId": self.run_id,
+                "from": self.from_,
+                "object": to_wire(self.payload.object),
+            }
         return {
             "type": self.type,
             "runId": self.run_id,

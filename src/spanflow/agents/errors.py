@@ -15,6 +15,8 @@ __all__ = [
     "AgentError",
     "AgentRunError",
     "ModelError",
+    "ProcessorError",
+    "StructuredOutputError",
     "ToolArgumentsError",
     "ToolError",
     "UnknownToolError",
@@ -71,3 +73,26 @@ class ToolArgumentsError(ToolError):
 
 class AgentRunError(AgentError):
     """An agent used as a workflow step failed or was aborted (the cause is chained)."""
+
+
+class StructuredOutputError(AgentError):
+    """The answer to a ``structured_output=`` call did not match the schema, even after the
+    one repair attempt; the message says what was wrong and quotes the start of the reply."""
+
+    def __init__(self, message: str, *, problems: str, reply: str) -> None:
+        super().__init__(message)
+        self.problems = problems
+        """What the validation found wrong with the last reply."""
+        self.reply = reply
+        """The last reply's text."""
+
+
+class ProcessorError(AgentError):
+    """An input or output processor raised (not ``abort``): the call fails, naming it."""
+
+    def __init__(self, message: str, *, processor: str, hook: str) -> None:
+        super().__init__(message)
+        self.processor = processor
+        """The processor's name."""
+        self.hook = hook
+        """Where it raised: ``process_input``, ``process_output`` or ``process_chunk``."""

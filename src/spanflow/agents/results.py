@@ -4,11 +4,12 @@ In Python the records keep the original objects (parsed arguments, tool results,
 `to_dict()` gives a camelCase wire form like the chunks'. `AgentResult.to_dict` is Mastra's
 ``FullOutput`` (what ``POST /agents/:id/generate`` answers): ``text``, ``usage``, ``steps``,
 ``finishReason``, ``toolCalls`` and ``toolResults`` (as Mastra's chunk objects,
-``{type, runId, from, payload}``), ``object`` (always ``null``: spanflow agents answer in
-text), ``traceId``/``spanId`` (``null`` when untraced), ``runId``, and ``messages`` (the
-messages this call added, as the AI SDK's ``ModelMessage``s; ``response.messages`` too, where
-@mastra/client-js looks for them), plus spanflow's ``status``, ``maxStepsReached`` and
-``error``.
+``{type, runId, from, payload}``), ``object`` (the validated structured answer of a
+``structured_output=`` call, else ``null``), ``traceId``/``spanId`` (``null`` when
+untraced), ``runId``, and ``messages`` (the messages this call added, as the AI SDK's
+``ModelMessage``s; ``response.messages`` too, where @mastra/client-js looks for them), plus
+spanflow's ``status``, ``maxStepsReached``, ``error`` and, when a processor stopped the
+call, Mastra's ``tripwire`` (``{reason, retry, metadata?, processorId}``).
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from spanflow._schema import to_wire
 from spanflow.agents.chunks import error_summary
 from spanflow.agents.messages import Message
 from spanflow.usage import Usage
+from spanflow.workflows.results import TripwireInfo
 
 __all__ = ["AgentResult", "AgentStatus", "AgentStepResult", "ToolCallRecord", "ToolResultRecord"]
 
-AgentStatus = Literal["success", "failed", "aborted"]
+AgentStatus = Literal["success", "failed", "aborted", "tripwire"]
+"""``tripwire``: a processor stopped the call on purpose (``ctx.abort``); not a failure."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +124,11 @@ class AgentResult:
     """The ``invoke_agent`` span's trace id (32 hex), ``None`` when not traced."""
     span_id: str | None = None
     """The ``invoke_agent`` span's id (16 hex), ``None`` when not traced."""
+    object: Any = None
+    """The structured answer of a ``structured_output=`` call: an instance of the pydantic
+    model, or the parsed JSON for a JSON Schema; ``None`` otherwise or when the call failed."""
+    tripwire: TripwireInfo | None = None
+    """Why a processor stopped the call (status ``tripwire``)."""
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:
@@ -142,7 +150,7 @@ class AgentResult:
             "finishReason": self.finish_reason,
             "toolCalls": [self._chunk("tool-call", c.to_dict()) for c in self.tool_calls],
             "toolResults": [self._tool_result(r) for r in self.tool_results],
-            "object": None,
+            "object": to_wire(self.object),
             "traceId": self.trace_id,
             "spanId": self.span_id,
             "runId": self.run_id,
@@ -153,6 +161,8 @@ class AgentResult:
         }
         if self.error is not None:
             out["error"] = error_summary(self.error)
+        if self.tripwire is not None:
+            out["tripwire"] = self.tripwire.to_dict()
         return out
 
     def _chunk(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -9,7 +9,9 @@ stream carries it as a ``workflow-step-output`` event; the call's usage is added
 The agent's spans nest under the step span and inherit the run's tags and metadata.
 
 A failed or aborted agent call fails the step with `AgentRunError` (the cause chained); its
-usage is still counted. Cancelling the run aborts the agent call.
+usage is still counted. A call a processor stopped (status ``tripwire``) fails the step with
+`AgentTripwireError`, a `TripwireError`: the run then ends ``tripwire`` with the reason (not
+retried). Cancelling the run aborts the agent call.
 """
 
 from __future__ import annotations
@@ -23,12 +25,20 @@ from spanflow.agents.errors import AgentRunError
 from spanflow.agents.messages import MessagesInput
 from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
+from spanflow.workflows.results import TripwireError, TripwireInfo
 from spanflow.workflows.step import Step, StepContext, create_step
 
 if TYPE_CHECKING:
     from spanflow.agents.agent import Agent
 
-__all__ = ["AgentStepInput", "AgentStepOutput", "create_agent_step"]
+__all__ = ["AgentStepInput", "AgentStepOutput", "AgentTripwireError", "create_agent_step"]
+
+
+class AgentTripwireError(AgentRunError, TripwireError):
+    """An agent step whose call a processor stopped: the run ends ``tripwire``."""
+
+    def __init__(self, message: str, tripwire: TripwireInfo) -> None:
+        TripwireError.__init__(self, message, tripwire)
 
 
 class AgentStepInput(pydantic.BaseModel):
@@ -98,6 +108,12 @@ def create_agent_step(
             raise AgentRunError(f"agent {agent.id!r} failed: {result.error}") from result.error
         if result.status == "aborted":
             raise AgentRunError(f"agent {agent.id!r} was aborted")
+        if result.status == "tripwire" and result.tripwire is not None:
+            raise AgentTripwireError(
+                f"agent {agent.id!r} was stopped by processor {result.tripwire.processor!r}: "
+                f"{result.tripwire.reason}",
+                result.tripwire,
+            )
         return AgentStepOutput(
             text=result.text,
             finish_reason=result.finish_reason,

@@ -1,5 +1,5 @@
-"""The agent routes: ``GET /agents``, ``GET /agents/:agentId``, ``POST .../generate`` and
-``POST .../stream`` (Server-Sent Events).
+"""The agent routes: ``GET /agents``, ``GET /agents/:agentId``, ``POST .../generate``,
+``POST .../stream`` and ``POST .../network`` (Server-Sent Events).
 
 Both calls run the agent with `Agent.stream`, in the agent's own asyncio task: ``generate``
 awaits its result through `asyncio.shield`, so a client that hangs up never cancels the call.
@@ -13,6 +13,10 @@ a string or a list of ``{type: "text", text}`` parts), ``requestContext``, ``tra
 them on the spans, ``gen_ai.conversation.id`` and ``spanflow.resource.id``; it keeps no
 conversation history, so earlier messages are whatever the client sends), ``maxSteps`` and
 ``runId``. ``structuredOutput`` is refused with a 400: spanflow agents answer in text.
+
+``network`` runs the agent's network (`spanflow.agents.network.network`) with the same body
+(``maxSteps`` is the most iterations, default 1) and streams its network chunks as SSE like
+``stream``; its ``traceparent`` names the network's ``invoke_agent`` span.
 """
 
 from __future__ import annotations
@@ -26,11 +30,19 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from spanflow.agents.agent import Agent, AgentStream
+from spanflow.agents.network import NetworkStream
+from spanflow.agents.network import network as run_network
 from spanflow.registry import Spanflow
 from spanflow.server.bodies import AgentBody, read_body, tracing_options
 from spanflow.server.descriptions import agent_info
-from spanflow.server.errors import ApiError
-from spanflow.server.streaming import SSE_HEADERS, EventStreamResponse, StreamSlots, sse_chunks
+from spanflow.server.errors import LOGGER, ApiError
+from spanflow.server.streaming import (
+    SSE_HEADERS,
+    EventStreamResponse,
+    StreamSlots,
+    sse_chunks,
+    to_json,
+)
 from spanflow.tracing.http import traceparent_header
 
 __all__ = ["AgentRoutes", "chat_messages"]
@@ -70,7 +82,36 @@ class AgentRoutes:
             slots=self.slots,
         )
 
-    async def _call(self, request: Request) -> AgentStream:
+    async def network(self, request: Request) -> Response:
+        """``POST /agents/:agentId/network``: the network's chunks as Server-Sent Events."""
+        if self.slots.full:
+            raise ApiError(503, f"too many open streams (the limit is {self.slots.limit})")
+        agent, body = await self._agent_and_body(request)
+        memory = body.memory
+        stream = run_network(
+            agent,
+            chat_messages(body.messages),
+            memory=(
+                {
+                    "thread": memory.thread_id(),
+                    "resource": memory.resource or body.resourceId or agent.id,
+                }
+                if memory is not None
+                else None
+            ),
+            max_steps=body.maxSteps or 1,
+            request_context=body.requestContext,
+            tracing_options=tracing_options(body.tracingOptions),
+            run_id=body.runId,
+        )
+        return EventStreamResponse(
+            _sse_network(stream),
+            media_type="text/event-stream",
+            headers={**SSE_HEADERS, **_trace_headers(stream)},
+            slots=self.slots,
+        )
+
+    async def _agent_and_body(self, request: Request) -> tuple[Agent, AgentBody]:
         agent = self.spanflow.get_agent(request.path_params["agentId"])
         if not isinstance(agent, Agent):
             raise ApiError(
@@ -83,6 +124,10 @@ class AgentRoutes:
                 "invalid body: field 'structuredOutput': spanflow agents answer in text; "
                 "structured output is not supported",
             )
+        return agent, body
+
+    async def _call(self, request: Request) -> AgentStream:
+        agent, body = await self._agent_and_body(request)
         memory = body.memory
         return agent.stream(
             chat_messages(body.messages),
@@ -138,6 +183,16 @@ def _text_of(parts: list[Any], index: int) -> str:
     return "".join(texts)
 
 
-def _trace_headers(stream: AgentStream) -> dict[str, str]:
+async def _sse_network(stream: NetworkStream) -> Any:
+    """The network's chunks as SSE frames, ending in ``data: [DONE]`` (as `sse_chunks`)."""
+    try:
+        async for chunk in stream:
+            yield b"data: " + to_json(chunk.to_dict()) + b"\n\n"
+    except Exception:
+        LOGGER.exception("an agent network stream ended with an error")
+    yield b"data: [DONE]\n\n"
+
+
+def _trace_headers(stream: AgentStream | NetworkStream) -> dict[str, str]:
     value = traceparent_header(stream.trace_id, stream.span_id)
     return {"traceparent": value} if value is not None else {}

@@ -146,8 +146,7 @@ def create_app(
 
 
 def _route_table(workflows: WorkflowRoutes, agents: AgentRoutes) -> list[RouteSpec]:
-    """Every route (``server.md`` §2), in Mastra's order. ``POST /agents/:id/network`` is left
-    out: agent networks do not exist in spanflow yet."""
+    """Every route (``server.md`` §2), in Mastra's order."""
     w, a = workflows, agents
     wid = "/workflows/{workflowId}"
     run = f"{wid}/runs/{{runId}}"
@@ -268,6 +267,15 @@ def _route_table(workflows: WorkflowRoutes, agents: AgentRoutes) -> list[RouteSp
             "/agents/{agentId}/stream",
             a.stream,
             "Call an agent and stream its chunks (Server-Sent Events)",
+            bodies.AgentBody,
+            (),
+            "sse",
+        ),
+        RouteSpec(
+            "POST",
+            "/agents/{agentId}/network",
+            a.network,
+            "Run the agent's network and stream its chunks (Server-Sent Events)",
             bodies.AgentBody,
             (),
             "sse",

@@ -5,6 +5,9 @@
 `PostgresStorage` (many workers; needs the ``postgres`` extra, imported only when such a store
 is created). `storage_from_url` picks one from a URL or path; `default_storage_from_env` from
 the ``SPANFLOW_STORAGE_URL`` environment variable, falling back to ``spanflow.db`` here.
+
+The same stores keep agent memory (``spanflow.agents.Memory``): threads per resource and their
+messages, behind the `ThreadStore` protocol.
 """
 
 from spanflow.storage._url import (
@@ -17,10 +20,15 @@ from spanflow.storage.base import (
     DamagedRun,
     Lease,
     LoggedEvent,
+    MessagePage,
     RunPage,
     RunStatus,
     Storage,
+    StoredMessage,
     StoredRun,
+    StoredThread,
+    ThreadPage,
+    ThreadStore,
 )
 from spanflow.storage.memory import MemoryStorage
 from spanflow.storage.postgres import PostgresStorage
@@ -35,6 +43,12 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "RunStatus",
     "Storage",
     "StoredRun",
+    # Agent memory
+    "MessagePage",
+    "StoredMessage",
+    "StoredThread",
+    "ThreadPage",
+    "ThreadStore",
     # Stores
     "MemoryStorage",
     "PostgresStorage",

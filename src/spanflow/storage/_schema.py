@@ -20,7 +20,11 @@ runs' event logs (one row per event, keyed by ``(run_id, seq)``; the event as JS
 SQLite, ``json`` in PostgreSQL, like snapshots), and the runs' ``owner`` and ``lease_until``
 columns (who executes a run, and until when their claim holds); 4, the runs'
 ``cancel_requested`` column (a cancel asked of a run's executor by another process;
-``INTEGER`` 0/1 in SQLite, ``boolean`` in PostgreSQL).
+``INTEGER`` 0/1 in SQLite, ``boolean`` in PostgreSQL); 5, agent memory: ``spanflow_threads``
+(one row per conversation, with the resource that owns it, indexed per resource, most recently
+updated first) and ``spanflow_messages`` (one row per message, keyed by ``(thread_id, seq)``
+so the last N of a thread are one backward index walk, and indexed per resource for deleting
+a resource's messages; metadata and content as JSON like snapshots).
 """
 
 from __future__ import annotations
@@ -34,10 +38,12 @@ from spanflow.storage.base import StoredRun
 
 __all__ = [
     "EVENTS_TABLE",
+    "MESSAGES_TABLE",
     "META_TABLE",
     "RUNS_TABLE",
     "RUN_COLUMNS",
     "SCHEMA_VERSION",
+    "THREADS_TABLE",
     "FoundSchema",
     "installed_version",
     "postgres_ddl",
@@ -45,12 +51,14 @@ __all__ = [
     "sqlite_ddl",
 ]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 """The version of the tables this spanflow writes (it reads every version up to it)."""
 
 META_TABLE = "spanflow_meta"
 RUNS_TABLE = "spanflow_runs"
 EVENTS_TABLE = "spanflow_events"
+THREADS_TABLE = "spanflow_threads"
+MESSAGES_TABLE = "spanflow_messages"
 RUN_COLUMNS = (
     "run_id, workflow_id, resource_id, status, snapshot, created_at, updated_at, owner, "
     "lease_until, cancel_requested"
@@ -133,6 +141,8 @@ class _Names:
 
     runs: str
     events: str
+    threads: str
+    messages: str
     prefix: str
     """Prefix of index names (the runs table's unqualified name)."""
     json_type: str
@@ -187,7 +197,36 @@ def _v4_cancel(names: _Names) -> list[str]:
     ]
 
 
-_UPGRADES = {2: _v2_indexes, 3: _v3_events, 4: _v4_cancel}
+def _v5_threads(names: _Names) -> list[str]:
+    # Agent memory. A thread's messages are numbered from 0, so the primary key is the order
+    # of reading and "the last N" walks it backwards; the resource is kept on each message
+    # too, so deleting a resource's messages needs no join.
+    threads, messages = names.threads, names.messages
+    return [
+        f"""CREATE TABLE {threads} (
+            id text PRIMARY KEY,
+            resource_id text NOT NULL,
+            title text,
+            metadata {names.json_type} NOT NULL,
+            created_at double precision NOT NULL,
+            updated_at double precision NOT NULL
+        )""",
+        f"CREATE INDEX {THREADS_TABLE}_by_resource "
+        f"ON {threads} (resource_id, updated_at DESC, id DESC)",
+        f"""CREATE TABLE {messages} (
+            thread_id text NOT NULL,
+            seq bigint NOT NULL,
+            resource_id text NOT NULL,
+            role text NOT NULL,
+            content {names.json_type} NOT NULL,
+            created_at double precision NOT NULL,
+            PRIMARY KEY (thread_id, seq)
+        )""",
+        f"CREATE INDEX {MESSAGES_TABLE}_by_resource ON {messages} (resource_id)",
+    ]
+
+
+_UPGRADES = {2: _v2_indexes, 3: _v3_events, 4: _v4_cancel, 5: _v5_threads}
 """The statements that take the tables from the version before to this one."""
 
 
@@ -204,8 +243,15 @@ def _upgrade(
     `types`: the dialect's JSON column type, flag column type and false value.
     """
     prefix = runs.rsplit(".", 1)[-1].strip('"')
-    events = runs[: len(runs) - len(RUNS_TABLE)] + EVENTS_TABLE
-    names = _Names(runs, events, prefix, *types)
+    schema = runs[: len(runs) - len(RUNS_TABLE)]  # '"schema".' or ''
+    names = _Names(
+        runs,
+        schema + EVENTS_TABLE,
+        schema + THREADS_TABLE,
+        schema + MESSAGES_TABLE,
+        prefix,
+        *types,
+    )
     statements = [*tables, *_v1_indexes(names)] if from_version == 0 else []
     for version in range(max(from_version, 1) + 1, SCHEMA_VERSION + 1):
         statements += _UPGRADES[version](names)

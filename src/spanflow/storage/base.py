@@ -15,6 +15,12 @@ A run can be asked to stop by any process (``distributed.md`` §4): `request_can
 ``cancel_requested`` flag, and the process executing it learns of the flag when it renews its
 lease (`Lease`) or saves the run, and cancels it. `stalled_runs` finds the runs whose executing
 process is gone (their lease ran out), for a worker to queue them again.
+
+The same three stores keep agent memory, behind a protocol of its own, `ThreadStore` (so a
+store of runs need not keep threads, and code that needs only memory says so): **threads**
+(`StoredThread`, one conversation, owned by one resource such as a user) and their
+**messages** (`StoredMessage`, numbered from 0 per thread in the order appended). An append
+is one transaction: all of its messages are written, or none.
 """
 
 from __future__ import annotations
@@ -33,10 +39,15 @@ __all__ = [
     "EventEntry",
     "Lease",
     "LoggedEvent",
+    "MessagePage",
     "RunPage",
     "RunStatus",
     "Storage",
+    "StoredMessage",
     "StoredRun",
+    "StoredThread",
+    "ThreadPage",
+    "ThreadStore",
     "WireEvent",
     "unrenderable_event",
     "wire_of",
@@ -364,4 +375,165 @@ class Storage(Protocol):
 
     async def close(self) -> None:
         """Release connections and files. Safe to call twice."""
+        ...
+
+
+# -- agent memory: threads and their messages ------------------------------------------------
+
+
+@dataclass(slots=True)
+class StoredThread:
+    """One conversation as a store keeps it: its id, the resource that owns it, and its
+    description. Its messages are stored apart (`StoredMessage`)."""
+
+    thread_id: str
+    resource_id: str
+    """Who the thread belongs to (a user, a tenant): a thread id is never reused by another
+    resource, so one resource can never read or extend another's conversation."""
+    title: str | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    """JSON-able data of the application's (opaque to the store)."""
+    created_at: float = 0.0
+    """Epoch seconds (UTC). Stores fill it on insert when it is 0."""
+    updated_at: float = 0.0
+    """Epoch seconds (UTC): the thread's last write, its own or an append of messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One message of a thread as a store keeps it."""
+
+    thread_id: str
+    seq: int
+    """Its place in the thread: 0 for the first message appended, then 1, 2, ..."""
+    resource_id: str
+    role: str
+    """The message's ``role`` (``user``, ``assistant``, ``tool``, ``system``), kept apart so a
+    store can be inspected without decoding the content."""
+    content: dict[str, Any]
+    """The whole message as the JSON object it was appended as (its ``role`` included)."""
+    created_at: float
+    """Epoch seconds (UTC) of the append that wrote it."""
+
+
+@dataclass(slots=True)
+class ThreadPage:
+    """A page of `ThreadStore.list_threads`: most recently updated first, and how many there
+    are in all."""
+
+    threads: list[StoredThread]
+    total: int
+    limit: int
+    offset: int
+
+
+@dataclass(slots=True)
+class MessagePage:
+    """A page of `ThreadStore.list_messages`: in thread order (oldest first), and how many
+    messages the thread holds in all."""
+
+    messages: list[StoredMessage]
+    total: int
+    limit: int
+    offset: int
+
+
+@runtime_checkable
+class ThreadStore(Protocol):
+    """Where agent memory lives: threads per resource and their messages. Implemented by
+    `MemoryStorage`, `SqliteStorage` and `PostgresStorage`, beside `Storage`.
+
+    Every method checks its arguments before touching storage (`InvalidInputError`, naming
+    the argument), so a refused call writes nothing. A thread belongs to the resource that
+    created it: naming it with another resource is refused (`InvalidInputError`), for reads
+    as for writes. An SQL store opened read-only on tables older than schema version 5 reads
+    no threads and refuses every write with `StorageError`.
+    """
+
+    async def save_thread(self, thread: StoredThread) -> None:
+        """Create the thread, or update the title and metadata of the stored one (keeping its
+        ``created_at``); sets ``thread.created_at`` and ``thread.updated_at``.
+
+        Raises:
+            InvalidInputError: the thread is stored for another resource, or a field cannot
+                be stored (an empty id, metadata that is not JSON data).
+        """
+        ...
+
+    async def get_thread(self, thread_id: str) -> StoredThread | None:
+        """The stored thread, or ``None``."""
+        ...
+
+    async def list_threads(
+        self, *, resource_id: str, limit: int = 20, offset: int = 0
+    ) -> ThreadPage:
+        """The resource's threads, most recently updated first (then by id, descending).
+
+        Raises:
+            InvalidInputError: `resource_id` is not a non-empty string.
+            ValueError: `limit` (1 to 1000) or `offset` (0 or more) is out of range.
+            TypeError: `limit` or `offset` is not an int.
+        """
+        ...
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Remove the thread and all its messages, in one transaction; ``True`` if it
+        existed."""
+        ...
+
+    async def append_messages(
+        self,
+        thread_id: str,
+        *,
+        resource_id: str,
+        messages: Sequence[dict[str, Any]],
+    ) -> list[StoredMessage]:
+        """Append `messages` (each a JSON object with a string ``role``) to the thread, in
+        order, numbered on from its last message, in one transaction that also creates the
+        thread (no title, no metadata) when it is not stored yet and sets its ``updated_at``.
+        All of them are stored, or none. An empty list writes nothing.
+
+        Returns the messages as stored.
+
+        Raises:
+            InvalidInputError: the thread is stored for another resource, or a message is not
+                a JSON object with a string ``role`` (the message names which one); checked
+                before anything is written.
+        """
+        ...
+
+    async def last_messages(
+        self, thread_id: str, *, resource_id: str | None = None, limit: int
+    ) -> list[StoredMessage]:
+        """The thread's last `limit` messages (0 or more), in thread order; an empty list for
+        an unknown thread. With `resource_id`, the thread must belong to it.
+
+        Raises:
+            InvalidInputError: the thread belongs to another resource than `resource_id`.
+            ValueError: `limit` is negative.
+            TypeError: `limit` is not an int.
+        """
+        ...
+
+    async def list_messages(
+        self,
+        thread_id: str,
+        *,
+        resource_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> MessagePage:
+        """A page of the thread's messages in thread order (`offset` counts from its first);
+        empty for an unknown thread. With `resource_id`, the thread must belong to it.
+
+        Raises:
+            InvalidInputError: the thread belongs to another resource than `resource_id`.
+            ValueError: `limit` (1 to 1000) or `offset` (0 or more) is out of range.
+            TypeError: `limit` or `offset` is not an int.
+        """
+        ...
+
+    async def delete_messages(self, *, resource_id: str) -> int:
+        """Remove every message of every thread of the resource, in one transaction, and
+        return how many there were. The threads stay (empty); `delete_thread` removes one."""
         ...

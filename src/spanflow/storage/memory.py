@@ -14,6 +14,10 @@ Event logs keep the entries handed in as they are (the same no-mutation rule app
 event's wire dict is made only when the log is read, so a run nobody observes pays nothing
 for it. Logs are dropped with their run, also when `max_finished_runs` drops it; a waiter is
 woken at once.
+
+Agent memory (`ThreadStore`): threads and their messages, kept until deleted (no retention
+limit: memory is the application's to delete). Messages are stored as the JSON an SQL store
+would read back (encoded, then decoded), so all three stores answer alike.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from spanflow.storage._checks import (
     check_if_status,
     check_lease,
     check_listing,
+    check_page,
     check_run,
     check_stalled,
     claim_refused,
@@ -45,6 +50,15 @@ from spanflow.storage._checks import (
     saved_cancel_flag,
 )
 from spanflow.storage._events import Waiters, check_event_range
+from spanflow.storage._threads import (
+    check_id,
+    check_last,
+    check_message_page,
+    check_thread,
+    decode_json,
+    encode_messages,
+    other_resource,
+)
 from spanflow.storage.base import (
     ENDED_STATUSES,
     EXECUTING_STATUSES,
@@ -52,9 +66,13 @@ from spanflow.storage.base import (
     EventEntry,
     Lease,
     LoggedEvent,
+    MessagePage,
     RunPage,
     RunStatus,
+    StoredMessage,
     StoredRun,
+    StoredThread,
+    ThreadPage,
     wire_of,
 )
 
@@ -65,7 +83,7 @@ _FINISHED: frozenset[str] = frozenset(ENDED_STATUSES)
 
 
 class MemoryStorage:
-    """A `Storage` that keeps runs in this process's memory."""
+    """A `Storage` (and `ThreadStore`) that keeps runs and threads in this process's memory."""
 
     durable = False
     """Nothing outlives the process, so the engine skips the per-entry checkpoints here."""
@@ -101,6 +119,8 @@ class MemoryStorage:
         self._waiters = Waiters()
         self._finished: dict[str, None] = {}
         """Finished run ids, oldest first (an ordered set)."""
+        self._threads: dict[str, StoredThread] = {}
+        self._messages: dict[str, list[StoredMessage]] = {}
         self._lock = threading.Lock()
         self._closed = False
 
@@ -361,6 +381,121 @@ class MemoryStorage:
             self._runs.clear()
             self._events.clear()
             self._finished.clear()
+            self._threads.clear()
+            self._messages.clear()
+
+    async def save_thread(self, thread: StoredThread) -> None:
+        """Create the thread or update its title and metadata (see `ThreadStore.save_thread`)."""
+        metadata = decode_json(check_thread(thread), what="metadata", where="memory")
+        with self._lock:
+            self._check_open()
+            stored = self._threads.get(thread.thread_id)
+            if stored is not None and stored.resource_id != thread.resource_id:
+                raise other_resource(thread.thread_id, thread.resource_id)
+            now = self._clock()
+            thread.created_at = stored.created_at if stored else thread.created_at or now
+            thread.updated_at = now
+            self._threads[thread.thread_id] = replace(thread, metadata=metadata)
+
+    async def get_thread(self, thread_id: str) -> StoredThread | None:
+        """A copy of the stored thread, or ``None``."""
+        with self._lock:
+            self._check_open()
+            stored = self._threads.get(thread_id)
+            return None if stored is None else _copy_thread(stored)
+
+    async def list_threads(
+        self, *, resource_id: str, limit: int = 20, offset: int = 0
+    ) -> ThreadPage:
+        """The resource's threads, most recently updated first."""
+        check_id(resource_id, argument="resource_id")
+        check_page(limit, offset)
+        with self._lock:
+            self._check_open()
+            owned = [t for t in self._threads.values() if t.resource_id == resource_id]
+            owned.sort(key=lambda thread: (thread.updated_at, thread.thread_id), reverse=True)
+            page = [_copy_thread(thread) for thread in owned[offset : offset + limit]]
+        return ThreadPage(threads=page, total=len(owned), limit=limit, offset=offset)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Remove the thread and its messages; ``True`` if it existed."""
+        with self._lock:
+            self._check_open()
+            self._messages.pop(thread_id, None)
+            return self._threads.pop(thread_id, None) is not None
+
+    async def append_messages(
+        self, thread_id: str, *, resource_id: str, messages: Sequence[dict[str, Any]]
+    ) -> list[StoredMessage]:
+        """Append `messages` to the thread, all or none (see `ThreadStore.append_messages`)."""
+        encoded = encode_messages(thread_id, resource_id, messages)
+        if not encoded:
+            return []
+        contents = [decode_json(text, what="message", where="memory") for _, text in encoded]
+        with self._lock:
+            self._check_open()
+            now = self._clock()
+            thread = self._threads.get(thread_id)
+            if thread is not None and thread.resource_id != resource_id:
+                raise other_resource(thread_id, resource_id)
+            if thread is None:
+                thread = self._threads[thread_id] = StoredThread(thread_id, resource_id)
+                thread.created_at = now
+            thread.updated_at = now
+            log = self._messages.setdefault(thread_id, [])
+            added = [
+                StoredMessage(thread_id, len(log) + n, resource_id, role, content, now)
+                for n, ((role, _), content) in enumerate(zip(encoded, contents, strict=True))
+            ]
+            log.extend(added)
+            return [_copy_message(message) for message in added]
+
+    async def last_messages(
+        self, thread_id: str, *, resource_id: str | None = None, limit: int
+    ) -> list[StoredMessage]:
+        """The thread's last `limit` messages, in thread order."""
+        check_message_page(thread_id, resource_id, 1, 0)
+        check_last(limit)
+        with self._lock:
+            log = self._owned_messages(thread_id, resource_id)
+            kept = log[len(log) - limit :] if limit else []
+            return [_copy_message(message) for message in kept]
+
+    async def list_messages(
+        self,
+        thread_id: str,
+        *,
+        resource_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> MessagePage:
+        """A page of the thread's messages, in thread order."""
+        check_message_page(thread_id, resource_id, limit, offset)
+        with self._lock:
+            log = self._owned_messages(thread_id, resource_id)
+            page = [_copy_message(message) for message in log[offset : offset + limit]]
+            return MessagePage(messages=page, total=len(log), limit=limit, offset=offset)
+
+    async def delete_messages(self, *, resource_id: str) -> int:
+        """Remove every message of the resource's threads; how many there were."""
+        check_id(resource_id, argument="resource_id")
+        with self._lock:
+            self._check_open()
+            deleted = 0
+            for thread in self._threads.values():
+                if thread.resource_id == resource_id:
+                    deleted += len(self._messages.pop(thread.thread_id, ()))
+            return deleted
+
+    def _owned_messages(self, thread_id: str, resource_id: str | None) -> list[StoredMessage]:
+        """The thread's messages, checking it belongs to `resource_id` if given (lock held)."""
+        self._check_open()
+        thread = self._threads.get(thread_id)
+        if thread is None:
+            return []
+        if resource_id is not None and thread.resource_id != resource_id:
+            raise other_resource(thread_id, resource_id)
+        return self._messages.get(thread_id, [])
 
     def _retain(self, run_id: str, status: str) -> None:
         """Track finished runs and drop the oldest beyond `max_finished_runs` (lock held)."""
@@ -378,6 +513,14 @@ class MemoryStorage:
     def _check_open(self) -> None:
         if self._closed:
             raise StorageError("this MemoryStorage is closed; create a new store")
+
+
+def _copy_thread(thread: StoredThread) -> StoredThread:
+    return replace(thread, metadata=_copy_tree(thread.metadata))
+
+
+def _copy_message(message: StoredMessage) -> StoredMessage:
+    return replace(message, content=_copy_tree(message.content))
 
 
 def _copy_out(run: StoredRun) -> StoredRun:

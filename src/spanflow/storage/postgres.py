@@ -20,6 +20,9 @@ one listening connection per store, opened by the first `wait_for_events`, wakes
 of this process. The notification is only a wake-up: the events are read from the table, so an
 event of any size is fine, and a waiter also looks once a second in case the listening
 connection was lost.
+
+Agent memory (`ThreadStore`) lives in ``spanflow_threads`` and ``spanflow_messages``; its
+methods are in `PostgresThreads` (``_postgres_threads.py``).
 """
 
 from __future__ import annotations
@@ -57,12 +60,15 @@ from spanflow.storage._checks import (
 )
 from spanflow.storage._codec import decode_snapshot
 from spanflow.storage._events import Waiters, check_event_range, decode_event, encode_events
+from spanflow.storage._postgres_threads import PostgresThreads
 from spanflow.storage._schema import (
     EVENTS_TABLE,
+    MESSAGES_TABLE,
     META_TABLE,
     RUN_COLUMNS,
     RUNS_TABLE,
     SCHEMA_VERSION,
+    THREADS_TABLE,
     FoundSchema,
     installed_version,
     postgres_ddl,
@@ -112,7 +118,7 @@ _LISTEN_POLL = 1.0
 """Seconds between a waiter's own looks, should the listening connection be lost."""
 
 
-class PostgresStorage:
+class PostgresStorage(PostgresThreads):
     """A `Storage` in a PostgreSQL database, shared by any number of processes.
 
     Use one store from one event loop: its pool belongs to the loop that opened it. Snapshots
@@ -181,6 +187,8 @@ class PostgresStorage:
         self._read_only = read_only
         self._runs = f'"{schema}".{RUNS_TABLE}'
         self._events = f'"{schema}".{EVENTS_TABLE}'
+        self._threads = f'"{schema}".{THREADS_TABLE}'
+        self._messages = f'"{schema}".{MESSAGES_TABLE}'
         self.event_log = event_log
         self._version = SCHEMA_VERSION
         """The schema version of the tables: older only for a read-only store on an old schema

@@ -18,6 +18,11 @@ touched. ``immutable=1`` would avoid them but is unsafe while another process wr
 Event logs live in ``spanflow_events``. A write to a run's log wakes this store's own waiters
 at once; a waiter also looks every `POLL_INTERVAL` seconds, which is how it sees what other
 processes write (SQLite has no notifications across processes).
+
+Agent memory (`ThreadStore`) lives in ``spanflow_threads`` and ``spanflow_messages``; an
+append is one ``BEGIN IMMEDIATE`` transaction, so appenders of one thread (in any process)
+take their turn and number their messages on from each other's. A read-only store on a file
+older than schema version 5 reads no threads and refuses to write one.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from spanflow.storage._checks import (
     check_if_status,
     check_lease,
     check_listing,
+    check_page,
     check_run,
     check_stalled,
     claim_refused,
@@ -64,14 +70,31 @@ from spanflow.storage._events import (
 )
 from spanflow.storage._schema import (
     EVENTS_TABLE,
+    MESSAGES_TABLE,
     META_TABLE,
     RUN_COLUMNS,
     RUNS_TABLE,
     SCHEMA_VERSION,
+    THREADS_TABLE,
     FoundSchema,
     installed_version,
     run_row,
     sqlite_ddl,
+)
+from spanflow.storage._threads import (
+    MESSAGE_COLUMNS,
+    THREAD_COLUMNS,
+    THREADS_VERSION,
+    EncodedMessage,
+    check_id,
+    check_last,
+    check_message_page,
+    check_thread,
+    encode_messages,
+    message_of_row,
+    old_schema_has_no_threads,
+    other_resource,
+    thread_of_row,
 )
 from spanflow.storage.base import (
     EXECUTING_STATUSES,
@@ -79,9 +102,13 @@ from spanflow.storage.base import (
     EventEntry,
     Lease,
     LoggedEvent,
+    MessagePage,
     RunPage,
     RunStatus,
+    StoredMessage,
     StoredRun,
+    StoredThread,
+    ThreadPage,
 )
 
 __all__ = ["SqliteStorage"]
@@ -123,6 +150,27 @@ _NEXT_SEQ = (
 _INSERT_EVENT = f"INSERT INTO {EVENTS_TABLE} (run_id, seq, event, created_at) VALUES (?, ?, ?, ?)"
 _EVENTS_FROM = f"SELECT seq, event FROM {EVENTS_TABLE} WHERE run_id = ? AND seq >= ? ORDER BY seq"
 _LAST_EVENT = f"SELECT max(seq) FROM {EVENTS_TABLE} WHERE run_id = ?"
+_THREAD = f"SELECT {THREAD_COLUMNS} FROM {THREADS_TABLE} WHERE id = ?"
+_THREAD_OWNER = f"SELECT resource_id FROM {THREADS_TABLE} WHERE id = ?"
+_INSERT_THREAD = f"INSERT INTO {THREADS_TABLE} ({THREAD_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_UPDATE_THREAD = f"UPDATE {THREADS_TABLE} SET title = ?, metadata = ?, updated_at = ? WHERE id = ?"
+_TOUCH_THREAD = (
+    f"INSERT INTO {THREADS_TABLE} ({THREAD_COLUMNS}) VALUES (?, ?, NULL, '{{}}', ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET updated_at = excluded.updated_at "
+    f"WHERE {THREADS_TABLE}.resource_id = excluded.resource_id RETURNING 1"
+)
+"""Create the thread of an append, or mark the stored one updated; no row back: the stored
+thread belongs to another resource."""
+_NEXT_MESSAGE = f"SELECT coalesce(max(seq) + 1, 0) FROM {MESSAGES_TABLE} WHERE thread_id = ?"
+_INSERT_MESSAGE = f"INSERT INTO {MESSAGES_TABLE} ({MESSAGE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"
+_LAST_MESSAGES = (
+    f"SELECT {MESSAGE_COLUMNS} FROM (SELECT {MESSAGE_COLUMNS} FROM {MESSAGES_TABLE} "
+    "WHERE thread_id = ? ORDER BY seq DESC LIMIT ?) ORDER BY seq"
+)
+_MESSAGE_PAGE = (
+    f"SELECT {MESSAGE_COLUMNS} FROM {MESSAGES_TABLE} WHERE thread_id = ? "
+    "ORDER BY seq LIMIT ? OFFSET ?"
+)
 
 
 class SqliteStorage:
@@ -501,6 +549,178 @@ class SqliteStorage:
 
         return await self._call(delete_if)
 
+    async def save_thread(self, thread: StoredThread) -> None:
+        """Create the thread or update its title and metadata (see `ThreadStore.save_thread`)."""
+        metadata = check_thread(thread)
+        now = self._clock()
+
+        def save(connection: sqlite3.Connection) -> float:
+            self._check_threads_writable()
+            with _transaction(connection, "BEGIN IMMEDIATE"):
+                found = connection.execute(
+                    f"SELECT resource_id, created_at FROM {THREADS_TABLE} WHERE id = ?",
+                    (thread.thread_id,),
+                ).fetchone()
+                if found is None:
+                    created = thread.created_at or now
+                    connection.execute(
+                        _INSERT_THREAD,
+                        (
+                            thread.thread_id,
+                            thread.resource_id,
+                            thread.title,
+                            metadata,
+                            created,
+                            now,
+                        ),
+                    )
+                    return created
+                if found[0] != thread.resource_id:
+                    raise other_resource(thread.thread_id, thread.resource_id)
+                connection.execute(_UPDATE_THREAD, (thread.title, metadata, now, thread.thread_id))
+                return cast(float, found[1])
+
+        thread.created_at = await self._call(save)
+        thread.updated_at = now
+
+    async def get_thread(self, thread_id: str) -> StoredThread | None:
+        """The stored thread, or ``None``."""
+
+        def get(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
+            if self._version < THREADS_VERSION:
+                return None
+            return cast(
+                tuple[Any, ...] | None, connection.execute(_THREAD, (thread_id,)).fetchone()
+            )
+
+        found = await self._call(get)
+        return None if found is None else thread_of_row(found, where=self._path)
+
+    async def list_threads(
+        self, *, resource_id: str, limit: int = 20, offset: int = 0
+    ) -> ThreadPage:
+        """The resource's threads, most recently updated first (the ``by_resource`` index)."""
+        check_id(resource_id, argument="resource_id")
+        check_page(limit, offset)
+
+        def page(connection: sqlite3.Connection) -> tuple[int, list[Any]]:
+            if self._version < THREADS_VERSION:
+                return 0, []
+            with _transaction(connection, "BEGIN"):
+                total = connection.execute(
+                    f"SELECT count(*) FROM {THREADS_TABLE} WHERE resource_id = ?", (resource_id,)
+                ).fetchone()[0]
+                rows = connection.execute(
+                    f"SELECT {THREAD_COLUMNS} FROM {THREADS_TABLE} WHERE resource_id = ? "
+                    "ORDER BY updated_at DESC, id DESC LIMIT ? OFFSET ?",
+                    (resource_id, limit, offset),
+                ).fetchall()
+            return total, rows
+
+        total, rows = await self._call(page)
+        threads = [thread_of_row(row, where=self._path) for row in rows]
+        return ThreadPage(threads=threads, total=total, limit=limit, offset=offset)
+
+    async def delete_thread(self, thread_id: str) -> bool:
+        """Remove the thread and its messages, in one transaction; ``True`` if it existed."""
+
+        def delete(connection: sqlite3.Connection) -> bool:
+            self._check_threads_writable()
+            with _transaction(connection, "BEGIN IMMEDIATE"):
+                sql = f"DELETE FROM {MESSAGES_TABLE} WHERE thread_id = ?"
+                connection.execute(sql, (thread_id,))
+                sql = f"DELETE FROM {THREADS_TABLE} WHERE id = ?"
+                return connection.execute(sql, (thread_id,)).rowcount > 0
+
+        return await self._call(delete)
+
+    async def append_messages(
+        self, thread_id: str, *, resource_id: str, messages: Sequence[dict[str, Any]]
+    ) -> list[StoredMessage]:
+        """Append `messages` to the thread in one transaction, all or none (see
+        `ThreadStore.append_messages`)."""
+        encoded = encode_messages(thread_id, resource_id, messages)
+        if not encoded:
+            return []
+        now = self._clock()
+
+        def append(connection: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            self._check_threads_writable()
+            with _transaction(connection, "BEGIN IMMEDIATE"):
+                return _append_messages(connection, thread_id, resource_id, encoded, now)
+
+        rows = await self._call(append)
+        return [message_of_row(row, where=self._path) for row in rows]
+
+    async def last_messages(
+        self, thread_id: str, *, resource_id: str | None = None, limit: int
+    ) -> list[StoredMessage]:
+        """The thread's last `limit` messages, in thread order (a backward walk of the key)."""
+        check_message_page(thread_id, resource_id, 1, 0)
+        check_last(limit)
+
+        def last(connection: sqlite3.Connection) -> list[Any]:
+            if self._version < THREADS_VERSION:
+                return []
+            with _transaction(connection, "BEGIN"):
+                self._check_owner(connection, thread_id, resource_id)
+                return connection.execute(_LAST_MESSAGES, (thread_id, limit)).fetchall()
+
+        rows = await self._call(last)
+        return [message_of_row(row, where=self._path) for row in rows]
+
+    async def list_messages(
+        self,
+        thread_id: str,
+        *,
+        resource_id: str | None = None,
+        limit: int = 20,
+        offset: int = 0,
+    ) -> MessagePage:
+        """A page of the thread's messages, in thread order."""
+        check_message_page(thread_id, resource_id, limit, offset)
+
+        def page(connection: sqlite3.Connection) -> tuple[int, list[Any]]:
+            if self._version < THREADS_VERSION:
+                return 0, []
+            with _transaction(connection, "BEGIN"):
+                self._check_owner(connection, thread_id, resource_id)
+                total = connection.execute(
+                    f"SELECT count(*) FROM {MESSAGES_TABLE} WHERE thread_id = ?", (thread_id,)
+                ).fetchone()[0]
+                rows = connection.execute(_MESSAGE_PAGE, (thread_id, limit, offset)).fetchall()
+            return total, rows
+
+        total, rows = await self._call(page)
+        found = [message_of_row(row, where=self._path) for row in rows]
+        return MessagePage(messages=found, total=total, limit=limit, offset=offset)
+
+    async def delete_messages(self, *, resource_id: str) -> int:
+        """Remove every message of the resource's threads; how many there were."""
+        check_id(resource_id, argument="resource_id")
+
+        def delete(connection: sqlite3.Connection) -> int:
+            self._check_threads_writable()
+            sql = f"DELETE FROM {MESSAGES_TABLE} WHERE resource_id = ?"
+            return connection.execute(sql, (resource_id,)).rowcount
+
+        return await self._call(delete)
+
+    def _check_threads_writable(self) -> None:
+        # Known once connected; only a read-only store stays on an older version.
+        if self._version < THREADS_VERSION:
+            raise old_schema_has_no_threads(self._path, self._version)
+
+    @staticmethod
+    def _check_owner(
+        connection: sqlite3.Connection, thread_id: str, resource_id: str | None
+    ) -> None:
+        if resource_id is None:
+            return
+        found = connection.execute(_THREAD_OWNER, (thread_id,)).fetchone()
+        if found is not None and found[0] != resource_id:
+            raise other_resource(thread_id, resource_id)
+
     async def close(self) -> None:
         """Close the connection once calls already made have finished. Safe to call twice."""
         if self._closed:
@@ -637,6 +857,26 @@ def _append(connection: sqlite3.Connection, run_id: str, texts: list[str], now: 
     first = found[0]
     rows = [(run_id, first + n, text, now) for n, text in enumerate(texts)]
     connection.executemany(_INSERT_EVENT, rows)
+
+
+def _append_messages(
+    connection: sqlite3.Connection,
+    thread_id: str,
+    resource_id: str,
+    encoded: list[EncodedMessage],
+    now: float,
+) -> list[tuple[Any, ...]]:
+    # Inside the caller's write transaction: the thread created or marked updated (refused if
+    # another resource owns it), then the messages numbered on from its last one.
+    if not connection.execute(_TOUCH_THREAD, (thread_id, resource_id, now, now)).fetchall():
+        raise other_resource(thread_id, resource_id)
+    first = connection.execute(_NEXT_MESSAGE, (thread_id,)).fetchone()[0]
+    rows = [
+        (thread_id, first + n, resource_id, role, text, now)
+        for n, (role, text) in enumerate(encoded)
+    ]
+    connection.executemany(_INSERT_MESSAGE, rows)
+    return rows
 
 
 def _delete_events(connection: sqlite3.Connection, run_id: str) -> None:

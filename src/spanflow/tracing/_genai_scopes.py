@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from spanflow.tracing.genai import (
         AgentEnd,
         AgentScope,
+        AgentScopeStatus,
         ChatEnd,
         ChatScope,
         ChatStart,
@@ -148,7 +149,9 @@ class _OtelSpanScope:
     def current(self) -> AbstractContextManager[None]:
         return as_current(self._span, self._run.context)
 
-    def _finish(self, status_key: str, status: ScopeStatus, error: BaseException | None) -> None:
+    def _finish(
+        self, status_key: str, status: ScopeStatus | AgentScopeStatus, error: BaseException | None
+    ) -> None:
         span = self._span
         span.set_attribute(status_key, status)
         if status == "failed":
@@ -207,6 +210,11 @@ class OtelAgentScope(_OtelSpanScope):
             if end.status == "success" and run.capture_output:
                 message = output_message(end.text, (), end.finish_reason)
                 span.set_attribute("gen_ai.output.messages", run.json([message]))
+            if end.status == "tripwire":  # on purpose, not an error: the span status stays unset
+                if end.tripwire_reason is not None:
+                    span.set_attribute("spanflow.agent.tripwire.reason", end.tripwire_reason)
+                if end.tripwire_processor is not None:
+                    span.set_attribute("spanflow.agent.tripwire.processor", end.tripwire_processor)
             self._finish("spanflow.agent.status", end.status, end.error)
         with internal_errors("could not end the agent span"):
             span.end()

@@ -69,6 +69,7 @@ __all__ = [
     "NOOP_AGENT_SCOPE",
     "AgentEnd",
     "AgentScope",
+    "AgentScopeStatus",
     "AgentStart",
     "ChatEnd",
     "ChatScope",
@@ -88,6 +89,10 @@ _SCOPE_NAME: Final = "spanflow"
 
 ScopeStatus = Literal["success", "failed", "aborted"]
 """How an agent, model or tool scope ended. An abort is not an error."""
+
+AgentScopeStatus = Literal["success", "failed", "aborted", "tripwire"]
+"""How an agent call ended: a scope status, or ``tripwire`` (a processor stopped the call on
+purpose, which is not an error either)."""
 
 
 # -- what tracing needs of the agents' types (they satisfy these protocols) -----------------
@@ -145,12 +150,16 @@ class AgentStart:
 class AgentEnd:
     """How an agent call ended."""
 
-    status: ScopeStatus
+    status: AgentScopeStatus
     text: str = ""
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
     steps: int = 0
     error: BaseException | None = None
+    tripwire_reason: str | None = None
+    """Why a processor stopped the call (status ``tripwire``)."""
+    tripwire_processor: str | None = None
+    """The processor that stopped it (status ``tripwire``)."""
 
 
 @dataclass(slots=True)

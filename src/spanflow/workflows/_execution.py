@@ -48,7 +48,15 @@ from spanflow.tracing.instrumentation import RunStart
 from spanflow.tracing.redaction import strip_credentials
 from spanflow.workflows._drive import drive
 from spanflow.workflows._event_log import EventLog
-from spanflow.workflows._frame import Frame, Outcome, Resume, end_status, finish_event, start_event
+from spanflow.workflows._frame import (
+    Frame,
+    Outcome,
+    Resume,
+    finish_event,
+    run_end_status,
+    start_event,
+    tripwire_of,
+)
 from spanflow.workflows._snapshot import FrameSnapshot, RunSnapshot, dump_run_snapshot
 from spanflow.workflows.events import WorkflowCanceledPayload, WorkflowEvent
 from spanflow.workflows.results import WorkflowResult, error_wire
@@ -351,7 +359,7 @@ class Execution:
         frame = self.frame
         control = frame.run
         scope = frame.scope
-        status: Any = end_status(outcome)
+        status: Any = run_end_status(outcome)
         if status == "canceled":
             frame.emit(
                 scope, WorkflowEvent("workflow-canceled", control.run_id, WorkflowCanceledPayload())
@@ -364,6 +372,9 @@ class Execution:
             stored = self._stored_run(status, result=to_wire(result.result))
         elif status == "failed" and result.error is not None:
             stored = self._stored_run(status, error=error_wire(result.error))
+        elif status == "tripwire" and outcome.error is not None:
+            # Stored as its error (the message names the reason): the run can be read back.
+            stored = self._stored_run(status, error=error_wire(outcome.error))
         elif status == "suspended":
             payload = to_wire(result.suspend_payload)
             stored = self._stored_run(status, suspended=result.suspended, suspend_payload=payload)
@@ -454,6 +465,7 @@ class Execution:
             input=frame.input,
             result=outcome.output if status == "success" else None,
             error=outcome.error if status == "failed" else None,
+            tripwire=tripwire_of(outcome) if status == "tripwire" else None,
             suspended=[list(p) for p in outcome.suspended] if status == "suspended" else [],
             suspend_payload=suspend_payload if status == "suspended" else {},
             state=frame.state,

@@ -36,7 +36,7 @@ from spanflow.workflows.events import (
     WorkflowFinishPayload,
     WorkflowStartPayload,
 )
-from spanflow.workflows.results import StepResult
+from spanflow.workflows.results import StepResult, TripwireError, TripwireInfo
 
 if TYPE_CHECKING:
     from spanflow.workflows.workflow import Workflow
@@ -54,7 +54,9 @@ __all__ = [
     "now_ms",
     "outcome_of",
     "restore_frame",
+    "run_end_status",
     "start_event",
+    "tripwire_of",
 ]
 
 _UNSET: Any = object()
@@ -272,6 +274,30 @@ def end_status(outcome: Outcome) -> Literal["success", "failed", "suspended", "c
     return outcome.status
 
 
+def run_end_status(
+    outcome: Outcome,
+) -> Literal["success", "failed", "suspended", "canceled", "tripwire"]:
+    """How a run ends: its frame's `end_status`, except that a failure by an agent step's
+    tripwire (`TripwireError`) ends it ``tripwire`` (blocks and spans still see ``failed``)."""
+    status = end_status(outcome)
+    if status == "failed" and tripwire_of(outcome) is not None:
+        return "tripwire"
+    return status
+
+
+def tripwire_of(outcome: Outcome) -> TripwireInfo | None:
+    """The tripwire behind a failed outcome, if an agent step tripped (even when a nested
+    workflow or a foreach wrapped its error)."""
+    error: BaseException | None = outcome.error
+    seen = 0
+    while error is not None and seen < 8:
+        if isinstance(error, TripwireError):
+            return error.tripwire
+        error = error.__cause__
+        seen += 1
+    return None
+
+
 def start_event(frame: Frame) -> WorkflowEvent:
     """``workflow-start`` for this frame's workflow."""
     return WorkflowEvent(
@@ -289,6 +315,7 @@ def finish_event(frame: Frame, outcome: Outcome, status: str) -> WorkflowEvent:
             replace(frame.run.usage),  # a copy: the run's usage may still grow
             final_workflow_result=outcome.output if status == "success" else None,
             error=outcome.error if status == "failed" else None,
+            tripwire=tripwire_of(outcome) if status == "tripwire" else None,
         ),
     )
 

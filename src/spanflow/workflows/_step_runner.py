@@ -37,7 +37,7 @@ from spanflow.workflows.events import (
     StepSuspendedPayload,
     WorkflowEvent,
 )
-from spanflow.workflows.results import StepResult
+from spanflow.workflows.results import StepResult, TripwireError
 from spanflow.workflows.step import NO_STATE_CHANGE, Step, StepContext, StepWriter
 
 if TYPE_CHECKING:
@@ -133,7 +133,7 @@ async def run_step(
             raise
         except Exception as raised:
             error = _renderable(raised)
-            if attempt >= attempts or isinstance(error, NonRetryableError):
+            if attempt >= attempts or isinstance(error, NonRetryableError | TripwireError):
                 return finish(_failed(input_value, started_at, error), scope)
             scope.end("failed", error=error)
             attempt += 1

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from spanflow._schema import to_wire
 from spanflow.errors import InvalidInputError, StoredError
 from spanflow.usage import Usage
-from spanflow.workflows.results import error_wire
+from spanflow.workflows.results import TripwireInfo, error_wire
 
 __all__ = [
     "CustomPayload",
@@ -209,6 +209,8 @@ class WorkflowFinishPayload:
     metadata: dict[str, Any] = field(default_factory=dict)
     final_workflow_result: Any = None
     error: BaseException | None = None
+    tripwire: TripwireInfo | None = None
+    """Status ``tripwire``: why an agent step's processor stopped the run."""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -220,6 +222,8 @@ class WorkflowFinishPayload:
             out["finalWorkflowResult"] = to_wire(self.final_workflow_result)
         if self.error is not None:
             out["error"] = error_wire(self.error)
+        if self.tripwire is not None:
+            out["tripwire"] = self.tripwire.to_dict()
         return out
 
 
@@ -368,6 +372,19 @@ def _finish(p: Mapping[str, Any]) -> WorkflowFinishPayload:
         dict(p.get("metadata") or {}),
         p.get("finalWorkflowResult"),
         StoredError.from_wire(p.get("error")),
+        _tripwire(p.get("tripwire")),
+    )
+
+
+def _tripwire(data: Any) -> TripwireInfo | None:
+    if not isinstance(data, Mapping) or not isinstance(data.get("reason"), str):
+        return None
+    processor = data.get("processorId")
+    return TripwireInfo(
+        data["reason"],
+        processor if isinstance(processor, str) else None,
+        bool(data.get("retry", False)),
+        data.get("metadata"),
     )
 
 

@@ -19,6 +19,8 @@ __all__ = [
     "StepResult",
     "StepStatus",
     "StoredError",
+    "TripwireError",
+    "TripwireInfo",
     "WorkflowResult",
     "WorkflowStatus",
     "error_to_dict",
@@ -26,6 +28,41 @@ __all__ = [
 
 WorkflowStatus = Literal["success", "failed", "suspended", "canceled", "tripwire"]
 StepStatus = Literal["success", "failed", "suspended", "running", "waiting", "skipped", "canceled"]
+
+
+@dataclass(frozen=True, slots=True)
+class TripwireInfo:
+    """Why a processor stopped an agent call on purpose (Mastra's ``StepTripwireData``).
+
+    An agent call's ``result.tripwire``, and a workflow's when an agent step tripped.
+    """
+
+    reason: str
+    processor: str | None = None
+    """The id (name) of the processor that called ``abort``."""
+    retry: bool = False
+    metadata: Any = None
+    """What the processor attached to the abort."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Mastra's wire shape: ``{reason, retry, metadata?, processorId?}``."""
+        out: dict[str, Any] = {"reason": self.reason, "retry": self.retry}
+        if self.metadata is not None:
+            out["metadata"] = to_wire(self.metadata)
+        if self.processor is not None:
+            out["processorId"] = self.processor
+        return out
+
+
+class TripwireError(Exception):
+    """Raised by a step whose agent call tripped: the run ends ``tripwire``, not ``failed``.
+
+    Defined here (not with the agents) so the engine recognises it without importing agents.
+    """
+
+    def __init__(self, message: str, tripwire: TripwireInfo) -> None:
+        super().__init__(message)
+        self.tripwire = tripwire
 
 
 def error_to_dict(error: BaseException) -> dict[str, Any]:
@@ -72,6 +109,8 @@ class StepResult:
             out["output"] = to_wire(self.output)
         if self.error is not None:
             out["error"] = error_wire(self.error)
+            if isinstance(self.error, TripwireError):  # Mastra's step result carries it
+                out["tripwire"] = self.error.tripwire.to_dict()
         if self.suspend_payload is not None:
             out["suspendPayload"] = to_wire(self.suspend_payload)
         if self.suspended_at is not None:
@@ -113,6 +152,8 @@ class WorkflowResult:
     """The workflow's output (status ``success``)."""
     error: BaseException | None = None
     """The exception that failed the run (status ``failed``)."""
+    tripwire: TripwireInfo | None = None
+    """Why an agent step's processor stopped the run (status ``tripwire``)."""
     suspended: list[list[str]] = field(default_factory=list)
     """Paths of suspended steps, e.g. ``[["approve"]]`` or ``[["inner", "approve"]]``."""
     suspend_payload: dict[str, Any] = field(default_factory=dict)
@@ -139,6 +180,8 @@ class WorkflowResult:
             out["result"] = to_wire(self.result)
         if self.error is not None:
             out["error"] = error_wire(self.error)
+        if self.tripwire is not None:
+            out["tripwire"] = self.tripwire.to_dict()
         if self.status == "suspended":
             out["suspended"] = [list(p) for p in self.suspended]
             out["suspendPayload"] = {k: to_wire(v) for k, v in self.suspend_payload.items()}

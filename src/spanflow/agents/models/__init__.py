@@ -13,7 +13,9 @@ from spanflow.agents.models.base import (
     ModelSettings,
     ModelToolCall,
     ModelUsage,
+    ResponseFormat,
     ServerEndpoint,
+    StructuredOutputs,
     TextDelta,
     ToolDefinition,
 )
@@ -26,6 +28,7 @@ from spanflow.agents.models.scripted import (
     last_tool_results,
     last_user_text,
 )
+from spanflow.agents.models.structured import OutputSchema, OutputValidationError
 
 __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     # The protocol
@@ -34,6 +37,11 @@ __all__ = [  # noqa: RUF022 - grouped by purpose, not sorted
     "ModelSettings",
     "ServerEndpoint",
     "ToolDefinition",
+    # Structured output
+    "OutputSchema",
+    "OutputValidationError",
+    "ResponseFormat",
+    "StructuredOutputs",
     # What a model streams
     "FinishReason",
     "ModelChunk",

@@ -26,7 +26,9 @@ __all__ = [
     "ModelSettings",
     "ModelToolCall",
     "ModelUsage",
+    "ResponseFormat",
     "ServerEndpoint",
+    "StructuredOutputs",
     "TextDelta",
     "ToolDefinition",
 ]
@@ -88,12 +90,26 @@ class ToolDefinition:
 
 
 @dataclass(frozen=True, slots=True)
+class ResponseFormat:
+    """A JSON Schema the answer must match, for models with a native response format (OpenAI's
+    ``response_format={"type": "json_schema", ...}``)."""
+
+    name: str
+    schema: dict[str, Any]
+    strict: bool = False
+    """OpenAI's strict mode needs every property required and no additional ones; spanflow
+    validates the answer itself, so it asks for the lenient mode."""
+
+
+@dataclass(frozen=True, slots=True)
 class ModelRequest:
     """One model call: the conversation so far, the tools on offer, and the settings."""
 
     messages: tuple[Message, ...]
     tools: tuple[ToolDefinition, ...] = ()
     settings: ModelSettings = field(default_factory=ModelSettings)
+    response_format: ResponseFormat | None = None
+    """Set only for models that are `StructuredOutputs` and say they support it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +172,19 @@ class Model(Protocol):
             ModelError: The call failed (while starting or mid-stream).
         """
         ...
+
+
+@runtime_checkable
+class StructuredOutputs(Protocol):
+    """Optionally implemented by models with a native JSON-schema response format.
+
+    When ``supports_response_format`` is true, a call with ``structured_output=`` sends the
+    schema as the request's `ResponseFormat`; otherwise the schema goes into the system
+    prompt as an instruction. The answer is validated either way.
+    """
+
+    @property
+    def supports_response_format(self) -> bool: ...
 
 
 @runtime_checkable

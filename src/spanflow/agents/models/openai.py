@@ -72,6 +72,9 @@ class OpenAIChatModel:
         default_headers: Headers added to every request.
         client: A ready ``openai.AsyncOpenAI`` client to use instead of building one (its own
             base URL, key, timeout and retries then apply).
+        structured_outputs: Whether the endpoint takes ``response_format={"type":
+            "json_schema", ...}`` (OpenAI, vLLM and Ollama do). Set ``False`` for one that does
+            not: ``structured_output=`` then asks in the system prompt instead.
 
     Raises:
         AgentDefinitionError: The ``openai`` package is not installed, or an argument is bad.
@@ -88,6 +91,7 @@ class OpenAIChatModel:
         provider: str = "openai",
         default_headers: Mapping[str, str] | None = None,
         client: AsyncOpenAI | None = None,
+        structured_outputs: bool = True,
     ) -> None:
         if not isinstance(model, str) or not model:
             raise AgentDefinitionError(f"OpenAIChatModel needs a model name, got {model!r}")
@@ -100,6 +104,7 @@ class OpenAIChatModel:
         self._provider = provider
         self._timeout = float(timeout)
         self._owns_client = client is None
+        self._structured_outputs = bool(structured_outputs)
         if client is None:
             base_url = base_url or os.environ.get("OPENAI_BASE_URL") or _DEFAULT_BASE_URL
             key = api_key or os.environ.get("OPENAI_API_KEY")
@@ -145,6 +150,11 @@ class OpenAIChatModel:
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    @property
+    def supports_response_format(self) -> bool:
+        """Whether ``structured_output=`` is sent as ``response_format`` (see the class)."""
+        return self._structured_outputs
 
     @property
     def base_url(self) -> str:
@@ -224,6 +234,16 @@ class OpenAIChatModel:
             value = getattr(settings, name)
             if value is not None:
                 params[name] = value
+        if request.response_format is not None:
+            response_format = request.response_format
+            params["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {
+                    "name": response_format.name,
+                    "schema": response_format.schema,
+                    "strict": response_format.strict,
+                },
+            }
         if settings.stop:
             params["stop"] = list(settings.stop)
         if settings.extra:

@@ -3,7 +3,8 @@
 Replies come from a list (one per model call, in order) or from a function of the
 `ModelRequest` (sync or async), so a reply can depend on the conversation: answer a tool
 result, echo the prompt, call a tool only when asked. A reply is a string (plain text) or a
-`ScriptedReply` (text, tool calls, finish reason, usage, an error to raise, a delay).
+`ScriptedReply` (text, tool calls, finish reason, usage, an error to raise, a delay, or an
+``object`` for structured output, streamed as its JSON text).
 
 Text is streamed word by word. Usage, unless a reply gives its own, is counted in words:
 input tokens are the words of every message sent, output tokens the words of the reply text
@@ -72,6 +73,15 @@ class ScriptedReply:
     """Seconds to wait before the first chunk (for abort and timeout tests)."""
     response_model: str | None = None
     """Reported as ``gen_ai.response.model``; default: the model id."""
+    object: Any = None
+    """A structured answer: streamed as its JSON text (after `text`, if both are given)."""
+
+    @property
+    def full_text(self) -> str:
+        """What the reply streams: its text, then its object as JSON."""
+        if self.object is None:
+            return self.text
+        return self.text + json.dumps(self.object)
 
 
 Reply = str | ScriptedReply
@@ -86,12 +96,19 @@ class ScriptedModel:
         replies: A list of replies, one per model call (a call past the end fails with a
             `ModelError` saying so), or a function of the request returning the reply.
         model_id: The model name on spans (``chat <model_id>``).
+        structured_outputs: Whether it has a native response format (``supports_response_format``):
+            by default it does, so a ``structured_output=`` call sends its schema in
+            ``request.response_format``; ``False`` makes the agent ask in the system prompt.
     """
 
     provider = "spanflow.scripted"
 
     def __init__(
-        self, replies: Sequence[Reply] | ScriptFunction, *, model_id: str = "scripted"
+        self,
+        replies: Sequence[Reply] | ScriptFunction,
+        *,
+        model_id: str = "scripted",
+        structured_outputs: bool = True,
     ) -> None:
         if isinstance(replies, str):
             raise AgentDefinitionError(
@@ -107,12 +124,17 @@ class ScriptedModel:
                     )
         self._script = replies
         self._model_id = model_id
+        self._structured_outputs = bool(structured_outputs)
         self.requests: list[ModelRequest] = []
         """Every request received, in order (for assertions)."""
 
     @property
     def model_id(self) -> str:
         return self._model_id
+
+    @property
+    def supports_response_format(self) -> bool:
+        return self._structured_outputs
 
     async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
         self.requests.append(request)
@@ -122,7 +144,7 @@ class ScriptedModel:
             reply = ScriptedReply(text=reply)
         if reply.delay:
             await asyncio.sleep(reply.delay)
-        for piece in _WORD.findall(reply.text):
+        for piece in _WORD.findall(reply.full_text):
             yield TextDelta(piece)
             await asyncio.sleep(0)  # let consumers see a real stream, chunk by chunk
         if reply.error is not None:
@@ -192,7 +214,7 @@ def _words(text: str) -> int:
 
 def _word_usage(messages: Sequence[Message], reply: ScriptedReply) -> Usage:
     input_tokens = sum(_words(m.content) for m in messages)
-    output_tokens = _words(reply.text) + len(reply.tool_calls)
+    output_tokens = _words(reply.full_text) + len(reply.tool_calls)
     return Usage(
         input_tokens=input_tokens,
         output_tokens=output_tokens,

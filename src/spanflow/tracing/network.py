@@ -1,0 +1,90 @@
+"""The spans of an agent network, under its ``invoke_agent`` span (``network.md`` §4).
+
+A network is one agent call of the network agent (`GenAITracing.start_agent` opens its
+``invoke_agent`` span); inside it, each routing decision and each completion check is a
+*phase* span, ``route N`` / ``check N``, under which the routing model's ``chat`` span goes.
+A phase scope is an agent scope in everything but its end (so the agent loop can make its
+model call under it), and it shares the network's `AgentTrace`: the same tags, metadata and
+hide flags on every span. Sub-agents, workflow runs and tool calls nest under the network span
+by themselves (the network span is current while they run).
+
+Network chunks are also span events (`record_event`), on the span they belong to. Like every
+tracing entry point these never raise: tracing never fails a network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.trace import SpanKind
+
+from spanflow.tracing._genai_scopes import OtelAgentScope, _usage_attributes
+from spanflow.tracing._guard import internal_errors
+from spanflow.tracing.genai import AgentEnd, AgentScope
+
+__all__ = ["close_phase", "open_phase", "record_event", "set_span_attributes"]
+
+_SCALARS = (str, bool, int, float)
+
+
+class _PhaseScope(OtelAgentScope):
+    """``route N`` or ``check N``: a child of the network span. The model call's end records
+    its usage and status; the span itself ends at `close_phase`, once the network has added
+    the decision and its chunks."""
+
+    __slots__ = ()
+
+    def end(self, end: AgentEnd) -> None:
+        span = self._span
+        with internal_errors("could not finish the network phase span"):
+            for key, value in _usage_attributes("spanflow.usage", end.usage).items():
+                span.set_attribute(key, value)
+            self._finish("spanflow.network.phase.status", end.status, end.error)
+
+    def close(self) -> None:
+        with internal_errors("could not end the network phase span"):
+            self._span.end()
+
+
+def close_phase(phase: AgentScope) -> None:
+    """End a phase span opened by `open_phase` (nothing for a scope that records nothing)."""
+    if isinstance(phase, _PhaseScope):
+        phase.close()
+
+
+def open_phase(network: AgentScope, name: str, attributes: Mapping[str, Any]) -> AgentScope:
+    """A phase span under the network span (not yet current: `enter` it). A network that is
+    not recorded (tracing off, sampled out) gives its own scope back, whose chat and end do
+    nothing, so the model call still joins its (unsampled) trace."""
+    if not isinstance(network, OtelAgentScope):
+        return network
+    with internal_errors("could not open the network phase span"):
+        run = network._run
+        merged = dict(run.common)
+        merged.update(attributes)
+        span = run.child(name, SpanKind.INTERNAL, merged, network._span)
+        return _PhaseScope(run, span)
+    return network
+
+
+def record_event(scope: AgentScope, name: str, attributes: Mapping[str, Any]) -> None:
+    """Add the network chunk `name` as a span event (scalar attributes only), unless the
+    deployment turned events off (``TracingConfig.events="none"``)."""
+    if not isinstance(scope, OtelAgentScope):
+        return
+    with internal_errors("could not record a network event"):
+        if scope._run.config.events == "none":
+            return
+        values = {k: v for k, v in attributes.items() if isinstance(v, _SCALARS)}
+        scope._span.add_event(name, values)
+
+
+def set_span_attributes(scope: AgentScope, attributes: Mapping[str, Any]) -> None:
+    """Set attributes on the scope's span (the network's iteration count, a decision)."""
+    if not isinstance(scope, OtelAgentScope):
+        return
+    with internal_errors("could not set network span attributes"):
+        for key, value in attributes.items():
+            if isinstance(value, _SCALARS):
+                scope._span.set_attribute(key, value)
