@@ -101,6 +101,7 @@ def test_the_readme_has_its_examples() -> None:
         "A run's life: pending, labels, time travel, hooks",
         "Watching a run from anywhere: the event log",
         "Agents",
+        "Structured output, memory, guardrails and agent networks",
         "Serving workflows over HTTP (Mastra's wire format)",
         "Runs on workers: a job queue on PostgreSQL",
         "Tracing with Jaeger",

@@ -8,8 +8,8 @@ from spanflow_otel.testing import SpanCapture
 
 from spanflow.agents import Agent, GenAITracing, ModelError, ScriptedModel, ScriptedReply
 from spanflow.agents.memory import Memory
-from spanflow.agents.messages import AssistantMessage, SystemMessage, UserMessage
-from spanflow.agents.processors import Processor, ProcessorContext, pii_redactor
+from spanflow.agents.messages import AssistantMessage, Message, SystemMessage, UserMessage
+from spanflow.agents.processors import Processor, ProcessorContext, TokenLimiter, pii_redactor
 from spanflow.errors import InvalidInputError
 from spanflow.storage import MemoryStorage
 
@@ -80,6 +80,55 @@ async def test_the_memory_keeps_what_the_input_processors_left() -> None:
     assert (await memory.recall(thread="t-1", resource="alice"))[0] == UserMessage(
         "mail me at [email redacted]"
     )
+
+
+class DropsBlank(Processor):
+    """An input processor that leaves out empty messages (wherever they are)."""
+
+    async def process_input(self, messages: list[Message], ctx: ProcessorContext) -> list[Message]:
+        return [m for m in messages if m.content.strip()]
+
+
+async def test_input_processors_that_drop_messages_never_make_the_memory_repeat_itself() -> None:
+    memory = Memory(MemoryStorage())
+    model = ScriptedModel(["Hi Ann.", "Noted."])
+    agent = Agent(
+        id="chat",
+        model=model,
+        memory=memory,
+        input_processors=[DropsBlank(), TokenLimiter(8, strategy="truncate")],
+    )
+    await agent.generate("I am Ann", memory=ALICE)
+    await agent.generate(["", "I like tea a lot"], memory=ALICE)
+
+    # The limiter left the first call's question out of what the model saw ...
+    assert [m.content for m in model.requests[1].messages] == ["Hi Ann.", "I like tea a lot"]
+    # ... and the memory appended only the second call's own messages, once.
+    assert await memory.recall(thread="t-1", resource="alice") == [
+        UserMessage("I am Ann"),
+        AssistantMessage("Hi Ann."),
+        UserMessage("I like tea a lot"),
+        AssistantMessage("Noted."),
+    ]
+
+
+async def test_a_limiter_that_drops_the_recalled_messages_keeps_the_new_ones_in_memory() -> None:
+    memory = Memory(MemoryStorage())
+    agent = Agent(
+        id="chat",
+        model=ScriptedModel(["One.", "Two."]),
+        memory=memory,
+        input_processors=[TokenLimiter(3, strategy="truncate"), pii_redactor()],
+    )
+    await agent.generate("first question here", memory=ALICE)
+    await agent.generate(["mail ann@example.com", "ok?"], memory=ALICE)
+
+    assert await memory.recall(thread="t-1", resource="alice") == [
+        UserMessage("first question here"),
+        AssistantMessage("One."),
+        UserMessage("ok?"),
+        AssistantMessage("Two."),
+    ]
 
 
 async def test_another_resource_cannot_use_the_thread() -> None:

@@ -69,7 +69,7 @@ async def test_recall_gives_the_last_messages_of_the_thread_in_order(memory: Mem
 
 async def test_a_thread_not_remembered_yet_recalls_nothing(memory: Memory) -> None:
     assert await memory.recall(thread="new", resource="alice") == []
-    assert await memory.get_thread("new") is None
+    assert await memory.get_thread("new", resource="alice") is None
 
 
 async def test_remember_takes_strings_and_chat_dicts_as_agents_do(memory: Memory) -> None:
@@ -108,8 +108,13 @@ async def test_a_thread_is_scoped_to_its_resource(memory: Memory) -> None:
         await memory.remember(thread="t1", resource="mallory", messages=["mine now"])
     with pytest.raises(InvalidInputError, match=refused):
         await memory.list_messages(thread="t1", resource="mallory")
+    with pytest.raises(InvalidInputError, match=refused):
+        await memory.get_thread("t1", resource="mallory")
+    with pytest.raises(InvalidInputError, match=refused):
+        await memory.delete_thread("t1", resource="mallory")
 
     assert await memory.recall(thread="t1", resource="alice") == [UserMessage("my secret")]
+    assert await memory.get_thread("t1", resource="alice") is not None
     assert await memory.list_threads(resource="mallory") == []
 
 
@@ -130,7 +135,7 @@ async def test_threads_are_listed_and_fetched_per_resource(
     assert [t.id for t in await memory.list_threads(resource="alice", limit=1, offset=1)] == [
         "trip"
     ]
-    assert await memory.get_thread("work") == Thread(
+    assert await memory.get_thread("work", resource="bob") == Thread(
         "work", "bob", created_at=T0 + 1, updated_at=T0 + 1
     )
 
@@ -146,9 +151,9 @@ async def test_messages_are_paged_oldest_first(memory: Memory) -> None:
 async def test_deleting_a_thread_forgets_it(memory: Memory) -> None:
     await memory.remember(thread="t1", resource="alice", messages=["hi"])
 
-    assert await memory.delete_thread("t1") is True
-    assert await memory.delete_thread("t1") is False
-    assert await memory.get_thread("t1") is None
+    assert await memory.delete_thread("t1", resource="alice") is True
+    assert await memory.delete_thread("t1", resource="alice") is False
+    assert await memory.get_thread("t1", resource="alice") is None
     assert await memory.recall(thread="t1", resource="alice") == []
 
 
@@ -171,6 +176,10 @@ async def test_empty_ids_are_refused_with_the_argument_named(memory: Memory) -> 
         await memory.recall(thread="t1", resource=None)  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="resource must be a non-empty string"):
         await memory.delete_messages(resource="")
+    with pytest.raises(InvalidInputError, match="thread must be a non-empty string; got ''"):
+        await memory.get_thread("", resource="alice")
+    with pytest.raises(InvalidInputError, match="resource must be a non-empty string; got ''"):
+        await memory.delete_thread("t1", resource="")
 
 
 def test_a_memory_needs_a_store_that_keeps_threads_and_a_sane_count() -> None:

@@ -10,13 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
+from opentelemetry.trace import StatusCode
 from pydantic import BaseModel
 from spanflow_otel.testing import SpanCapture, dump_spans
 
 from spanflow import StepContext, TracingOptions, create_step, create_workflow, step
-from spanflow.agents import Agent, ScriptedModel, ScriptedReply, UserMessage, tool
+from spanflow.agents import Agent, ScriptedModel, ScriptedReply, UserMessage, pii_redactor, tool
 from spanflow.agents.memory import Memory
 from spanflow.agents.network import NetworkChunk, NetworkStream, network, network_resume
+from spanflow.agents.processors import Processor, ProcessorContext
+from spanflow.errors import InvalidInputError
 from spanflow.storage import SqliteStorage
 from spanflow.storage.memory import MemoryStorage
 from spanflow.usage import Usage
@@ -237,7 +241,12 @@ async def test_a_router_answer_that_is_no_decision_fails_the_network_clearly() -
         "the routing model's routing decision failed: agent 'routing-agent': the answer does "
         "not match the output schema 'RoutingDecision', even after one repair attempt"
     )
-    assert [c["type"] for c in chunks] == ["routing-agent-start", "network-execution-event-finish"]
+    assert [c["type"] for c in chunks] == [
+        "routing-agent-start",
+        "network-execution-event-finish",
+        "error",
+    ]
+    assert chunks[-1]["payload"]["error"]["name"] == "NetworkError"
 
 
 async def test_a_none_decision_goes_straight_to_the_completion_check() -> None:
@@ -477,3 +486,105 @@ async def test_a_suspended_network_resumes_from_its_stream_in_the_same_trace(
             "      chat router-model [CLIENT] UNSET",
         ]
     )
+
+
+# -- failures, memory rules and input processors -------------------------------------------------
+
+
+async def test_a_network_that_raises_fails_with_the_error_on_its_result_stream_and_span(
+    span_capture: SpanCapture,
+) -> None:
+    memory = Memory(MemoryStorage())
+    await memory.remember(thread="t1", resource="alice", messages=["hello"])
+    agent = network_agent(*three_primitives())
+    agent.memory = memory
+    out = network(agent, TASK, memory={"thread": "t1", "resource": "mallory"})
+    chunks = [c.to_dict() for c in await collect(out)]  # the stream does not raise
+    result = await out.result
+
+    assert result.status == "failed"
+    assert isinstance(result.error, InvalidInputError)
+    assert "belongs to another resource" in str(result.error)
+    assert [c["type"] for c in chunks] == ["network-execution-event-finish", "error"]
+    assert chunks[0]["payload"]["isComplete"] is False
+    assert chunks[1]["payload"]["error"]["name"] == "InvalidInputError"
+    assert await memory.list_messages(thread="t1", resource="alice") == [UserMessage("hello")]
+    assert isinstance(agent.model, ScriptedModel)
+    assert agent.model.requests == []  # nothing ran
+    (span,) = [s for s in span_capture.spans if s.name == "invoke_agent Router"]
+    attributes = span.attributes or {}
+    assert span.status.status_code == StatusCode.ERROR
+    assert attributes["spanflow.agent.status"] == "failed"
+    assert attributes["spanflow.network.status"] == "failed"
+    assert [e.name for e in span.events][-1] == "exception"
+
+
+def test_network_memory_follows_the_agents_rules() -> None:
+    agent = network_agent(*three_primitives())  # no Memory
+    with pytest.raises(InvalidInputError, match="agent 'router' has no memory"):
+        network(agent, TASK, memory={"thread": "t1", "resource": "r1"})
+    agent.memory = Memory(MemoryStorage())
+    with pytest.raises(InvalidInputError, match=r"memory\['resource'\] must be a non-empty"):
+        network(agent, TASK, memory={"thread": "t1"})
+    with pytest.raises(InvalidInputError, match=r"memory has unknown keys \['memory'\]"):
+        network(agent, TASK, memory={"thread": "t1", "resource": "r1", "memory": agent.memory})
+
+
+async def test_the_routers_input_processors_rewrite_what_the_network_remembers_and_routes(
+    span_capture: SpanCapture,
+) -> None:
+    agent = network_agent(*three_primitives())
+    agent.memory = Memory(MemoryStorage())
+    agent.input_processors = (pii_redactor(),)
+    out = network(
+        agent,
+        "Plan Tokyo, mail ada@example.com",
+        max_steps=6,
+        memory={"thread": "th-1", "resource": "ada"},
+    )
+    chunks = [c.to_dict() async for c in out]
+    assert (await out.result).status == "success"
+
+    kept = await agent.memory.recall(thread="th-1", resource="ada")
+    assert kept[0] == UserMessage("Plan Tokyo, mail [email redacted]")
+    assert chunks[0]["payload"]["inputData"]["task"] == "Plan Tokyo, mail [email redacted]"
+    model = agent.model
+    assert isinstance(model, ScriptedModel)
+    assert "ada@example.com" not in json.dumps([str(r.messages) for r in model.requests])
+    captured = json.dumps([dict(s.attributes or {}) for s in span_capture.spans])
+    assert "ada@example.com" not in captured
+    assert "[email redacted]" in captured
+
+
+class Refuse(Processor):
+    async def process_input(self, messages: list[Any], ctx: ProcessorContext) -> list[Any]:
+        ctx.abort("no travel plans today")
+
+
+async def test_an_input_processor_that_aborts_ends_the_network_tripwire(
+    span_capture: SpanCapture,
+) -> None:
+    agent = network_agent(*three_primitives())
+    agent.memory = Memory(MemoryStorage())
+    agent.input_processors = (Refuse("refuse"),)
+    out = network(agent, TASK, memory={"thread": "th-1", "resource": "r1"})
+    chunks = [c.to_dict() for c in await collect(out)]
+    result = await out.result
+
+    assert result.status == "tripwire"
+    assert result.error is None
+    assert result.tripwire is not None
+    assert (result.tripwire.processor, result.tripwire.reason) == (
+        "refuse",
+        "no travel plans today",
+    )
+    assert result.to_dict()["tripwire"] == {
+        "reason": "no travel plans today",
+        "retry": False,
+        "processorId": "refuse",
+    }
+    assert [c["type"] for c in chunks] == ["network-execution-event-finish", "tripwire"]
+    assert await agent.memory.list_messages(thread="th-1", resource="r1") == []
+    (span,) = [s for s in span_capture.spans if s.name == "invoke_agent Router"]
+    assert span.status.status_code == StatusCode.UNSET  # on purpose, not an error
+    assert (span.attributes or {})["spanflow.agent.status"] == "tripwire"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 from opentelemetry.trace import StatusCode
@@ -19,6 +20,13 @@ from spanflow.agents import (
 )
 from spanflow.agents.errors import AgentDefinitionError, ProcessorError
 from spanflow.agents.messages import Message, UserMessage
+from spanflow.agents.models.base import (
+    ModelChunk,
+    ModelFinish,
+    ModelRequest,
+    ModelUsage,
+    TextDelta,
+)
 from spanflow.agents.processors import (
     Processor,
     ProcessorContext,
@@ -26,6 +34,7 @@ from spanflow.agents.processors import (
     TokenLimiter,
     pii_redactor,
 )
+from spanflow.usage import Usage
 
 from .helpers import chunk_types, collect
 
@@ -236,3 +245,96 @@ async def test_a_redactor_covers_structured_answers_and_their_partial_objects() 
     assert partials
     assert all("ann@example.com" not in str(p) for p in partials)
     assert await out.object == {"contact": "[email redacted]"}
+
+
+SECRET = "bob@example.com"
+
+
+def span_texts(capture: SpanCapture) -> list[str]:
+    """Every attribute and span-event attribute value of every captured span, as text."""
+    texts: list[str] = []
+    for span in capture.spans:
+        for key, value in (span.attributes or {}).items():
+            texts.append(f"{span.name} {key}=" + str(value))
+        for event in span.events:
+            for key, value in (event.attributes or {}).items():
+                texts.append(f"{span.name} {event.name} {key}=" + str(value))
+    return texts
+
+
+@pytest.mark.parametrize("side", ["input", "output"])
+async def test_a_redactor_keeps_the_secret_out_of_every_span(
+    span_capture: SpanCapture, side: str
+) -> None:
+    said, answered = (f"my mail is {SECRET}", "Noted.") if side == "input" else ("hi", SECRET)
+    model = ScriptedModel([f"I will write to {answered} now"])
+    agent = agent_with(model, **{f"{side}_processors": [pii_redactor()]})
+    out = agent.stream(said)
+    await collect(out)
+    result = await out.result
+
+    assert result.status == "success"
+    texts = span_texts(span_capture)
+    assert [t for t in texts if SECRET in t] == []
+    recorded = [t for t in texts if f"gen_ai.{side}.messages" in t]
+    assert {t.split(" gen_ai")[0] for t in recorded} == {"invoke_agent support", "chat scripted"}
+    assert all("[email redacted]" in t for t in recorded)
+
+
+async def test_with_both_redactors_the_secret_is_nowhere_in_the_trace(
+    span_capture: SpanCapture,
+) -> None:
+    model = ScriptedModel([ScriptedReply(f"I will write to {SECRET} now")])
+    agent = agent_with(model, input_processors=[pii_redactor()], output_processors=[pii_redactor()])
+    await agent.generate(f"my mail is {SECRET}")
+
+    assert [t for t in span_texts(span_capture) if SECRET in t] == []
+    assert [t for t in span_texts(span_capture) if "[email redacted]" in t]
+
+
+async def test_a_response_cut_short_by_a_tripwire_leaves_no_text_on_its_chat_span(
+    span_capture: SpanCapture,
+) -> None:
+    model = ScriptedModel([f"write to {SECRET} and then one two three four five six"])
+    agent = agent_with(model, output_processors=[pii_redactor(), TokenLimiter(6)])
+    result = await agent.generate("hi")
+
+    assert result.status == "tripwire"
+    assert [t for t in span_texts(span_capture) if SECRET in t] == []
+
+
+class UsageFirst:
+    """A model that reports its usage before its text (as some providers do)."""
+
+    provider = "test"
+    model_id = "usage-first"
+
+    async def stream(self, request: ModelRequest) -> AsyncIterator[ModelChunk]:
+        yield ModelUsage(Usage(input_tokens=7, output_tokens=3))
+        for word in ["one", "two", "three", "four"]:
+            yield TextDelta(word + " ")
+        yield ModelFinish("stop")
+
+
+class TripOnTextEnd(Processor):
+    def process_chunk(self, chunk: AgentChunk, ctx: ProcessorContext) -> AgentChunk | None:
+        if chunk.type == "text-end":
+            ctx.abort("no text-end today")
+        return chunk
+
+
+async def test_a_tripwire_mid_stream_still_counts_the_usage_reported_so_far() -> None:
+    agent = Agent(id="a", model=UsageFirst(), output_processors=[TokenLimiter(2)])
+    result = await agent.generate("count")
+
+    assert result.status == "tripwire"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (7, 3)
+
+
+async def test_a_tripwire_on_the_last_chunk_of_a_response_counts_its_usage() -> None:
+    model = ScriptedModel([ScriptedReply("fine", usage=Usage(input_tokens=5, output_tokens=1))])
+    agent = Agent(id="a", model=model, output_processors=[TripOnTextEnd("end")])
+    result = await agent.generate("hi")
+
+    assert result.status == "tripwire"
+    assert (result.usage.input_tokens, result.usage.output_tokens) == (5, 1)

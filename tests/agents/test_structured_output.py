@@ -12,13 +12,17 @@ from pydantic import BaseModel
 
 from spanflow.agents import Agent, OpenAIChatModel, ScriptedModel, ScriptedReply
 from spanflow.agents.errors import StructuredOutputError
-from spanflow.agents.messages import SystemMessage, UserMessage
+from spanflow.agents.memory import Memory
+from spanflow.agents.messages import AssistantMessage, SystemMessage, UserMessage
 from spanflow.agents.models import ModelRequest, ResponseFormat
 from spanflow.agents.models.structured import OutputSchema, json_schema_problems, partial_json
 from spanflow.errors import InvalidInputError
+from spanflow.storage import MemoryStorage
 
 from .helpers import collect
 from .sse_server import FakeOpenAIServer, StreamReply, completion_chunks
+
+ALICE = {"thread": "t-1", "resource": "alice"}
 
 
 class Weather(BaseModel):
@@ -132,10 +136,35 @@ def test_json_schema_validation_and_partial_json() -> None:
         '$[0]: must be one of ["a", "b"]',
         "$: item count must be <= 2, got 3",
     ]
-    assert partial_json('{"a": [1, 2') == {"a": [1, 2]}
+    assert partial_json('{"a": [1, 2]') == {"a": [1, 2]}
     assert partial_json('{"a": "hel') == {"a": "hel"}
     assert partial_json('{"a": 1, "b') == {"a": 1}
     assert partial_json("no json here") is None
+
+
+def test_partial_json_never_shows_a_number_that_may_still_grow() -> None:
+    assert partial_json('{"a": [1, 2') == {"a": [1]}  # "2" may become "25"
+    assert partial_json('{"n": 12') == {}
+    assert partial_json('{"a": "x", "n": 1.5e') == {"a": "x"}
+    assert partial_json('{"n": 12,') == {"n": 12}  # a comma, bracket or space ends it
+    assert partial_json('{"n": 12 ') == {"n": 12}
+    assert partial_json("[3, 12]") == [3, 12]
+    assert partial_json('{"id": "a12') == {"id": "a12"}  # digits in a string still stream
+
+
+async def test_a_repaired_answer_is_remembered_without_the_repair_exchange() -> None:
+    memory = Memory(MemoryStorage())
+    model = ScriptedModel(['{"city": "Oslo"}', '{"city": "Oslo", "celsius": 4}'])
+    agent = Agent(id="weather", model=model, memory=memory)
+    result = await agent.generate("Oslo?", structured_output=Weather, memory=ALICE)
+
+    assert result.object == Weather(city="Oslo", celsius=4)
+    answer = AssistantMessage('{"city": "Oslo", "celsius": 4}')
+    assert result.response_messages == [answer]
+    assert await memory.recall(thread="t-1", resource="alice") == [UserMessage("Oslo?"), answer]
+    repair = model.requests[1].messages  # the model did get the exchange
+    assert [m.role for m in repair] == ["user", "assistant", "user"]
+    assert repair[1] == AssistantMessage('{"city": "Oslo"}')
 
 
 # -- OpenAIChatModel against the local SSE server ----------------------------------------------

@@ -8,17 +8,27 @@ import httpx
 import pytest
 
 from spanflow import Spanflow
+from spanflow.agents import Agent
+from spanflow.agents.memory import Memory
+from spanflow.agents.network import NetworkChunk, NetworkStream
 from spanflow.server import create_app
 from spanflow.storage.memory import MemoryStorage
 from tests.agents.test_network import TASK, network_agent, three_primitives
 from tests.server.test_agent_routes import sse_frames
 
 
+def app_of(agent: Agent) -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(
+        app=create_app(Spanflow(agents=[agent], storage=MemoryStorage()))
+    )
+    return httpx.AsyncClient(transport=transport, base_url="http://test")
+
+
 @pytest.fixture
 async def client() -> AsyncIterator[httpx.AsyncClient]:
-    app = Spanflow(agents=[network_agent(*three_primitives())], storage=MemoryStorage())
-    transport = httpx.ASGITransport(app=create_app(app))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+    agent = network_agent(*three_primitives())
+    agent.memory = Memory(MemoryStorage())
+    async with app_of(agent) as http:
         yield http
 
 
@@ -50,3 +60,35 @@ async def test_the_network_streams_its_chunks_as_server_sent_events(
 async def test_an_unknown_agent_is_a_404(client: httpx.AsyncClient) -> None:
     response = await client.post("/api/agents/nope/network", json={"messages": "hi"})
     assert response.status_code == 404
+
+
+async def test_memory_on_an_agent_without_one_is_a_400_naming_it() -> None:
+    async with app_of(network_agent(*three_primitives())) as http:
+        response = await http.post(
+            "/api/agents/router/network",
+            json={"messages": TASK, "memory": {"thread": "th-1", "resource": "res-1"}},
+        )
+    assert response.status_code == 400
+    assert "agent 'router' has no memory" in response.text
+
+
+async def test_a_stream_that_raises_midway_sends_an_error_chunk_before_done(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(self: NetworkStream) -> AsyncIterator[NetworkChunk]:
+        yield NetworkChunk("routing-agent-start", self.run_id, {})
+        raise RuntimeError("the buffer broke")
+
+    monkeypatch.setattr(NetworkStream, "__aiter__", broken)
+    async with app_of(network_agent(*three_primitives())) as http:
+        response = await http.post(
+            "/api/agents/router/network", json={"messages": TASK, "runId": "net-2"}
+        )
+    chunks = sse_frames(response.content)  # still ends in [DONE]
+    assert [c["type"] for c in chunks] == ["routing-agent-start", "error"]
+    assert chunks[-1] == {
+        "type": "error",
+        "runId": "net-2",
+        "from": "NETWORK",
+        "payload": {"error": {"name": "RuntimeError", "message": "the buffer broke"}},
+    }

@@ -68,7 +68,7 @@ async def test_a_first_append_creates_the_thread_and_numbers_its_messages_from_0
         StoredMessage("t1", 0, "alice", "user", {"role": "user", "content": "hi"}, T0),
         StoredMessage("t1", 1, "alice", "assistant", {"role": "assistant", "content": "hey"}, T0),
     ]
-    assert await store.get_thread("t1") == StoredThread(
+    assert await store.get_thread("t1", resource_id="alice") == StoredThread(
         "t1", "alice", title=None, metadata={}, created_at=T0, updated_at=T0
     )
 
@@ -87,7 +87,7 @@ async def test_appends_number_on_and_the_last_messages_come_in_thread_order(
         (3, "m3"),
         (4, "m4"),
     ]
-    thread = await store.get_thread("t1")
+    thread = await store.get_thread("t1", resource_id="alice")
     assert thread is not None
     assert (thread.created_at, thread.updated_at) == (T0 + 1, T0 + 5)
 
@@ -102,7 +102,7 @@ async def test_asking_for_more_messages_than_there_are_gives_them_all_and_0_give
 
 
 async def test_an_unknown_thread_reads_as_empty(store: Store) -> None:
-    assert await store.get_thread("nope") is None
+    assert await store.get_thread("nope", resource_id="alice") is None
     assert await store.last_messages("nope", resource_id="alice", limit=5) == []
     page = await store.list_messages("nope", resource_id="alice")
     assert (page.messages, page.total) == ([], 0)
@@ -170,7 +170,7 @@ async def test_what_a_reader_does_with_a_message_does_not_change_the_stored_one(
 async def test_an_empty_append_writes_nothing(store: Store) -> None:
     assert await store.append_messages("t1", resource_id="alice", messages=[]) == []
 
-    assert await store.get_thread("t1") is None
+    assert await store.get_thread("t1", resource_id="alice") is None
 
 
 # -- all or nothing -----------------------------------------------------------------------------
@@ -192,10 +192,10 @@ async def test_an_append_whose_second_message_cannot_be_encoded_writes_nothing(
         )
 
     assert texts((await store.list_messages("t1")).messages) == ["kept"]
-    thread = await store.get_thread("t1")
+    thread = await store.get_thread("t1", resource_id="alice")
     assert thread is not None
     assert thread.updated_at == T0
-    assert await store.get_thread("t2") is None
+    assert await store.get_thread("t2", resource_id="alice") is None
 
 
 @pytest.mark.parametrize(
@@ -214,7 +214,7 @@ async def test_messages_that_are_not_role_dicts_are_refused_naming_the_one(
     with pytest.raises(InvalidInputError, match=problem):
         await store.append_messages("t1", resource_id="alice", messages=messages)
 
-    assert await store.get_thread("t1") is None
+    assert await store.get_thread("t1", resource_id="alice") is None
 
 
 async def test_appends_to_one_thread_from_two_stores_at_once_all_land_in_turn(
@@ -266,9 +266,64 @@ async def test_a_thread_id_used_with_another_resource_is_refused_and_nothing_wri
         await store.list_messages("t1", resource_id="mallory")
 
     assert texts(await store.last_messages("t1", resource_id="alice", limit=5)) == ["mine"]
-    thread = await store.get_thread("t1")
+    thread = await store.get_thread("t1", resource_id="alice")
     assert thread is not None
     assert (thread.resource_id, thread.title) == ("alice", None)
+
+
+async def test_a_thread_id_alone_neither_reads_nor_deletes_another_resources_thread(
+    store: Store,
+) -> None:
+    await store.append_messages("t1", resource_id="alice", messages=[user("mine")])
+
+    with pytest.raises(InvalidInputError) as read:
+        await store.get_thread("t1", resource_id="mallory")
+    with pytest.raises(InvalidInputError) as deleted:
+        await store.delete_thread("t1", resource_id="mallory")
+
+    for refused in (read, deleted):
+        assert "thread 't1' belongs to another resource than 'mallory'" in str(refused.value)
+        assert "alice" not in str(refused.value)  # the owner is not told to whoever asks
+    assert texts(await store.last_messages("t1", resource_id="alice", limit=5)) == ["mine"]
+    thread = await store.get_thread("t1", resource_id="alice")
+    assert thread is not None
+    assert thread.resource_id == "alice"
+
+
+async def test_a_thread_not_stored_is_none_and_not_deleted_for_any_resource(store: Store) -> None:
+    assert await store.get_thread("nope", resource_id="mallory") is None
+    assert await store.delete_thread("nope", resource_id="mallory") is False
+
+
+async def test_deletes_by_another_resource_racing_appends_remove_nothing(
+    shared_store_spec: StoreSpec,
+) -> None:
+    owner, other = shared_store_spec.open(), shared_store_spec.open()
+    try:
+        await owner.open()  # (a new SQLite file: set up by one, then shared)
+        await other.open()
+        await owner.append_messages("t1", resource_id="alice", messages=[user("m0")])
+
+        async def append(n: int) -> bool:
+            await owner.append_messages("t1", resource_id="alice", messages=[user(f"m{n}")])
+            return True
+
+        async def delete() -> bool:
+            return await other.delete_thread("t1", resource_id="mallory")
+
+        outcomes = await asyncio.gather(
+            *(step for n in range(1, 11) for step in (append(n), delete())),
+            return_exceptions=True,
+        )
+        page = await owner.list_messages("t1", resource_id="alice", limit=100)
+    finally:
+        await owner.close()
+        await other.close()
+
+    refusals = [outcome for outcome in outcomes if isinstance(outcome, InvalidInputError)]
+    assert len(refusals) == 10
+    assert outcomes.count(True) == 10
+    assert sorted(texts(page.messages)) == sorted(f"m{n}" for n in range(11))
 
 
 async def test_a_saved_thread_is_created_then_updated_keeping_its_creation_time(
@@ -282,7 +337,7 @@ async def test_a_saved_thread_is_created_then_updated_keeping_its_creation_time(
 
     assert (thread.created_at, thread.updated_at) == (T0, T0)
     assert (renamed.created_at, renamed.updated_at) == (T0, T0 + 5)
-    assert await store.get_thread("t1") == StoredThread(
+    assert await store.get_thread("t1", resource_id="alice") == StoredThread(
         "t1", "alice", "Trip to Oslo", {"lang": "nb"}, created_at=T0, updated_at=T0 + 5
     )
 
@@ -291,7 +346,7 @@ async def test_a_thread_whose_metadata_is_not_json_is_refused(store: Store) -> N
     with pytest.raises(InvalidInputError, match=r"thread 't1': its metadata is not JSON data"):
         await store.save_thread(StoredThread("t1", "alice", metadata={"when": object()}))
 
-    assert await store.get_thread("t1") is None
+    assert await store.get_thread("t1", resource_id="alice") is None
 
 
 async def test_threads_are_listed_per_resource_most_recently_updated_first(
@@ -321,10 +376,10 @@ async def test_deleting_a_thread_removes_its_messages_and_nothing_else(store: St
     await store.append_messages("t1", resource_id="alice", messages=[user("a"), user("b")])
     await store.append_messages("t2", resource_id="alice", messages=[user("c")])
 
-    assert await store.delete_thread("t1") is True
-    assert await store.delete_thread("t1") is False
+    assert await store.delete_thread("t1", resource_id="alice") is True
+    assert await store.delete_thread("t1", resource_id="alice") is False
 
-    assert await store.get_thread("t1") is None
+    assert await store.get_thread("t1", resource_id="alice") is None
     assert await store.last_messages("t1", limit=5) == []
     assert texts(await store.last_messages("t2", limit=5)) == ["c"]
     # A new thread of that id starts from 0 again, for any resource.
@@ -363,6 +418,12 @@ async def test_empty_or_missing_ids_are_refused_naming_the_argument(store: Store
         await store.delete_messages(resource_id="")
     with pytest.raises(InvalidInputError, match=r"thread\.resource_id of thread 't1'"):
         await store.save_thread(StoredThread("t1", ""))
+    with pytest.raises(InvalidInputError, match="thread_id must be a non-empty string"):
+        await store.get_thread("", resource_id="alice")
+    with pytest.raises(InvalidInputError, match="resource_id must be a non-empty string"):
+        await store.get_thread("t1", resource_id="")
+    with pytest.raises(InvalidInputError, match="resource_id must be a non-empty string"):
+        await store.delete_thread("t1", resource_id=None)  # type: ignore[arg-type]
 
 
 async def test_limits_and_offsets_out_of_range_are_refused(store: Store) -> None:
@@ -462,7 +523,7 @@ async def test_a_read_only_store_on_a_version_4_file_reads_no_threads_and_refuse
 
     async with SqliteStorage(path, read_only=True) as reader:
         run = await reader.get_run("old-run")
-        thread = await reader.get_thread("t1")
+        thread = await reader.get_thread("t1", resource_id="alice")
         threads = await reader.list_threads(resource_id="alice")
         last = await reader.last_messages("t1", resource_id="alice", limit=5)
         page = await reader.list_messages("t1")
@@ -471,7 +532,7 @@ async def test_a_read_only_store_on_a_version_4_file_reads_no_threads_and_refuse
         with pytest.raises(StorageError, match=too_old):
             await reader.save_thread(StoredThread("t1", "alice"))
         with pytest.raises(StorageError, match=too_old):
-            await reader.delete_thread("t1")
+            await reader.delete_thread("t1", resource_id="alice")
         with pytest.raises(StorageError, match=too_old):
             await reader.delete_messages(resource_id="alice")
 
@@ -576,14 +637,14 @@ async def test_a_read_only_store_on_a_version_4_postgres_schema_reads_no_threads
     reader = postgres_spec.open(read_only=True)
     try:
         run = await reader.get_run("old-run")
-        thread = await reader.get_thread("t1")
+        thread = await reader.get_thread("t1", resource_id="alice")
         threads = await reader.list_threads(resource_id="alice")
         last = await reader.last_messages("t1", limit=5)
         page = await reader.list_messages("t1", resource_id="alice")
         with pytest.raises(StorageError, match=too_old):
             await reader.append_messages("t1", resource_id="alice", messages=[user("hi")])
         with pytest.raises(StorageError, match=too_old):
-            await reader.delete_thread("t1")
+            await reader.delete_thread("t1", resource_id="alice")
     finally:
         await reader.close()
 

@@ -17,10 +17,13 @@ first model call, output processors each step's text and every chunk before the 
 ``abort`` (`TripWire`) ends the call ``tripwire``, anything else they raise fails it with a
 `ProcessorError`. Structured output (``structured_output=``): the schema goes to the model as
 its native response format or as an instruction in the system prompt; the last answer is
-validated, repaired once (the problems sent back in one more model call, without tools), and
-a reply that still does not match fails the call with `StructuredOutputError`. Memory: the
-thread's last messages are recalled before the call; its new messages are remembered, all in
-one write, only when the call succeeds.
+validated, repaired once (the problems sent back in one more model call, without tools: the
+repair prompt and the invalid answer stay in the model's conversation, out of the result's
+messages and the memory), and a reply that still does not match fails the call with
+`StructuredOutputError`. Memory: the thread's last messages are recalled before the call
+(and go through the input processors with the new ones); its new messages are remembered,
+all in one write, only when the call succeeds. Usage: every model response's usage counts
+in the result, however the call ends.
 """
 
 from __future__ import annotations
@@ -155,11 +158,12 @@ class _ModelTurn:
     partial: Any = None
     """The structured answer as far as it has streamed (the last ``object`` chunk's)."""
 
-    def chat_end(self) -> ChatEnd:
-        """The chat span's end facts, from what has arrived so far."""
+    def chat_end(self, text: str) -> ChatEnd:
+        """The chat span's end facts, from what has arrived so far, with `text` as its answer
+        (what the output processors made of it; see `AgentCall._chat_text`)."""
         finish = self.finish
         return ChatEnd(
-            text="".join(self.text),
+            text=text,
             tool_calls=list(self.calls),
             finish_reason=finish.reason if finish else None,
             usage=self.usage,
@@ -202,7 +206,12 @@ class AgentCall:
     _text_parts: int = 0
     _conversation: list[Message] = field(default_factory=list)
     _processor_contexts: dict[str, ProcessorContext] = field(default_factory=dict)
-    _new_messages: list[Message] = field(default_factory=list)
+    _new_messages: list[Message] | None = None
+    """This call's own messages as the input processors left them (``None`` until they ran):
+    what the memory keeps of them."""
+    _input_recorded: bool = True
+    """Whether the agent span has the call's input messages (it does from its start unless
+    input processors must rewrite them first: then `AgentEnd.input_messages` brings them)."""
 
     # -- control -----------------------------------------------------------------------------
 
@@ -211,6 +220,9 @@ class AgentCall:
         if self.scope is None:
             agent = self.agent
             instructions = agent.instructions if isinstance(agent.instructions, str) else None
+            # With input processors, the span gets the messages as they leave them, at its end:
+            # the caller's own (a redactor's secrets) never reach the trace.
+            self._input_recorded = not agent.input_processors
             self.scope = self.tracing.start_agent(
                 AgentStart(
                     agent_id=agent.id,
@@ -218,7 +230,7 @@ class AgentCall:
                     run_id=self.run_id,
                     provider=agent.model.provider,
                     model_id=agent.model.model_id,
-                    messages=list(self.messages),
+                    messages=list(self.messages) if self._input_recorded else None,
                     instructions=instructions,
                     description=agent.description,
                     thread_id=self.thread_id,
@@ -294,6 +306,7 @@ class AgentCall:
                 usage=result.usage,
                 steps=len(result.steps),
                 error=result.error,
+                input_messages=None if self._input_recorded else self._new_messages,
                 tripwire_reason=trip.reason if trip is not None else None,
                 tripwire_processor=trip.processor if trip is not None else None,
             )
@@ -323,10 +336,8 @@ class AgentCall:
             instruction = self.structured.instruction()
             instructions = f"{instructions}\n\n{instruction}" if instructions else instruction
         history = await self._recall()
-        new = list(self.messages)
-        processed = await self._process_input(history + new)
-        # What the memory keeps of this call: its own messages as the processors left them.
-        self._new_messages = processed[len(processed) - min(len(new), len(processed)) :]
+        processed, new = await self._process_input(history, list(self.messages))
+        self._new_messages = new
         conversation = self._conversation
         if instructions:
             conversation.append(SystemMessage(instructions))
@@ -369,8 +380,10 @@ class AgentCall:
                 f"Your answer does not match the required JSON schema: {first}. Answer again "
                 f"with only the corrected JSON value."
             )
+            # The repair exchange is for the model only: the result's messages (and so the
+            # memory) keep the valid answer in place of the invalid one, and no repair prompt.
             conversation.append(repair)
-            result.response_messages.append(repair)
+            result.response_messages.pop()  # the invalid answer (its step called no tools)
             self._check_abort()
             step = await self._step(len(result.steps) + 1, conversation, result, tools=())
             result.steps.append(step)
@@ -401,7 +414,7 @@ class AgentCall:
         scope = self.memory
         if scope is None:
             return
-        messages = [*self._new_messages, *result.response_messages]
+        messages = [*(self._new_messages or ()), *result.response_messages]
         await scope.memory.remember(thread=scope.thread, resource=scope.resource, messages=messages)
 
     def _context(self, processor: Any) -> ProcessorContext:
@@ -412,16 +425,24 @@ class AgentCall:
             self._processor_contexts[name] = context
         return context
 
-    async def _process_input(self, messages: list[Message]) -> list[Message]:
+    async def _process_input(
+        self, history: list[Message], new: list[Message]
+    ) -> tuple[list[Message], list[Message]]:
+        """The recalled and the new messages through the input processors (which see them as
+        one conversation): all of them as they come out, and those of them that are new."""
+        messages = [*history, *new]
+        recalled = [True] * len(history) + [False] * len(new)
         for processor in self.agent.input_processors:
             hook = getattr(processor, "process_input", None)
             if hook is None:
                 continue
             try:
-                messages = list(await hook(messages, self._context(processor)))
+                out = list(await hook(messages, self._context(processor)))
             except Exception as exc:
                 raise _processor_error(processor, "process_input", exc) from exc
-        return messages
+            recalled = _origins(messages, recalled, out)
+            messages = out
+        return messages, [m for m, old in zip(messages, recalled, strict=True) if not old]
 
     async def _process_output(self, text: str) -> str:
         for processor in self.agent.output_processors:
@@ -463,14 +484,12 @@ class AgentCall:
             self.settings,
             self._response_format(),
         )
-        turn = await self._call_model(request, result)
+        turn, step_text = await self._call_model(request, result)
         step_usage = turn.usage or Usage()
-        result.usage.add(step_usage)
         finish = turn.finish
         reason: FinishReason = (
             finish.reason if finish else ("tool-calls" if turn.calls else "unknown")
         )
-        step_text = await self._process_output("".join(turn.text))
         tool_calls = tuple(turn.calls)
         records = turn.records
         assistant = AssistantMessage(step_text, tool_calls)
@@ -504,8 +523,12 @@ class AgentCall:
             return None
         return ResponseFormat(schema.name, schema.json_schema)
 
-    async def _call_model(self, request: ModelRequest, result: AgentResult) -> _ModelTurn:
-        """Stream one model response under its chat span, emitting text and tool-call chunks."""
+    async def _call_model(
+        self, request: ModelRequest, result: AgentResult
+    ) -> tuple[_ModelTurn, str]:
+        """Stream one model response under its chat span, emitting text and tool-call chunks;
+        returns it with its text through the output processors. Its usage counts in the
+        result however the call ends (a tripwire or an abort mid-stream included)."""
         assert self.scope is not None
         model = self.agent.model
         endpoint = model if isinstance(model, ServerEndpoint) else None
@@ -523,25 +546,40 @@ class AgentCall:
         turn = _ModelTurn()
         token = chat.enter()
         try:
-            async with _closing(model.stream(request)) as chunks:
-                async for chunk in chunks:
-                    self._take(chunk, turn, chat)
+            try:
+                async with _closing(model.stream(request)) as chunks:
+                    async for chunk in chunks:
+                        self._take(chunk, turn, chat)
+            finally:
+                if turn.usage is not None:
+                    result.usage.add(turn.usage)
         except (asyncio.CancelledError, TripWire):
             chat.exit(token)
-            chat.end("aborted", turn.chat_end())  # cut short (a tripwire is no model failure)
+            chat.end("aborted", turn.chat_end(self._chat_text(turn, None)))  # not a model failure
             self._end_text(turn)
             raise
         except Exception as exc:
             chat.exit(token)
-            chat.end("failed", turn.chat_end(), exc)
+            chat.end("failed", turn.chat_end(self._chat_text(turn, None)), exc)
             self._end_text(turn)
-            if turn.usage is not None:
-                result.usage.add(turn.usage)
             raise
         chat.exit(token)
-        chat.end("success", turn.chat_end())
-        self._end_text(turn)
-        return turn
+        text: str | None = None
+        try:
+            self._end_text(turn)
+            text = await self._process_output("".join(turn.text))
+        finally:
+            chat.end("success", turn.chat_end(self._chat_text(turn, text)))
+        return turn, text
+
+    def _chat_text(self, turn: _ModelTurn, processed: str | None) -> str:
+        """The answer text the chat span records: with output processors, only what they
+        have processed (`processed`; none when the stream or they stopped first), so what
+        they hold back from the stream and the result (a redacted secret) stays out of the
+        trace too."""
+        if processed is not None:
+            return processed
+        return "" if self.agent.output_processors else "".join(turn.text)
 
     def _take(self, chunk: ModelChunk, turn: _ModelTurn, chat: ChatScope) -> None:
         """Add one streamed model chunk to the turn; text and tool calls go out as chunks."""
@@ -678,6 +716,27 @@ async def _all_tools(calls: Iterable[Awaitable[_ToolOutcome]]) -> list[_ToolOutc
         if isinstance(item, BaseException):
             raise item
     return [item for item in done if not isinstance(item, BaseException)]
+
+
+def _origins(before: list[Message], recalled: list[bool], after: list[Message]) -> list[bool]:
+    """Which of the messages an input processor returned (`after`) come from the memory.
+
+    A processor gives no provenance, so it is inferred: a message it returned unchanged (the
+    same object) keeps its origin; when it returned as many messages as it got (it rewrote
+    them one by one, like a redactor), each keeps the origin of the one in its place; any
+    other message (inserted, or rewritten while others were dropped) takes the origin of the
+    message before it, or of the first message it got. So a processor that drops messages
+    (a token limiter) never makes the memory store recalled messages again.
+    """
+    if len(after) == len(before):
+        return list(recalled)
+    by_identity = {id(message): old for message, old in zip(before, recalled, strict=True)}
+    origins: list[bool] = []
+    previous = recalled[0] if recalled else False
+    for message in after:
+        previous = by_identity.get(id(message), previous)
+        origins.append(previous)
+    return origins
 
 
 def _processor_error(processor: Any, hook: str, error: Exception) -> ProcessorError:

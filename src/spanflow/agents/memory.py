@@ -2,7 +2,8 @@
 
 A **thread** is one conversation; a **resource** is whoever owns it (a user, a tenant). A thread
 belongs to the resource that started it: naming it with another resource is refused, so one
-user can never read or extend another's conversation. Given to an agent
+user can never read, extend or delete another's conversation (every method that names a thread
+takes its resource too). Given to an agent
 (``agent.generate(..., memory={"thread": t, "resource": r})``), the agent calls `recall` before
 the call (the thread's last messages go in front of the new ones) and `remember` with the
 call's new messages after it, all of them in one transaction: a call that fails appends nothing,
@@ -120,9 +121,14 @@ class Memory:
         page = await self._storage.list_threads(resource_id=resource, limit=limit, offset=offset)
         return [_thread_of(stored) for stored in page.threads]
 
-    async def get_thread(self, thread: str) -> Thread | None:
-        """The thread, or ``None``."""
-        stored = await self._storage.get_thread(thread)
+    async def get_thread(self, thread: str, *, resource: str) -> Thread | None:
+        """The resource's thread, or ``None`` if it is not stored.
+
+        Raises:
+            InvalidInputError: `thread` belongs to another resource, or an id is empty.
+        """
+        _check_ids(thread=thread, resource=resource)
+        stored = await self._storage.get_thread(thread, resource_id=resource)
         return None if stored is None else _thread_of(stored)
 
     async def list_messages(
@@ -140,9 +146,15 @@ class Memory:
         )
         return [_message_of(message) for message in page.messages]
 
-    async def delete_thread(self, thread: str) -> bool:
-        """Remove the thread and its messages; ``True`` if it existed."""
-        return await self._storage.delete_thread(thread)
+    async def delete_thread(self, thread: str, *, resource: str) -> bool:
+        """Remove the resource's thread and its messages; ``True`` if it existed.
+
+        Raises:
+            InvalidInputError: `thread` belongs to another resource (nothing is removed), or
+                an id is empty.
+        """
+        _check_ids(thread=thread, resource=resource)
+        return await self._storage.delete_thread(thread, resource_id=resource)
 
     async def delete_messages(self, *, resource: str) -> int:
         """Remove every message of the resource's threads (the threads stay, empty; remove

@@ -24,8 +24,23 @@ capture of @mastra/core 1.71 in the tests), with one deliberate difference: the 
 ``network-execution-event-finish`` is the sum of *every* model call of the network (routing,
 checks, sub-agents, agent steps of workflows), where Mastra leaves the checks out.
 
-**Where the network's state lives.** With a memory (``memory={"thread", "resource"}`` and a
-`Memory` on the agent, or ``memory={"thread", "resource", "memory": Memory(...)}``), the task
+**Input processors.** The network agent's ``input_processors`` run on the incoming messages
+first, as in its own calls: the task, the memory thread, the router and the trace see what
+they leave (a `pii_redactor` keeps an e-mail address out of all four). A processor's
+``ctx.abort`` ends the network with status ``tripwire`` (``result.tripwire``; its last chunks
+are ``network-execution-event-finish`` and a ``tripwire`` chunk; its span says
+``spanflow.agent.status=tripwire``, not an error).
+
+**Failures.** A router that cannot decide, or anything that raises (a store, a processor, a
+thread of another resource), ends the network with status ``failed`` and ``result.error``;
+its last chunks are ``network-execution-event-finish`` (not complete, the error as the
+reason) and an ``error`` chunk ``{error: {name, message}}``, as a failed agent stream ends
+with Mastra's ``error`` chunk: the stream never raises for it, and the network span ends with
+an error status and the exception recorded. Only cancellation, and a bug in the loop itself,
+raise from the stream.
+
+**Where the network's state lives.** With a memory (``memory={"thread", "resource"}`` on an
+agent created with a `Memory`: the rules and errors of the agent's own ``memory=``), the task
 and every primitive's result are saved to the thread, and each routing call recalls it. To
 resume a suspended network in another process, its own state (task, iteration, usage, the
 results so far, the trace to continue) is stored *in the suspended workflow run*, as a JSON
@@ -68,6 +83,7 @@ from spanflow.agents.messages import (
     UserMessage,
     coerce_messages,
 )
+from spanflow.agents.processors import ProcessorContext, TripWire, TripwireInfo
 from spanflow.agents.results import AgentResult
 from spanflow.agents.tools import Tool, ToolContext
 from spanflow.context import RequestContext
@@ -75,17 +91,24 @@ from spanflow.errors import InvalidInputError
 from spanflow.tracing.genai import (
     AgentEnd,
     AgentScope,
+    AgentScopeStatus,
     AgentStart,
     GenAITracing,
-    ScopeStatus,
     ToolStart,
     enclosing_genai_tracing,
 )
-from spanflow.tracing.network import close_phase, open_phase, record_event, set_span_attributes
+from spanflow.tracing.network import (
+    close_phase,
+    open_phase,
+    record_event,
+    set_input_messages,
+    set_span_attributes,
+)
 from spanflow.tracing.options import TracingOptions, options_from_dict, options_to_dict
 from spanflow.usage import Usage
 
 if TYPE_CHECKING:
+    from spanflow.agents._loop import AgentMemory
     from spanflow.agents.agent import Agent
     from spanflow.workflows.results import WorkflowResult
     from spanflow.workflows.stream import WorkflowStream
@@ -109,9 +132,11 @@ NETWORK_STATE_KEY = "spanflow.network"
 network's state (a JSON string), so the network can be resumed from the stored run."""
 
 ROUTING_AGENT_ID = "routing-agent"
-NetworkStatus = Literal["success", "incomplete", "suspended", "failed"]
+NetworkStatus = Literal["success", "incomplete", "suspended", "failed", "tripwire"]
 """``success``: the check said complete; ``incomplete``: ``max_steps`` reached first;
-``suspended``: a workflow primitive suspended (resume it); ``failed``: the router failed."""
+``suspended``: a workflow primitive suspended (resume it); ``failed``: the router failed, or
+anything else raised (``result.error``); ``tripwire``: an input processor of the network agent
+stopped it (``result.tripwire``) before anything ran."""
 
 PrimitiveType = Literal["agent", "workflow", "tool", "none"]
 _Answer = TypeVar("_Answer", bound=pydantic.BaseModel)
@@ -171,6 +196,8 @@ class NetworkResult:
     error: BaseException | None = None
     suspended: dict[str, Any] | None = None
     """For status ``suspended``: ``{workflowId, runId, suspendPayload, suspended}``."""
+    tripwire: TripwireInfo | None = None
+    """For status ``tripwire``: which input processor stopped the network, and why."""
     trace_id: str | None = None
     span_id: str | None = None
 
@@ -194,6 +221,8 @@ class NetworkResult:
             out["suspended"] = self.suspended
         if self.error is not None:
             out["error"] = error_summary(self.error)
+        if self.tripwire is not None:
+            out["tripwire"] = self.tripwire.to_dict()
         return out
 
 
@@ -213,6 +242,13 @@ def network(
     """Start the network of `agent` on `messages` and return its live `NetworkStream` (needs a
     running event loop). ``max_steps`` bounds the iterations (routing, execution, check).
 
+    ``memory`` follows the agent's own rule (`Agent._memory_scope`, called here: one rule, one
+    set of messages): exactly ``{"thread": ..., "resource": ...}``, both non-empty strings, on
+    an agent created with a ``Memory``. Whether the thread belongs to that resource needs the
+    store, so it is the first thing the network's task checks, before any processor, model or
+    write: a thread of another resource ends the network ``failed`` with that
+    `InvalidInputError` (its ``error`` chunk and ``result.error``), having done nothing.
+
     Raises:
         InvalidInputError: bad messages, ``max_steps`` or ``memory``.
     """
@@ -220,17 +256,18 @@ def network(
         raise InvalidInputError(f"max_steps must be an int >= 1, got {max_steps!r}")
     coerced = coerce_messages(messages)
     task = _task_text(coerced)
-    thread, resource, store = _memory_parts(agent, memory)
+    scope = agent._memory_scope(memory, None, None)
     rid = run_id or str(uuid.uuid4())
     state = _State(
         run_id=rid,
         task=task,
         max_steps=max_steps,
-        thread_id=thread or rid,
-        resource_id=resource or agent.id,
-        uses_memory=store is not None,
+        thread_id=scope.thread if scope is not None else rid,
+        resource_id=scope.resource if scope is not None else agent.id,
+        uses_memory=scope is not None,
         tracing=options_to_dict(tracing_options) if tracing_options else {},
     )
+    store = scope.memory if scope is not None else None
     loop = _NetworkLoop(agent, state, store, RequestContext.coerce(request_context))
     return NetworkStream(loop, loop.run_new(coerced), tracing_options)
 
@@ -250,9 +287,14 @@ async def network_resume(
     same workflows on the same store: loads the stored run, reads the network's state from it,
     resumes the run with `resume_data` and carries on with the loop.
 
+    ``memory`` is checked as `network`'s; it may only name the network's own thread (the
+    stored state says which). A network that kept a memory thread is resumed with the agent's
+    memory.
+
     Raises:
         NetworkError: no such suspended run among the agent's workflows, or it was not started
-            by a network.
+            by a network, or it kept a memory thread and the agent has no memory.
+        InvalidInputError: bad ``memory``, or another thread than the network's.
     """
     workflow, stored_context = await _find_suspended(agent, workflow_run_id, workflow_id)
     raw = stored_context.get(NETWORK_STATE_KEY)
@@ -262,9 +304,7 @@ async def network_resume(
             f"context has no {NETWORK_STATE_KEY!r}); resume it as a workflow run instead"
         )
     state = _State.from_json(raw)
-    _, _, store = _memory_parts(agent, memory)
-    if store is None and state.uses_memory:
-        store = getattr(agent, "memory", None)
+    store = _resumed_memory(agent, state, memory)
     context = dict(stored_context)
     if request_context is not None:
         context.update(RequestContext.coerce(request_context).to_dict())
@@ -332,9 +372,12 @@ class NetworkStream:
         result = await self._result
         if result.status != "suspended" or result.suspended is None:
             raise NetworkError(f"network {self.run_id!r} is {result.status}, not suspended")
-        memory = {"thread": self._loop.state.thread_id, "resource": self._loop.state.resource_id}
-        if self._loop.store is not None:
-            memory["memory"] = self._loop.store
+        state = self._loop.state
+        memory = (
+            {"thread": state.thread_id, "resource": state.resource_id}
+            if self._loop.store is not None
+            else None
+        )
         return await network_resume(
             self._loop.agent,
             resume_data,
@@ -464,7 +507,7 @@ class _NetworkLoop:
         self,
         agent: Agent,
         state: _State,
-        store: Any,
+        store: AgentMemory | None,
         request_context: RequestContext,
     ) -> None:
         self.agent = agent
@@ -480,6 +523,8 @@ class _NetworkLoop:
         self.scope: AgentScope | None = None
         self.result = NetworkResult("incomplete", state.run_id)
         self.ended = False
+        self._iterating = False
+        """Whether an iteration has begun (a failure then counts it)."""
         self._router: Agent | None = None
 
     # -- spans and chunks ----------------------------------------------------------------------
@@ -499,7 +544,9 @@ class _NetworkLoop:
                 run_id=self.state.run_id,
                 provider=agent.model.provider,
                 model_id=agent.model.model_id,
-                messages=[UserMessage(self.state.task)],
+                # With input processors, the input is recorded once they have run
+                # (`_processed_input`): the raw task must not reach the trace.
+                messages=[] if agent.input_processors else [UserMessage(self.state.task)],
                 description=agent.description,
                 thread_id=self.state.thread_id if self.state.uses_memory else None,
                 resource_id=self.state.resource_id if self.state.uses_memory else None,
@@ -529,12 +576,38 @@ class _NetworkLoop:
 
     async def run_new(self, messages: list[Message]) -> NetworkResult:
         async def begin() -> None:
-            if self.store is not None:
-                await self.store.remember(
-                    thread=self.state.thread_id, resource=self.state.resource_id, messages=messages
+            state, store = self.state, self.store
+            if store is not None:  # a thread of another resource: refused before anything runs
+                await store.recall(thread=state.thread_id, resource=state.resource_id)
+            processed = await self._processed_input(messages)
+            if store is not None:
+                await store.remember(
+                    thread=state.thread_id, resource=state.resource_id, messages=processed
                 )
 
         return await self._drive(begin)
+
+    async def _processed_input(self, messages: list[Message]) -> list[Message]:
+        """The incoming messages after the network agent's input processors, in order (as
+        its own calls run them, `AgentCall._process_input`): what the task, the memory, the
+        router and the trace see. A processor's ``ctx.abort`` propagates (`TripWire`); a
+        processor that raises is a `ProcessorError` naming it."""
+        from spanflow.agents._loop import _processor_error
+
+        agent, state = self.agent, self.state
+        for processor in agent.input_processors:
+            hook = getattr(processor, "process_input", None)
+            if hook is None:
+                continue
+            context = ProcessorContext(processor.name, agent.id, state.run_id, self.request_context)
+            try:
+                messages = list(await hook(messages, context))
+            except Exception as exc:
+                raise _processor_error(processor, "process_input", exc) from exc
+        if agent.input_processors:
+            state.task = _task_text(messages)
+            set_input_messages(self._scope, [UserMessage(state.task)])
+        return messages
 
     async def run_resumed(
         self,
@@ -546,6 +619,7 @@ class _NetworkLoop:
     ) -> NetworkResult:
         async def begin() -> None:
             last = self.state.last
+            self._iterating = True
             run = await workflow.create_run(run_id=workflow_run_id)
             out = run.resume_stream(
                 resume_data,
@@ -562,6 +636,9 @@ class _NetworkLoop:
         return await self._drive(begin)
 
     async def _drive(self, begin: Any) -> NetworkResult:
+        """Run `begin` then the loop; however it ends, the result and the span say so: a
+        `TripWire` ends it ``tripwire``, any other error ``failed`` (`_crash`), never a
+        stream that just raises under a span that says success."""
         scope = self._scope
         token = scope.enter()
         status = "success"
@@ -574,10 +651,47 @@ class _NetworkLoop:
         except asyncio.CancelledError:
             status = "aborted"
             raise
+        except TripWire as trip:
+            self._trip(trip.info)
+        except Exception as exc:
+            self._crash(exc)
         finally:
             self._end_span(status)
             scope.exit(token)
         return self.result
+
+    def _crash(self, error: Exception) -> None:
+        """Something raised (a store, a processor, bad input found late): the network failed
+        with it. Its stream ends with ``network-execution-event-finish`` (not complete, the
+        error as the reason) and then an ``error`` chunk, ``{error: {name, message}}``, as an
+        agent stream's failure ends (the stream itself does not raise)."""
+        result = self.result
+        result.status = "failed"
+        result.error = error
+        result.iterations = self.state.iteration + (1 if self._iterating else 0)
+        result.completion_reason = str(error)
+        self._closing_chunks(max(result.iterations - 1, 0))
+
+    def _trip(self, info: TripwireInfo) -> None:
+        """An input processor stopped the network (``ctx.abort``): status ``tripwire``, on
+        purpose, not an error; the stream ends with ``network-execution-event-finish`` and a
+        ``tripwire`` chunk (Mastra's ``{reason, retry, metadata?, processorId?}``)."""
+        result = self.result
+        result.status = "tripwire"
+        result.tripwire = info
+        result.iterations = self.state.iteration + (1 if self._iterating else 0)
+        result.completion_reason = f"Stopped by processor {info.processor!r}: {info.reason}"
+        self.ended = True
+        iteration = max(result.iterations - 1, 0)
+        self.emit("network-execution-event-finish", self._finish_payload(iteration, False, False))
+        self.emit("tripwire", info.to_dict())
+
+    def _closing_chunks(self, iteration: int) -> None:
+        """The last chunks of a failed network: the finish, then the ``error``."""
+        self.ended = True
+        self.emit("network-execution-event-finish", self._finish_payload(iteration, False, False))
+        assert self.result.error is not None
+        self.emit("error", {"error": error_summary(self.result.error)})
 
     def _end_span(self, status: str) -> None:
         result, state = self.result, self.state
@@ -589,9 +703,14 @@ class _NetworkLoop:
                 "spanflow.network.status": result.status,
             },
         )
-        ended: ScopeStatus = (
-            "aborted" if status == "aborted" else ("failed" if result.error else "success")
-        )
+        ended: AgentScopeStatus = "success"
+        if status == "aborted":
+            ended = "aborted"
+        elif result.error is not None:
+            ended = "failed"
+        elif result.status == "tripwire":
+            ended = "tripwire"
+        trip = result.tripwire
         self._scope.end(
             AgentEnd(
                 ended,
@@ -600,6 +719,8 @@ class _NetworkLoop:
                 usage=state.usage,
                 steps=result.iterations,
                 error=result.error,
+                tripwire_reason=trip.reason if trip is not None else None,
+                tripwire_processor=trip.processor if trip is not None else None,
             )
         )
 
@@ -607,6 +728,7 @@ class _NetworkLoop:
         state = self.state
         while state.iteration < state.max_steps:
             iteration = state.iteration
+            self._iterating = True
             decision = await self._route(iteration)
             args = _decision_payload(state, decision, iteration)
             outcome: _Outcome | None = None
@@ -721,7 +843,7 @@ class _NetworkLoop:
         result.error = error
         result.iterations = iteration + 1
         result.completion_reason = str(error)
-        self.emit("network-execution-event-finish", self._finish_payload(iteration, False, False))
+        self._closing_chunks(iteration)
         raise _Stop from error
 
     # -- execution -----------------------------------------------------------------------------
@@ -1170,22 +1292,25 @@ def _table(value: Any) -> dict[str, Any]:
     return {item.id: item for item in value}
 
 
-def _memory_parts(
-    agent: Agent, memory: Mapping[str, Any] | None
-) -> tuple[str | None, str | None, Any]:
-    if memory is None:
-        return None, None, None
-    if not isinstance(memory, Mapping):
+def _resumed_memory(
+    agent: Agent, state: _State, memory: Mapping[str, Any] | None
+) -> AgentMemory | None:
+    """The memory a resumed network goes on with: the agent's, for the thread it kept."""
+    scope = agent._memory_scope(memory, None, None)
+    if scope is not None and (scope.thread, scope.resource) != (state.thread_id, state.resource_id):
         raise InvalidInputError(
-            "memory must be a mapping {'thread': ..., 'resource': ...}, "
-            f"got {type(memory).__name__}"
+            f"memory {{'thread': {scope.thread!r}, 'resource': {scope.resource!r}}} is not "
+            f"the thread of network {state.run_id!r} ({state.thread_id!r} of "
+            f"{state.resource_id!r}); a network resumes on its own thread"
         )
-    thread, resource = memory.get("thread"), memory.get("resource")
-    for name, value in (("thread", thread), ("resource", resource)):
-        if value is not None and (not isinstance(value, str) or not value):
-            raise InvalidInputError(f"memory[{name!r}] must be a non-empty string, got {value!r}")
-    store = memory.get("memory") or getattr(agent, "memory", None)
-    return thread, resource, store
+    if not state.uses_memory:
+        return None
+    if agent.memory is None:
+        raise NetworkError(
+            f"network {state.run_id!r} kept memory thread {state.thread_id!r}, but agent "
+            f"{agent.id!r} has no memory: resume it with the agent's Memory"
+        )
+    return agent.memory
 
 
 def _task_text(messages: Sequence[Message]) -> str:

@@ -7,10 +7,14 @@ needs:
 
 - ``async process_input(messages, ctx) -> messages``: an input processor's hook, run in order
   before the first model call on the caller's messages (and the memory's recalled ones), not
-  the system prompt. What it returns is what the model, the memory and the trace see.
+  the system prompt. What it returns is what the model, the memory and the trace see. The
+  memory appends the call's own messages among them, never the recalled ones again: a message
+  returned unchanged (the same object) keeps its origin, a list as long as the one given is
+  taken message by message (a rewrite), and any other message goes with the one before it.
 - ``async process_output(text, ctx) -> text``: an output processor's hook, run on each step's
-  answer text once it is complete; what it returns becomes the step's and the result's text
-  and the assistant message.
+  answer text once it is complete; what it returns becomes the step's and the result's text,
+  the assistant message and the ``chat`` span's output (which, with output processors, holds
+  no text of a response cut short before they processed it).
 - ``process_chunk(chunk, ctx) -> chunk | None``: an output processor's hook, run
   (synchronously) on every chunk before the stream gets it, from ``start`` to the last
   ``step-finish``; ``None`` drops the chunk. The closing ``finish``, ``error``, ``abort`` and

@@ -16,7 +16,10 @@ conversation history, so earlier messages are whatever the client sends), ``maxS
 
 ``network`` runs the agent's network (`spanflow.agents.network.network`) with the same body
 (``maxSteps`` is the most iterations, default 1) and streams its network chunks as SSE like
-``stream``; its ``traceparent`` names the network's ``invoke_agent`` span.
+``stream``; its ``traceparent`` names the network's ``invoke_agent`` span. Its ``memory`` is
+the network's thread (``resource``, or ``resourceId``, is required, and the agent must have a
+``Memory``: a 400 otherwise), where the network keeps the task and each result. A network
+that fails ends with its ``error`` chunk, then ``[DONE]``.
 """
 
 from __future__ import annotations
@@ -35,13 +38,12 @@ from spanflow.agents.network import network as run_network
 from spanflow.registry import Spanflow
 from spanflow.server.bodies import AgentBody, read_body, tracing_options
 from spanflow.server.descriptions import agent_info
-from spanflow.server.errors import LOGGER, ApiError
+from spanflow.server.errors import ApiError
 from spanflow.server.streaming import (
     SSE_HEADERS,
     EventStreamResponse,
     StreamSlots,
     sse_chunks,
-    to_json,
 )
 from spanflow.tracing.http import traceparent_header
 
@@ -76,7 +78,7 @@ class AgentRoutes:
             raise ApiError(503, f"too many open streams (the limit is {self.slots.limit})")
         stream = await self._call(request)
         return EventStreamResponse(
-            sse_chunks(aiter(stream)),
+            sse_chunks(aiter(stream), run_id=stream.run_id),
             media_type="text/event-stream",
             headers={**SSE_HEADERS, **_trace_headers(stream)},
             slots=self.slots,
@@ -91,11 +93,10 @@ class AgentRoutes:
         stream = run_network(
             agent,
             chat_messages(body.messages),
+            # The network's memory rule is the agent's: a thread needs its resource and an agent
+            # with a Memory (else a 400 naming the problem), never a silent default.
             memory=(
-                {
-                    "thread": memory.thread_id(),
-                    "resource": memory.resource or body.resourceId or agent.id,
-                }
+                {"thread": memory.thread_id(), "resource": memory.resource or body.resourceId}
                 if memory is not None
                 else None
             ),
@@ -105,7 +106,7 @@ class AgentRoutes:
             run_id=body.runId,
         )
         return EventStreamResponse(
-            _sse_network(stream),
+            sse_chunks(aiter(stream), origin="NETWORK", run_id=stream.run_id),
             media_type="text/event-stream",
             headers={**SSE_HEADERS, **_trace_headers(stream)},
             slots=self.slots,
@@ -181,16 +182,6 @@ def _text_of(parts: list[Any], index: int) -> str:
                 f"supported, got {kind!r}",
             )
     return "".join(texts)
-
-
-async def _sse_network(stream: NetworkStream) -> Any:
-    """The network's chunks as SSE frames, ending in ``data: [DONE]`` (as `sse_chunks`)."""
-    try:
-        async for chunk in stream:
-            yield b"data: " + to_json(chunk.to_dict()) + b"\n\n"
-    except Exception:
-        LOGGER.exception("an agent network stream ended with an error")
-    yield b"data: [DONE]\n\n"
 
 
 def _trace_headers(stream: AgentStream | NetworkStream) -> dict[str, str]:

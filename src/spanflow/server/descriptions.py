@@ -62,6 +62,7 @@ RUN_STATE_FIELDS = (
     "steps",
     "result",
     "error",
+    "tripwire",
     "activeStepsPath",
     "suspendedPaths",
     "serializedStepGraph",
@@ -238,6 +239,7 @@ def run_state(
         "steps": frame.steps,
         "result": snapshot.result if stored.status == "success" else None,
         "error": snapshot.error,
+        "tripwire": snapshot.tripwire.to_dict() if snapshot.tripwire is not None else None,
         "activeStepsPath": {
             step_id: position
             for step_id, step in frame.steps.items()
@@ -258,7 +260,7 @@ def run_state(
         out["resourceId"] = stored.resource_id
     for name in fields:
         value = values[name]
-        if value is not None or name not in ("result", "error"):
+        if value is not None or name not in ("result", "error", "tripwire"):
             out[name] = value
     out.update(trace_facts(snapshot.trace))
     return out

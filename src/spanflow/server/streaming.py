@@ -3,9 +3,10 @@
 - Workflow streams (`workflow_records`): ``json(event.to_dict()) + "\\x1e"`` per event, compact
   JSON with non-ASCII kept as UTF-8 (what ``JSON.stringify`` writes), no newline, nothing after
   the last record; ``Content-Type: text/plain``.
-- Agent streams (`sse_chunks`): Server-Sent Events, ``data: <json>\\n\\n`` per chunk and
-  ``data: [DONE]\\n\\n`` last; ``Content-Type: text/event-stream``, ``Cache-Control:
-  no-cache``, ``X-Accel-Buffering: no`` (so nginx does not buffer them).
+- Agent and network streams (`sse_chunks`): Server-Sent Events, ``data: <json>\\n\\n`` per
+  chunk and ``data: [DONE]\\n\\n`` last (after an ``error`` chunk if the stream raised);
+  ``Content-Type: text/event-stream``, ``Cache-Control: no-cache``, ``X-Accel-Buffering: no``
+  (so nginx does not buffer them).
 
 Each event is written as soon as the engine emits it: the generator awaits the next event and
 hands its bytes to the server at once (uvicorn writes a chunk per body message).
@@ -24,13 +25,13 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import anyio
 from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
-from spanflow.agents.chunks import AgentChunk
+from spanflow.agents.chunks import error_summary
 from spanflow.server.errors import LOGGER
 from spanflow.workflows.events import WorkflowEvent
 
@@ -68,13 +69,40 @@ async def workflow_records(
         LOGGER.exception("a workflow stream ended with an error")
 
 
-async def sse_chunks(chunks: AsyncIterator[AgentChunk]) -> AsyncIterator[bytes]:
-    """The Server-Sent Events stream of an agent call, ending in ``data: [DONE]``."""
+class _Chunk(Protocol):
+    """What the SSE stream sends: an agent's or a network's chunk."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+async def sse_chunks(
+    chunks: AsyncIterator[_Chunk], *, origin: str = "AGENT", run_id: str | None = None
+) -> AsyncIterator[bytes]:
+    """The Server-Sent Events stream of an agent call or network, ending in ``data: [DONE]``.
+
+    A stream that raises midway (the agent and network streams turn their own failures into
+    an ``error`` chunk; this is for what they could not) sends Mastra's ``error`` chunk, ``{type:
+    "error", runId, from: origin, payload: {error: {name, message}}}``, before ``[DONE]``: the
+    headers are sent, so the status cannot say it, and a client must not take the end for a
+    success. `run_id` names the call until a chunk has named it.
+    """
+    last_run = run_id
     try:
         async for chunk in chunks:
+            last_run = chunk.run_id
             yield b"data: " + to_json(chunk.to_dict()) + b"\n\n"
-    except Exception:
-        LOGGER.exception("an agent stream ended with an error")
+    except Exception as exc:
+        LOGGER.exception("an %s stream ended with an error", origin.lower())
+        error = {
+            "type": "error",
+            "runId": last_run,
+            "from": origin,
+            "payload": {"error": error_summary(exc)},
+        }
+        yield b"data: " + to_json(error) + b"\n\n"
     yield b"data: [DONE]\n\n"
 
 

@@ -22,7 +22,9 @@ from spanflow.storage._threads import (
     check_id,
     check_last,
     check_message_page,
+    check_owner,
     check_thread,
+    check_thread_ids,
     encode_messages,
     message_of_row,
     old_schema_has_no_threads,
@@ -83,8 +85,9 @@ class PostgresThreads:
                 raise other_resource(thread.thread_id, thread.resource_id)
         thread.created_at, thread.updated_at = float(stored[0]), now
 
-    async def get_thread(self, thread_id: str) -> StoredThread | None:
-        """The stored thread, or ``None``."""
+    async def get_thread(self, thread_id: str, *, resource_id: str) -> StoredThread | None:
+        """The resource's stored thread, or ``None`` (see `ThreadStore.get_thread`)."""
+        check_thread_ids(thread_id, resource_id)
 
         async def get() -> tuple[Any, ...] | None:
             async with self._connection() as connection:
@@ -95,8 +98,12 @@ class PostgresThreads:
                 )
                 return await cursor.fetchone()
 
+        # One row read: whose it is and what it holds come from the same statement.
         row = await self._retrying(get)
-        return None if row is None else thread_of_row(row, where=self._where_schema())
+        if row is None:
+            return None
+        check_owner(thread_id, row[1], resource_id)
+        return thread_of_row(row, where=self._where_schema())
 
     async def list_threads(
         self, *, resource_id: str, limit: int = 20, offset: int = 0
@@ -125,17 +132,31 @@ class PostgresThreads:
         threads = [thread_of_row(row, where=self._where_schema()) for row in rows]
         return ThreadPage(threads=threads, total=total, limit=limit, offset=offset)
 
-    async def delete_thread(self, thread_id: str) -> bool:
-        """Remove the thread and its messages, in one transaction; ``True`` if it existed."""
+    async def delete_thread(self, thread_id: str, *, resource_id: str) -> bool:
+        """Remove the resource's thread and its messages, in one transaction; ``True`` if it
+        existed (see `ThreadStore.delete_thread`)."""
+        check_thread_ids(thread_id, resource_id)
         async with self._connection() as connection, connection.transaction():
             self._check_threads_writable()
+            # The thread's row goes first, and only if it is the resource's: its lock then
+            # waits for an append under way, whose messages the next statement removes too.
+            cursor = await connection.execute(
+                f"DELETE FROM {self._threads} WHERE id = %s AND resource_id = %s RETURNING 1",
+                (thread_id, resource_id),
+            )
+            if await cursor.fetchone() is None:
+                # Not the resource's: another's (refused, not named), or none at all.
+                cursor = await connection.execute(
+                    f"SELECT 1 FROM {self._threads} WHERE id = %s AND resource_id <> %s",
+                    (thread_id, resource_id),
+                )
+                if await cursor.fetchone() is not None:
+                    raise other_resource(thread_id, resource_id)
+                return False
             await connection.execute(
                 f"DELETE FROM {self._messages} WHERE thread_id = %s", (thread_id,)
             )
-            cursor = await connection.execute(
-                f"DELETE FROM {self._threads} WHERE id = %s", (thread_id,)
-            )
-            return cursor.rowcount > 0
+            return True
 
     async def append_messages(
         self, thread_id: str, *, resource_id: str, messages: Sequence[dict[str, Any]]

@@ -24,7 +24,9 @@ __all__ = [
     "check_id",
     "check_last",
     "check_message_page",
+    "check_owner",
     "check_thread",
+    "check_thread_ids",
     "decode_json",
     "encode_messages",
     "message_of_row",
@@ -53,6 +55,19 @@ def check_id(value: object, *, argument: str) -> str:
     if not isinstance(value, str) or not value:
         raise InvalidInputError(f"{argument} must be a non-empty string; got {value!r}")
     return value
+
+
+def check_thread_ids(thread_id: object, resource_id: object) -> None:
+    """Check the ids of `get_thread` and `delete_thread`: the thread and who asks for it."""
+    check_id(thread_id, argument="thread_id")
+    check_id(resource_id, argument="resource_id")
+
+
+def check_owner(thread_id: str, owner: str, asked: str) -> None:
+    """Refuse a stored thread of `owner` to the resource `asked` if it is another, with
+    `other_resource`: a thread id alone never reads or removes another resource's thread."""
+    if owner != asked:
+        raise other_resource(thread_id, asked)
 
 
 def check_thread(thread: StoredThread) -> str:

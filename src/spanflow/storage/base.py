@@ -460,8 +460,16 @@ class ThreadStore(Protocol):
         """
         ...
 
-    async def get_thread(self, thread_id: str) -> StoredThread | None:
-        """The stored thread, or ``None``."""
+    async def get_thread(self, thread_id: str, *, resource_id: str) -> StoredThread | None:
+        """The stored thread of `resource_id`, or ``None`` if no thread of that id is stored.
+
+        The resource is required, as for every other read of a thread: knowing a thread's id
+        is not enough to read another resource's.
+
+        Raises:
+            InvalidInputError: the thread belongs to another resource (which is not named), or
+                an id is not a non-empty string.
+        """
         ...
 
     async def list_threads(
@@ -476,9 +484,17 @@ class ThreadStore(Protocol):
         """
         ...
 
-    async def delete_thread(self, thread_id: str) -> bool:
-        """Remove the thread and all its messages, in one transaction; ``True`` if it
-        existed."""
+    async def delete_thread(self, thread_id: str, *, resource_id: str) -> bool:
+        """Remove the thread of `resource_id` and all its messages, in one transaction;
+        ``True`` if it existed, ``False`` if no thread of that id is stored.
+
+        Whose the thread is is checked in the same transaction as the delete, so another
+        resource's thread is never removed, not even by a racing call.
+
+        Raises:
+            InvalidInputError: the thread belongs to another resource (which is not named;
+                nothing is removed), or an id is not a non-empty string.
+        """
         ...
 
     async def append_messages(

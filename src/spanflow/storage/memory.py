@@ -54,7 +54,9 @@ from spanflow.storage._threads import (
     check_id,
     check_last,
     check_message_page,
+    check_owner,
     check_thread,
+    check_thread_ids,
     decode_json,
     encode_messages,
     other_resource,
@@ -397,12 +399,16 @@ class MemoryStorage:
             thread.updated_at = now
             self._threads[thread.thread_id] = replace(thread, metadata=metadata)
 
-    async def get_thread(self, thread_id: str) -> StoredThread | None:
-        """A copy of the stored thread, or ``None``."""
+    async def get_thread(self, thread_id: str, *, resource_id: str) -> StoredThread | None:
+        """A copy of the resource's stored thread, or ``None`` (see `ThreadStore.get_thread`)."""
+        check_thread_ids(thread_id, resource_id)
         with self._lock:
             self._check_open()
             stored = self._threads.get(thread_id)
-            return None if stored is None else _copy_thread(stored)
+            if stored is None:
+                return None
+            check_owner(thread_id, stored.resource_id, resource_id)
+            return _copy_thread(stored)
 
     async def list_threads(
         self, *, resource_id: str, limit: int = 20, offset: int = 0
@@ -417,12 +423,19 @@ class MemoryStorage:
             page = [_copy_thread(thread) for thread in owned[offset : offset + limit]]
         return ThreadPage(threads=page, total=len(owned), limit=limit, offset=offset)
 
-    async def delete_thread(self, thread_id: str) -> bool:
-        """Remove the thread and its messages; ``True`` if it existed."""
+    async def delete_thread(self, thread_id: str, *, resource_id: str) -> bool:
+        """Remove the resource's thread and its messages; ``True`` if it existed (see
+        `ThreadStore.delete_thread`)."""
+        check_thread_ids(thread_id, resource_id)
         with self._lock:
             self._check_open()
+            stored = self._threads.get(thread_id)
+            if stored is None:
+                return False
+            check_owner(thread_id, stored.resource_id, resource_id)
             self._messages.pop(thread_id, None)
-            return self._threads.pop(thread_id, None) is not None
+            del self._threads[thread_id]
+            return True
 
     async def append_messages(
         self, thread_id: str, *, resource_id: str, messages: Sequence[dict[str, Any]]

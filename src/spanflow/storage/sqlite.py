@@ -89,7 +89,9 @@ from spanflow.storage._threads import (
     check_id,
     check_last,
     check_message_page,
+    check_owner,
     check_thread,
+    check_thread_ids,
     encode_messages,
     message_of_row,
     old_schema_has_no_threads,
@@ -583,8 +585,9 @@ class SqliteStorage:
         thread.created_at = await self._call(save)
         thread.updated_at = now
 
-    async def get_thread(self, thread_id: str) -> StoredThread | None:
-        """The stored thread, or ``None``."""
+    async def get_thread(self, thread_id: str, *, resource_id: str) -> StoredThread | None:
+        """The resource's stored thread, or ``None`` (see `ThreadStore.get_thread`)."""
+        check_thread_ids(thread_id, resource_id)
 
         def get(connection: sqlite3.Connection) -> tuple[Any, ...] | None:
             if self._version < THREADS_VERSION:
@@ -593,8 +596,12 @@ class SqliteStorage:
                 tuple[Any, ...] | None, connection.execute(_THREAD, (thread_id,)).fetchone()
             )
 
+        # One row read: whose it is and what it holds come from the same statement.
         found = await self._call(get)
-        return None if found is None else thread_of_row(found, where=self._path)
+        if found is None:
+            return None
+        check_owner(thread_id, found[1], resource_id)
+        return thread_of_row(found, where=self._path)
 
     async def list_threads(
         self, *, resource_id: str, limit: int = 20, offset: int = 0
@@ -621,16 +628,25 @@ class SqliteStorage:
         threads = [thread_of_row(row, where=self._path) for row in rows]
         return ThreadPage(threads=threads, total=total, limit=limit, offset=offset)
 
-    async def delete_thread(self, thread_id: str) -> bool:
-        """Remove the thread and its messages, in one transaction; ``True`` if it existed."""
+    async def delete_thread(self, thread_id: str, *, resource_id: str) -> bool:
+        """Remove the resource's thread and its messages, in one transaction; ``True`` if it
+        existed (see `ThreadStore.delete_thread`)."""
+        check_thread_ids(thread_id, resource_id)
 
         def delete(connection: sqlite3.Connection) -> bool:
             self._check_threads_writable()
+            # The write lock is held from BEGIN IMMEDIATE on: no one else's thread of that id
+            # can appear or go between the delete and the look that explains a miss.
             with _transaction(connection, "BEGIN IMMEDIATE"):
+                sql = f"DELETE FROM {THREADS_TABLE} WHERE id = ? AND resource_id = ?"
+                if connection.execute(sql, (thread_id, resource_id)).rowcount == 0:
+                    # Not the resource's: another's (refused, not named), or none at all.
+                    if connection.execute(_THREAD_OWNER, (thread_id,)).fetchone() is not None:
+                        raise other_resource(thread_id, resource_id)
+                    return False
                 sql = f"DELETE FROM {MESSAGES_TABLE} WHERE thread_id = ?"
                 connection.execute(sql, (thread_id,))
-                sql = f"DELETE FROM {THREADS_TABLE} WHERE id = ?"
-                return connection.execute(sql, (thread_id,)).rowcount > 0
+                return True
 
         return await self._call(delete)
 

@@ -203,6 +203,10 @@ class OtelAgentScope(_OtelSpanScope):
         with internal_errors("could not finish the agent span"):
             run = self._run
             span.set_attribute("spanflow.agent.steps", end.steps)
+            if end.input_messages is not None and run.capture_input:
+                span.set_attribute(
+                    "gen_ai.input.messages", run.json(genai_messages(end.input_messages))
+                )
             if end.finish_reason is not None:
                 span.set_attribute("gen_ai.response.finish_reasons", (end.finish_reason,))
             for key, value in _usage_attributes("spanflow.usage", end.usage).items():

@@ -6,11 +6,14 @@ opens live, current spans following the OpenTelemetry GenAI conventions:
 - ``invoke_agent <name>`` (INTERNAL) per agent call: ``gen_ai.operation.name``,
   ``gen_ai.agent.name`` / ``.id``, ``gen_ai.conversation.id`` (the thread id), and the usage
   of all its model calls summed under ``spanflow.usage.*``. Not ``gen_ai.usage.*``: backends
-  that sum those over a trace would count every token twice.
+  that sum those over a trace would count every token twice. Its input messages are the
+  caller's; an agent with input processors records them at the end, as the processors left
+  them (a redactor's secrets never reach the trace).
 - ``chat <model>`` (CLIENT) per model call: provider, request model and parameters, response
   model, finish reasons, ``gen_ai.usage.input_tokens`` / ``output_tokens``, the input and
   output messages as JSON, and the time to the first chunk. Text deltas are not recorded one
-  by one; the output messages hold the final text.
+  by one; the output messages hold the final text (with output processors, the text they
+  returned).
 - ``execute_tool <tool>`` (INTERNAL) per tool call: tool name, call id, arguments and result.
   The span is current while the tool runs, so the tool's own spans (and a workflow used as a
   tool) nest under it.
@@ -136,8 +139,9 @@ class AgentStart:
     run_id: str
     provider: str
     model_id: str
-    messages: Sequence[GenAIMessage]
-    """The messages the caller passed (not the instructions)."""
+    messages: Sequence[GenAIMessage] | None
+    """The messages the caller passed (not the instructions); ``None`` when they are not
+    final yet (input processors will rewrite them): `AgentEnd.input_messages` brings them."""
     instructions: str | None = None
     description: str | None = None
     thread_id: str | None = None
@@ -156,6 +160,9 @@ class AgentEnd:
     usage: Usage = field(default_factory=Usage)
     steps: int = 0
     error: BaseException | None = None
+    input_messages: Sequence[GenAIMessage] | None = None
+    """The call's input messages, recorded at the end when they were not at the start (as the
+    input processors left them; ``None`` when those never finished)."""
     tripwire_reason: str | None = None
     """Why a processor stopped the call (status ``tripwire``)."""
     tripwire_processor: str | None = None
@@ -346,5 +353,6 @@ def _agent_attributes(
     if run.capture_input:
         if start.instructions:
             attributes["gen_ai.system_instructions"] = run.json([text_part(start.instructions)])
-        attributes["gen_ai.input.messages"] = run.json(genai_messages(start.messages))
+        if start.messages is not None:
+            attributes["gen_ai.input.messages"] = run.json(genai_messages(start.messages))
     return attributes

@@ -14,16 +14,23 @@ tracing entry point these never raise: tracing never fails a network.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from spanflow.tracing._genai_scopes import OtelAgentScope, _usage_attributes
+from spanflow.tracing._genai_scopes import OtelAgentScope, _usage_attributes, genai_messages
 from spanflow.tracing._guard import internal_errors
 from spanflow.tracing.genai import AgentEnd, AgentScope
+from spanflow.tracing.semconv import GenAIMessage
 
-__all__ = ["close_phase", "open_phase", "record_event", "set_span_attributes"]
+__all__ = [
+    "close_phase",
+    "open_phase",
+    "record_event",
+    "set_input_messages",
+    "set_span_attributes",
+]
 
 _SCALARS = (str, bool, int, float)
 
@@ -88,3 +95,16 @@ def set_span_attributes(scope: AgentScope, attributes: Mapping[str, Any]) -> Non
         for key, value in attributes.items():
             if isinstance(value, _SCALARS):
                 scope._span.set_attribute(key, value)
+
+
+def set_input_messages(scope: AgentScope, messages: Sequence[GenAIMessage]) -> None:
+    """Record the network's input (``gen_ai.input.messages``) once its router's input
+    processors have rewritten it: the network span opens before they run (its ids are known
+    at once), so it opens with no input and gets the processed one here, never the raw one.
+    Nothing when the input is not captured (``capture_input`` off, ``hide_input``)."""
+    if not isinstance(scope, OtelAgentScope):
+        return
+    with internal_errors("could not record the network's input messages"):
+        run = scope._run
+        if run.capture_input:
+            scope._span.set_attribute("gen_ai.input.messages", run.json(genai_messages(messages)))

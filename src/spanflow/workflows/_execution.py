@@ -59,7 +59,7 @@ from spanflow.workflows._frame import (
 )
 from spanflow.workflows._snapshot import FrameSnapshot, RunSnapshot, dump_run_snapshot
 from spanflow.workflows.events import WorkflowCanceledPayload, WorkflowEvent
-from spanflow.workflows.results import WorkflowResult, error_wire
+from spanflow.workflows.results import TripwireInfo, WorkflowResult, error_wire
 from spanflow.workflows.stream import chain_sinks
 
 if TYPE_CHECKING:
@@ -327,6 +327,7 @@ class Execution:
         *,
         result: Any = None,
         error: dict[str, Any] | None = None,
+        tripwire: TripwireInfo | None = None,
         suspended: list[list[str]] | None = None,
         suspend_payload: dict[str, Any] | None = None,
     ) -> StoredRun:
@@ -340,6 +341,7 @@ class Execution:
             usage=control.usage,
             result=result,
             error=error,
+            tripwire=tripwire,
             suspended=suspended or [],
             suspend_payload=suspend_payload or {},
         )
@@ -373,8 +375,10 @@ class Execution:
         elif status == "failed" and result.error is not None:
             stored = self._stored_run(status, error=error_wire(result.error))
         elif status == "tripwire" and outcome.error is not None:
-            # Stored as its error (the message names the reason): the run can be read back.
-            stored = self._stored_run(status, error=error_wire(outcome.error))
+            # The tripwire, for the result read back (``stored_result``) to be the live one; the
+            # error too, for what shows a stored run's error (``runs show``, older spanflows).
+            error = error_wire(outcome.error)
+            stored = self._stored_run(status, error=error, tripwire=result.tripwire)
         elif status == "suspended":
             payload = to_wire(result.suspend_payload)
             stored = self._stored_run(status, suspended=result.suspended, suspend_payload=payload)

@@ -18,9 +18,20 @@ from typing import TYPE_CHECKING, Any, cast
 
 from spanflow.errors import RunNotFoundError, RunStateError, StorageError, StoredError
 from spanflow.storage.base import ENDED_STATUSES, EXECUTING_STATUSES, Storage, StoredRun
-from spanflow.workflows._snapshot import load_steps, read_run_snapshot, stored_value
+from spanflow.workflows._snapshot import (
+    RunSnapshot,
+    load_steps,
+    read_run_snapshot,
+    stored_value,
+)
 from spanflow.workflows.events import WorkflowEvent
-from spanflow.workflows.results import WorkflowResult, WorkflowStatus
+from spanflow.workflows.results import (
+    StepResult,
+    TripwireError,
+    TripwireInfo,
+    WorkflowResult,
+    WorkflowStatus,
+)
 from spanflow.workflows.stream import WorkflowStream
 
 if TYPE_CHECKING:
@@ -173,13 +184,15 @@ def stored_result(workflow: Workflow, stored: StoredRun) -> WorkflowResult:
     status = stored.status
     if status in ("pending", "queued", *EXECUTING_STATUSES):
         raise RunStateError(f"run {stored.run_id!r} is {status}: it has no result yet")
+    steps = load_steps(workflow, frame)
     return WorkflowResult(
         status=cast(WorkflowStatus, status),  # checked above: suspended or ended
         run_id=stored.run_id,
-        steps=load_steps(workflow, frame),
+        steps=steps,
         input=stored_value(workflow._input, frame.input),
         result=stored_value(workflow._output, snapshot.result) if status == "success" else None,
-        error=StoredError.from_wire(snapshot.error),
+        error=StoredError.from_wire(snapshot.error) if status != "tripwire" else None,
+        tripwire=_stored_tripwire(snapshot, steps) if status == "tripwire" else None,
         suspended=[list(path) for path in snapshot.suspended],
         suspend_payload=dict(snapshot.suspend_payload),
         state=stored_value(workflow._state, frame.state),
@@ -188,3 +201,15 @@ def stored_result(workflow: Workflow, stored: StoredRun) -> WorkflowResult:
         trace_id=trace.trace_id if trace is not None else None,
         span_id=trace.span_id if trace is not None else None,
     )
+
+
+def _stored_tripwire(snapshot: RunSnapshot, steps: dict[str, StepResult]) -> TripwireInfo:
+    """Why the stored run ended ``tripwire``. Snapshots written before the run's tripwire was
+    stored have it on the tripped step's result, else only in the error's message."""
+    if snapshot.tripwire is not None:
+        return snapshot.tripwire
+    for result in steps.values():
+        if isinstance(result.error, TripwireError):
+            return result.error.tripwire
+    error = StoredError.from_wire(snapshot.error)
+    return TripwireInfo(str(error) if error is not None else "tripwire")

@@ -1,10 +1,10 @@
 """The typed run snapshot: what is stored to continue a run in another process, and its codec.
 
 A `RunSnapshot` is a small tree of dataclasses: the run-level facts (status, request context
-minus credentials, the run span's trace context, usage, result or error, what is suspended),
-the top-level `FrameSnapshot` (position in the workflow, step results, state, the carried
-value), and the progress of the entry in progress as one small type per block kind, tagged by
-``kind`` (`ForeachProgress`, `ParallelProgress`, `BranchProgress`, `LoopProgress`,
+minus credentials, the run span's trace context, usage, result, error or tripwire, what is
+suspended), the top-level `FrameSnapshot` (position in the workflow, step results, state, the
+carried value), and the progress of the entry in progress as one small type per block kind,
+tagged by ``kind`` (`ForeachProgress`, `ParallelProgress`, `BranchProgress`, `LoopProgress`,
 `NestedProgress`), nested workflows' frames included. One `pydantic.TypeAdapter` turns it into
 the stored JSON and back; nothing else reads the JSON.
 
@@ -45,7 +45,13 @@ from spanflow.workflows._entries import (
     ParallelEntry,
     SleepEntry,
 )
-from spanflow.workflows.results import StepResult, StepStatus, StoredError
+from spanflow.workflows.results import (
+    StepResult,
+    StepStatus,
+    StoredError,
+    StoredTripwireError,
+    TripwireInfo,
+)
 from spanflow.workflows.step import Step
 
 if TYPE_CHECKING:
@@ -227,10 +233,23 @@ def _usage_from(data: Any) -> Usage:
     return Usage.from_dict(data) if isinstance(data, dict) else Usage()
 
 
+def _tripwire_from(data: Any) -> TripwireInfo | None:
+    if isinstance(data, TripwireInfo):
+        return data
+    return TripwireInfo.from_wire(data)
+
+
+def _tripwire_to(tripwire: TripwireInfo | None) -> dict[str, Any] | None:
+    return tripwire.to_dict() if tripwire is not None else None
+
+
 TraceField = Annotated[
     StoredTraceContext | None, PlainValidator(_trace_from), PlainSerializer(_trace_to)
 ]
 UsageField = Annotated[Usage, PlainValidator(_usage_from), PlainSerializer(Usage.to_dict)]
+TripwireField = Annotated[
+    TripwireInfo | None, PlainValidator(_tripwire_from), PlainSerializer(_tripwire_to)
+]
 
 
 @dataclass(slots=True, kw_only=True)
@@ -279,7 +298,11 @@ class RunSnapshot:
     result: Any = None
     """The workflow's output, in JSON form (status ``success``)."""
     error: dict[str, Any] | None = None
-    """The error that failed the run, ``{name, message, stack}`` (status ``failed``)."""
+    """The error that failed the run, ``{name, message, stack}`` (status ``failed``; for
+    ``tripwire``, the error the trip raised, which names the reason)."""
+    tripwire: TripwireField = None
+    """Why an agent step's processor stopped the run, in its wire form (status ``tripwire``;
+    absent in snapshots written before it was stored, and for the other statuses)."""
     suspended: list[list[str]] = field(default_factory=list)
     """The paths of the suspended steps (status ``suspended``)."""
     suspend_payload: Annotated[dict[str, Any], Field(alias="suspendPayload")] = field(
@@ -296,8 +319,9 @@ _ADAPTER: TypeAdapter[RunSnapshot] = TypeAdapter(RunSnapshot)
 def dump_run_snapshot(snapshot: RunSnapshot) -> dict[str, Any]:
     """The snapshot's stored JSON form."""
     data: dict[str, Any] = _ADAPTER.dump_python(snapshot, mode="json", by_alias=True)
-    if data.get("queued") is None:
-        data.pop("queued", None)  # only a queued run has one: the others' JSON stays as it was
+    for key in ("queued", "tripwire"):  # only a queued / tripped run has one: the others'
+        if data.get(key) is None:  # JSON stays as it was
+            data.pop(key, None)
     return data
 
 
@@ -334,7 +358,7 @@ def load_step_result(data: StepWire) -> StepResult:
         status=data["status"],
         payload=data.get("payload"),
         output=data.get("output"),
-        error=StoredError.from_wire(data.get("error")),
+        error=_step_error(data),
         suspend_payload=data.get("suspendPayload"),
         resume_payload=data.get("resumePayload"),
         started_at=data.get("startedAt"),
@@ -343,6 +367,16 @@ def load_step_result(data: StepWire) -> StepResult:
         resumed_at=data.get("resumedAt"),
         resume_label=data.get("resumeLabel"),
     )
+
+
+def _step_error(data: StepWire) -> StoredError | None:
+    """A stored step's error; a tripped step's stays a `TripwireError` with its tripwire
+    (its wire form has the ``tripwire`` key `StepResult.to_dict` writes)."""
+    error = StoredError.from_wire(data.get("error"))
+    tripwire = TripwireInfo.from_wire(data.get("tripwire"))
+    if error is None or tripwire is None:
+        return error
+    return StoredTripwireError(error.name, str(error), error.stack, tripwire)
 
 
 # -- stored values back as they were handed over -----------------------------------------------

@@ -372,19 +372,7 @@ def _finish(p: Mapping[str, Any]) -> WorkflowFinishPayload:
         dict(p.get("metadata") or {}),
         p.get("finalWorkflowResult"),
         StoredError.from_wire(p.get("error")),
-        _tripwire(p.get("tripwire")),
-    )
-
-
-def _tripwire(data: Any) -> TripwireInfo | None:
-    if not isinstance(data, Mapping) or not isinstance(data.get("reason"), str):
-        return None
-    processor = data.get("processorId")
-    return TripwireInfo(
-        data["reason"],
-        processor if isinstance(processor, str) else None,
-        bool(data.get("retry", False)),
-        data.get("metadata"),
+        TripwireInfo.from_wire(p.get("tripwire")),
     )
 
 

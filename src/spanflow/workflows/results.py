@@ -7,6 +7,7 @@ of ``../reference/mastra/results-run1.json`` (camelCase keys, epoch-millisecond 
 from __future__ import annotations
 
 import traceback
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -19,6 +20,7 @@ __all__ = [
     "StepResult",
     "StepStatus",
     "StoredError",
+    "StoredTripwireError",
     "TripwireError",
     "TripwireInfo",
     "WorkflowResult",
@@ -53,6 +55,20 @@ class TripwireInfo:
             out["processorId"] = self.processor
         return out
 
+    @classmethod
+    def from_wire(cls, data: object) -> TripwireInfo | None:
+        """The tripwire of its wire form (`to_dict`: a snapshot's, an event's); ``None`` when
+        `data` is not one."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("reason"), str):
+            return None
+        processor = data.get("processorId")
+        return cls(
+            data["reason"],
+            processor if isinstance(processor, str) else None,
+            bool(data.get("retry", False)),
+            data.get("metadata"),
+        )
+
 
 class TripwireError(Exception):
     """Raised by a step whose agent call tripped: the run ends ``tripwire``, not ``failed``.
@@ -62,6 +78,19 @@ class TripwireError(Exception):
 
     def __init__(self, message: str, tripwire: TripwireInfo) -> None:
         super().__init__(message)
+        self.tripwire = tripwire
+
+
+class StoredTripwireError(StoredError, TripwireError):
+    """A tripped step's error restored from a snapshot: a `StoredError` (the original name,
+    message and stack) that is still a `TripwireError`, so the step result read back carries
+    its ``tripwire`` as the live one did, and a run ended by it still ends ``tripwire``."""
+
+    def __init__(self, name: str, message: str, stack: str | None, tripwire: TripwireInfo) -> None:
+        # Both bases take other arguments: set what each keeps directly.
+        Exception.__init__(self, message)
+        self.name = name
+        self.stack = stack
         self.tripwire = tripwire
 
 

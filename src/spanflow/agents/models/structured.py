@@ -264,14 +264,17 @@ def _json_type(value: Any) -> str:
 # -- partial objects while the reply streams ----------------------------------------------------
 
 _CLOSERS = {"{": "}", "[": "]"}
+_OPEN_NUMBER = re.compile(r"-?\d[\d.eE+-]*$")
+"""A number at the very end of the text: more digits may follow, so it is not final yet."""
 
 
 def partial_json(text: str) -> Any:
     """The object or array that `text` (a JSON reply cut anywhere) holds so far, or ``None``.
 
     Open strings, arrays and objects are closed; a dangling key, ``:`` or ``,`` is dropped,
-    and an unfinished literal or number is left out (so a partial value never shows up
-    half-typed except a string, which grows as it streams).
+    and an unfinished literal is left out, and so is a number at the very end (``12`` may
+    still become ``125``; it shows once a ``,``, ``}``, ``]`` or a space ends it). So a
+    partial value never shows up half-typed, except a string, which grows as it streams.
     """
     start = min((i for i in (text.find("{"), text.find("[")) if i >= 0), default=-1)
     if start < 0:
@@ -279,6 +282,9 @@ def partial_json(text: str) -> Any:
     body = text[start:]
     stack, in_string = _scan(body)
     candidate = body + ('"' if in_string else "")
+    if not in_string and _OPEN_NUMBER.search(candidate):
+        candidate = _trim(candidate)
+        stack, _unused = _scan(candidate)
     for _ in range(6):
         try:
             value = json.loads(candidate + "".join(_CLOSERS[c] for c in reversed(stack)))
