@@ -12,14 +12,23 @@ from typing import Any
 
 import pytest
 from opentelemetry.trace import StatusCode
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 from spanflow_otel.testing import SpanCapture, dump_spans
 
 from spanflow import StepContext, TracingOptions, create_step, create_workflow, step
 from spanflow.agents import Agent, ScriptedModel, ScriptedReply, UserMessage, pii_redactor, tool
 from spanflow.agents.memory import Memory
-from spanflow.agents.network import NetworkChunk, NetworkStream, network, network_resume
+from spanflow.agents.network import (
+    NETWORK_RESOURCE_ID,
+    NetworkChunk,
+    NetworkError,
+    NetworkStream,
+    network,
+    network_resume,
+    network_thread_id,
+)
 from spanflow.agents.processors import Processor, ProcessorContext
+from spanflow.agents.step import create_agent_step
 from spanflow.errors import InvalidInputError
 from spanflow.storage import SqliteStorage
 from spanflow.storage.memory import MemoryStorage
@@ -164,6 +173,145 @@ async def test_a_network_routes_to_an_agent_a_workflow_and_a_tool_then_completes
     assert (finish["isComplete"], finish["primitiveId"], finish["iteration"]) == (True, "clock", 2)
 
 
+def key_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every nested key path of a payload, as the capture's ``payloadPaths`` lists them: dict
+    keys at all levels joined by ``.``, a list of objects as ``[]`` and its first item's."""
+    out: set[str] = set()
+    if isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{prefix}.{key}" if prefix else key
+            out.add(path)
+            out |= key_paths(item, path)
+    elif isinstance(value, list) and value and isinstance(value[0], dict):
+        out |= key_paths(value[0], prefix + "[]")
+    return out
+
+
+AGENT_CHUNK = (
+    "a sub-agent's chunk re-emitted as it is: the inner payload is spanflow's agent stream "
+    "chunk (its own shape, which predates networks), not something the network builds"
+)
+# The only places where spanflow's chunks differ from Mastra's capture below the top level:
+# per chunk type, (paths Mastra has and spanflow not, paths spanflow has and Mastra not, why).
+# A listed path allows what is under it too; every listed path must still differ.
+ALLOWED_DIFFERENCES: dict[str, tuple[set[str], set[str], str]] = {
+    "routing-agent-end": (
+        {"conversationContext[].content.parts[].createdAt"},
+        set(),
+        "Mastra's message part has a createdAt only in the call that saved the message "
+        "(iteration 0; its later recalls have none); spanflow's parts never do",
+    ),
+    "agent-execution-start": (
+        {"args.conversationContext[].content.parts[].createdAt"},
+        set(),
+        "the routing call's conversationContext (see routing-agent-end)",
+    ),
+    "agent-execution-event-start": (
+        {"payload.id", "payload.messageId"},
+        {"payload.agentId"},
+        AGENT_CHUNK,
+    ),
+    "agent-execution-event-step-start": ({"payload.startedAt"}, set(), AGENT_CHUNK),
+    "agent-execution-event-text-end": ({"payload.type"}, set(), AGENT_CHUNK),
+    "agent-execution-event-step-finish": (
+        {
+            "payload.messages",
+            "payload.metadata",
+            "payload.output.steps",
+            "payload.output.usage.raw",
+            "payload.processorRetryCount",
+        },
+        {
+            "payload.output.usage.cacheCreationInputTokens",
+            "payload.output.usage.cachedInputTokens",
+            "payload.output.usage.reasoningTokens",
+        },
+        AGENT_CHUNK,
+    ),
+    "agent-execution-event-finish": (
+        {
+            "payload.messageId",
+            "payload.messages",
+            "payload.metadata",
+            "payload.output.steps",
+            "payload.output.text",
+            "payload.output.toolCalls",
+            "payload.output.usage.raw",
+            "payload.processorRetryCount",
+            "payload.stepResult.isContinued",
+        },
+        {
+            "payload.output.usage.cacheCreationInputTokens",
+            "payload.output.usage.cachedInputTokens",
+            "payload.output.usage.reasoningTokens",
+            "payload.usage",
+        },
+        AGENT_CHUNK,
+    ),
+    "workflow-execution-end": (
+        set(),
+        {"result.state", "result.steps.plan.payload"},
+        "the result is the workflow run's own wire form (`WorkflowResult.to_dict`, which "
+        "predates networks): it has the run's state, and every step's payload where "
+        "Mastra's leaves the first step's out",
+    ),
+}
+
+
+def unexplained(paths: set[str], allowed: set[str]) -> set[str]:
+    return {
+        p for p in paths if not any(p == a or p.startswith((a + ".", a + "[]")) for a in allowed)
+    }
+
+
+async def test_the_chunks_match_mastras_capture_key_for_key_at_every_level() -> None:
+    out = network(network_agent(*three_primitives()), TASK, max_steps=6)
+    wire = [chunk.to_dict() for chunk in await collect(out)]
+    ours = [
+        c
+        for i, c in enumerate(wire)
+        if not (i and c["type"].endswith("text-delta") and c["type"] == wire[i - 1]["type"])
+    ]
+
+    assert [c["type"] for c in ours] == [c["type"] for c in MASTRA["chunks"]]
+    used: set[tuple[str, str]] = set()
+    for index, (chunk, theirs) in enumerate(zip(ours, MASTRA["chunks"], strict=True)):
+        mine, mastra = key_paths(chunk["payload"]), set(theirs["payloadPaths"])
+        missing_ok, extra_ok, _why = ALLOWED_DIFFERENCES.get(chunk["type"], (set(), set(), ""))
+        assert unexplained(mastra - mine, missing_ok) == set(), (index, chunk["type"], "missing")
+        assert unexplained(mine - mastra, extra_ok) == set(), (index, chunk["type"], "extra")
+        for path in (mastra - mine) | (mine - mastra):
+            used |= {
+                (chunk["type"], a) for a in missing_ok | extra_ok if not unexplained({path}, {a})
+            }
+    listed = {(t, a) for t, (m, e, _) in ALLOWED_DIFFERENCES.items() for a in m | e}
+    assert listed - used == set()  # no allowance outlives its difference
+
+
+async def test_payloads_below_the_top_level_are_mastras() -> None:
+    out = network(network_agent(*three_primitives()), TASK, max_steps=6)
+    wire = [chunk.to_dict() for chunk in await collect(out)]
+    by_type = {c["type"]: c["payload"] for c in wire}
+
+    route_end = [c["payload"] for c in wire if c["type"] == "routing-agent-end"]
+    for kind in ("agent", "workflow", "tool"):
+        args = by_type[f"{kind}-execution-start"]["args"]
+        decision = next(r for r in route_end if r["primitiveType"] == kind)
+        # the primitive's args are the routing call's decision, its runId and context
+        assert args["runId"] == decision["runId"]
+        assert args["conversationContext"] == decision["conversationContext"]
+    assert by_type["routing-agent-end"]["usage"] == {
+        "inputTokens": 10,
+        "outputTokens": 5,
+        "totalTokens": 15,
+        "raw": {"inputTokens": 10, "outputTokens": 5, "totalTokens": 15},
+    }
+    assert by_type["agent-execution-end"]["usage"] == route_end[0]["usage"]
+    end = by_type["workflow-execution-end"]
+    assert end["result"]["runId"] == out.run_id  # Mastra's: the network run
+    assert end["runId"] != out.run_id  # the workflow run
+
+
 async def test_the_router_sees_the_earlier_results() -> None:
     agent = network_agent(*three_primitives())
     await (network(agent, TASK, max_steps=6)).result
@@ -290,7 +438,7 @@ def booking(storage: SqliteStorage) -> Workflow:
     )
 
 
-async def test_a_suspended_workflow_suspends_the_network_and_resumes_in_another_process(
+async def test_a_suspended_workflow_suspends_the_network_and_resumes_with_another_store_object(
     tmp_path: Path,
 ) -> None:
     database = tmp_path / "runs.db"
@@ -588,3 +736,128 @@ async def test_an_input_processor_that_aborts_ends_the_network_tripwire(
     (span,) = [s for s in span_capture.spans if s.name == "invoke_agent Router"]
     assert span.status.status_code == StatusCode.UNSET  # on purpose, not an error
     assert (span.attributes or {})["spanflow.agent.status"] == "tripwire"
+
+
+# -- where a suspended network keeps its state ---------------------------------------------------
+
+
+class Tenant(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    tenant: str
+
+
+def tenant_booking(storage: SqliteStorage, seen: list[dict[str, Any]]) -> Workflow:
+    """A booking workflow whose request context must be exactly ``{tenant}``; its approval
+    step records the request context it sees."""
+
+    async def approve_for_tenant(ctx: StepContext[Plan]) -> Plan:
+        seen.append(ctx.request_context.to_dict())
+        return await approve(ctx)
+
+    return (
+        create_workflow(
+            id="tenant-wf",
+            input_schema=City,
+            output_schema=Plan,
+            storage=storage,
+            request_context_schema=Tenant,
+        )
+        .then(plan)
+        .then(
+            create_step(
+                id="approve", execute=approve_for_tenant, input_schema=Plan, output_schema=Plan
+            )
+        )
+        .commit()
+    )
+
+
+async def test_a_network_keeps_its_state_beside_the_run_not_in_its_request_context(
+    tmp_path: Path,
+) -> None:
+    database = tmp_path / "runs.db"
+    seen: list[dict[str, Any]] = []
+    first = network_agent(
+        route("tenantWf", "workflow", '{"city":"Tokyo"}', "book it"),
+        workflows={"tenantWf": tenant_booking(SqliteStorage(database), seen)},
+    )
+    out = network(first, "Book Tokyo", max_steps=3, request_context={"tenant": "acme"})
+    suspended = await out.result
+    assert suspended.status == "suspended"  # a strict request-context schema is no obstacle
+    assert suspended.suspended is not None
+    run_id = suspended.suspended["runId"]
+
+    # Another process: new objects on the same file find the run and the network's state.
+    store = SqliteStorage(database)
+    workflow = tenant_booking(store, seen)
+    stored = await workflow.get_run(run_id)
+    assert stored is not None
+    assert stored.snapshot["requestContext"] == {"tenant": "acme"}  # only the caller's
+    kept = await store.get_thread(network_thread_id(run_id), resource_id=NETWORK_RESOURCE_ID)
+    assert kept is not None
+    assert kept.metadata["network"]["runId"] == out.run_id
+
+    later = network_agent(check(True, "booked", "Booked."), workflows={"tenantWf": workflow})
+    resumed = await network_resume(later, {"approved": True}, workflow_run_id=run_id)
+    done = await resumed.result
+
+    assert done.status == "success"
+    assert seen == [{"tenant": "acme"}, {"tenant": "acme"}]  # before and after the resume
+    stored = await workflow.get_run(run_id)
+    assert stored is not None
+    assert stored.snapshot["requestContext"] == {"tenant": "acme"}
+    # the run has ended: its network state is gone
+    assert (
+        await store.get_thread(network_thread_id(run_id), resource_id=NETWORK_RESOURCE_ID) is None
+    )
+
+
+async def test_a_workflow_run_not_started_by_a_network_cannot_be_resumed_as_one(
+    tmp_path: Path,
+) -> None:
+    workflow = booking(SqliteStorage(tmp_path / "runs.db"))
+    run = await workflow.create_run()
+    assert (await run.start({"city": "Tokyo"})).status == "suspended"
+
+    agent = network_agent(workflows={"bookWf": workflow})
+    with pytest.raises(NetworkError, match="was not started by a network"):
+        await network_resume(agent, {"approved": True}, workflow_run_id=run.run_id)
+
+
+async def test_a_resumed_network_counts_the_workflows_model_calls_once(tmp_path: Path) -> None:
+    database = tmp_path / "runs.db"
+
+    def helped(storage: SqliteStorage) -> Workflow:
+        helper = Agent(
+            id="helper", model=ScriptedModel([ScriptedReply("sure", usage=Usage(100, 50, 150))])
+        )
+        return (
+            create_workflow(id="helped-wf", storage=storage)
+            .then(create_agent_step(helper))
+            .then(create_step(id="approve", execute=approve_anything))
+            .commit()
+        )
+
+    first = network_agent(
+        route("helpedWf", "workflow", '{"prompt":"hi"}', "ask the helper"),
+        workflows={"helpedWf": helped(SqliteStorage(database))},
+    )
+    out = network(first, "Ask the helper", max_steps=3)
+    suspended = await out.result
+    assert suspended.suspended is not None
+    assert suspended.usage == Usage(10 + 100, 5 + 50, 15 + 150)
+
+    later = network_agent(
+        check(True, "done", "Done."), workflows={"helpedWf": helped(SqliteStorage(database))}
+    )
+    resumed = await network_resume(
+        later, {"ok": True}, workflow_run_id=suspended.suspended["runId"]
+    )
+    # the route, the helper (before the suspension, once) and the check
+    assert (await resumed.result).usage == Usage(10 + 100 + 4, 5 + 50 + 2, 15 + 150 + 6)
+
+
+async def approve_anything(ctx: StepContext[Any]) -> dict[str, Any]:
+    if ctx.resume_data is None:
+        ctx.suspend({"question": "ok?"})
+    return {"ok": ctx.resume_data["ok"]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -12,8 +13,9 @@ from spanflow.agents import Agent
 from spanflow.agents.memory import Memory
 from spanflow.agents.network import NetworkChunk, NetworkStream
 from spanflow.server import create_app
+from spanflow.storage import SqliteStorage
 from spanflow.storage.memory import MemoryStorage
-from tests.agents.test_network import TASK, network_agent, three_primitives
+from tests.agents.test_network import TASK, booking, network_agent, route, three_primitives
 from tests.server.test_agent_routes import sse_frames
 
 
@@ -92,3 +94,35 @@ async def test_a_stream_that_raises_midway_sends_an_error_chunk_before_done(
         "from": "NETWORK",
         "payload": {"error": {"name": "RuntimeError", "message": "the buffer broke"}},
     }
+
+
+async def test_a_run_the_network_suspended_keeps_and_shows_only_the_callers_context(
+    tmp_path: Path,
+) -> None:
+    store = SqliteStorage(tmp_path / "runs.db")
+    workflow = booking(store)
+    agent = network_agent(
+        route("bookWf", "workflow", '{"city":"Tokyo"}', "book it"),
+        workflows={"bookWf": workflow},
+    )
+    transport = httpx.ASGITransport(
+        app=create_app(Spanflow(agents=[agent], workflows=[workflow], storage=store))
+    )
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+        response = await http.post(
+            "/api/agents/router/network",
+            json={"messages": "Book Tokyo", "maxSteps": 3, "requestContext": {"tenant": "acme"}},
+        )
+        suspended = sse_frames(response.content)[-1]
+        assert suspended["type"] == "workflow-execution-suspended"
+        run_id = suspended["payload"]["runId"]
+        shown = [
+            await http.get(f"/api/workflows/book-wf/runs/{run_id}"),
+            await http.get("/api/workflows/book-wf/runs"),
+        ]
+
+    assert [r.status_code for r in shown] == [200, 200]
+    assert all("spanflow.network" not in r.text for r in shown)  # no network state shown
+    stored = await workflow.get_run(run_id)
+    assert stored is not None
+    assert stored.snapshot["requestContext"] == {"tenant": "acme"}

@@ -19,10 +19,16 @@ It ends when the check says complete, or after ``max_steps`` iterations (the res
 ``suspended``, a ``workflow-execution-suspended`` chunk last); `NetworkStream.resume` (or
 `network_resume`, from any process with the same store) resumes the workflow run and carries on.
 
-Chunks are Mastra's, key for key (``{type, runId, from: "NETWORK", payload}``; compared with a
-capture of @mastra/core 1.71 in the tests), with one deliberate difference: the usage on
-``network-execution-event-finish`` is the sum of *every* model call of the network (routing,
-checks, sub-agents, agent steps of workflows), where Mastra leaves the checks out.
+Chunks are Mastra's, key for key at every level (``{type, runId, from: "NETWORK", payload}``;
+compared with a capture of @mastra/core 1.71 in the tests, which list the few nested
+differences, such as the re-emitted chunks of spanflow's agent stream): a primitive's ``args``
+are the routing call's decision with its ``runId`` and ``conversationContext``; the usage of
+one call (``routing-agent-end``, ``agent-execution-end``) is ``{inputTokens, outputTokens,
+totalTokens, raw}``, a run's total has every `Usage` key; ``workflow-execution-end.result``
+names the network run (``runId``), the payload's own ``runId`` the workflow run. One
+deliberate difference: the usage on ``network-execution-event-finish`` is the sum of *every*
+model call of the network (routing, checks, sub-agents, agent steps of workflows), where
+Mastra leaves the checks out.
 
 **Input processors.** The network agent's ``input_processors`` run on the incoming messages
 first, as in its own calls: the task, the memory thread, the router and the trace see what
@@ -43,11 +49,15 @@ raise from the stream.
 agent created with a `Memory`: the rules and errors of the agent's own ``memory=``), the task
 and every primitive's result are saved to the thread, and each routing call recalls it. To
 resume a suspended network in another process, its own state (task, iteration, usage, the
-results so far, the trace to continue) is stored *in the suspended workflow run*, as a JSON
-string under the request-context key ``spanflow.network`` (`NETWORK_STATE_KEY`): the run is
-stored anyway, so a network needs no store of its own, and the state goes away with the run.
-The workflow's steps see that key in their request context (a workflow whose
-request-context schema forbids unknown keys refuses it, and so fails as a primitive).
+results so far, the trace to continue) is kept *beside the suspended workflow run*, in the
+workflow's own store (``workflow.storage``, which keeps the run anyway, so a network needs no
+store of its own): a thread record of that store (`ThreadStore`) with id
+``spanflow-network:<workflow run id>`` (`network_thread_id`) of resource ``spanflow-network``
+(`NETWORK_RESOURCE_ID`), the state as its metadata. It is written when the workflow suspends,
+rewritten if the resumed run suspends again, and deleted once the resumed run has ended. The
+state is *not* put in the workflow run's request context: the run's steps and tools, its
+request-context schema, and the stored run (its ``requestContext``, shown by the server) see
+only what the caller gave the network.
 
 **Tracing** (``network.md`` §4): one trace. The network is an ``invoke_agent <network agent>``
 span (``spanflow.network.iterations``, ``spanflow.network.status``); under it, per iteration, a
@@ -88,6 +98,7 @@ from spanflow.agents.results import AgentResult
 from spanflow.agents.tools import Tool, ToolContext
 from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError
+from spanflow.storage.base import StoredThread, ThreadStore
 from spanflow.tracing.genai import (
     AgentEnd,
     AgentScope,
@@ -115,7 +126,7 @@ if TYPE_CHECKING:
     from spanflow.workflows.workflow import Workflow
 
 __all__ = [
-    "NETWORK_STATE_KEY",
+    "NETWORK_RESOURCE_ID",
     "CompletionCheck",
     "NetworkChunk",
     "NetworkError",
@@ -125,11 +136,19 @@ __all__ = [
     "RoutingDecision",
     "network",
     "network_resume",
+    "network_thread_id",
 ]
 
-NETWORK_STATE_KEY = "spanflow.network"
-"""The request-context key under which a workflow run started by a network keeps the
-network's state (a JSON string), so the network can be resumed from the stored run."""
+NETWORK_RESOURCE_ID = "spanflow-network"
+"""The resource of the thread records in which suspended networks keep their state (in the
+suspended workflow's store), apart from every application resource."""
+
+
+def network_thread_id(workflow_run_id: str) -> str:
+    """The id of the thread record that keeps the state of the network suspended at workflow
+    run `workflow_run_id` (of resource `NETWORK_RESOURCE_ID`, in the workflow's store)."""
+    return f"spanflow-network:{workflow_run_id}"
+
 
 ROUTING_AGENT_ID = "routing-agent"
 NetworkStatus = Literal["success", "incomplete", "suspended", "failed", "tripwire"]
@@ -291,24 +310,21 @@ async def network_resume(
     stored state says which). A network that kept a memory thread is resumed with the agent's
     memory.
 
+    The request context is the stored run's (what the network's caller gave), updated with
+    `request_context`.
+
     Raises:
         NetworkError: no such suspended run among the agent's workflows, or it was not started
-            by a network, or it kept a memory thread and the agent has no memory.
+            by a network (no network state is stored for it), or it kept a memory thread and
+            the agent has no memory.
         InvalidInputError: bad ``memory``, or another thread than the network's.
     """
     workflow, stored_context = await _find_suspended(agent, workflow_run_id, workflow_id)
-    raw = stored_context.get(NETWORK_STATE_KEY)
-    if not isinstance(raw, str):
-        raise NetworkError(
-            f"workflow run {workflow_run_id!r} was not started by a network (its request "
-            f"context has no {NETWORK_STATE_KEY!r}); resume it as a workflow run instead"
-        )
-    state = _State.from_json(raw)
+    state = await _load_state(workflow, workflow_run_id)
     store = _resumed_memory(agent, state, memory)
     context = dict(stored_context)
     if request_context is not None:
         context.update(RequestContext.coerce(request_context).to_dict())
-    context.pop(NETWORK_STATE_KEY, None)
     loop = _NetworkLoop(agent, state, store, RequestContext.coerce(context))
     options = options_from_dict(state.tracing) if state.tracing else None
     parent = state.parent_options()
@@ -409,7 +425,8 @@ class NetworkStream:
 
 @dataclass(slots=True, kw_only=True)
 class _State:
-    """What a network needs to go on, JSON-able (it is stored in a suspended workflow run)."""
+    """What a network needs to go on, JSON-able (kept beside a suspended workflow run, in the
+    metadata of a thread record of the workflow's store)."""
 
     run_id: str
     task: str
@@ -427,7 +444,7 @@ class _State:
     tracing: dict[str, Any] = field(default_factory=dict)
     trace_parent: dict[str, str] = field(default_factory=dict)
 
-    def to_json(self) -> str:
+    def to_dict(self) -> dict[str, Any]:
         data = {
             "runId": self.run_id,
             "task": self.task,
@@ -442,12 +459,13 @@ class _State:
             "tracing": self.tracing,
             "traceParent": self.trace_parent,
         }
-        return json.dumps(data, ensure_ascii=False, default=str)
+        # Through JSON: the store keeps JSON data only (a result may hold other values).
+        loaded: dict[str, Any] = json.loads(json.dumps(data, ensure_ascii=False, default=str))
+        return loaded
 
     @classmethod
-    def from_json(cls, raw: str) -> _State:
+    def from_dict(cls, data: Mapping[str, Any]) -> _State:
         try:
-            data = json.loads(raw)
             return cls(
                 run_id=data["runId"],
                 task=data["task"],
@@ -462,8 +480,8 @@ class _State:
                 tracing=dict(data.get("tracing") or {}),
                 trace_parent=dict(data.get("traceParent") or {}),
             )
-        except (ValueError, KeyError, TypeError) as exc:
-            raise NetworkError(f"the stored network state is unreadable: {exc}") from exc
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise NetworkError(f"the stored network state is unreadable: {exc!r}") from exc
 
     def parent_options(self) -> TracingOptions | None:
         parent = self.trace_parent
@@ -625,9 +643,9 @@ class _NetworkLoop:
                 resume_data,
                 step=step,
                 label=label,
-                request_context=self._workflow_context(),
+                request_context=self.request_context.to_dict(),
             )
-            outcome = await self._follow_workflow(workflow, run.run_id, out, last)
+            outcome = await self._follow_workflow(workflow, run.run_id, out, last, resumed=True)
             await self._after_primitive(self.state.iteration, last, outcome)
             if await self._check(self.state.iteration, last, outcome):
                 return
@@ -729,8 +747,7 @@ class _NetworkLoop:
         while state.iteration < state.max_steps:
             iteration = state.iteration
             self._iterating = True
-            decision = await self._route(iteration)
-            args = _decision_payload(state, decision, iteration)
+            decision, args = await self._route(iteration)
             outcome: _Outcome | None = None
             if decision.primitiveType != "none":
                 outcome = await self._execute(iteration, decision, args)
@@ -741,7 +758,9 @@ class _NetworkLoop:
 
     # -- routing -------------------------------------------------------------------------------
 
-    async def _route(self, iteration: int) -> RoutingDecision:
+    async def _route(self, iteration: int) -> tuple[RoutingDecision, dict[str, Any]]:
+        """The router's decision, and the primitive's ``args`` (Mastra's: the decision with
+        the routing call's ``runId`` and ``conversationContext``)."""
         phase = open_phase(
             self._scope, f"route {iteration}", {"spanflow.network.iteration": iteration}
         )
@@ -750,7 +769,9 @@ class _NetworkLoop:
         finally:
             close_phase(phase)
 
-    async def _route_in(self, phase: AgentScope, iteration: int) -> RoutingDecision:
+    async def _route_in(
+        self, phase: AgentScope, iteration: int
+    ) -> tuple[RoutingDecision, dict[str, Any]]:
         state = self.state
         route_id = str(uuid.uuid4())
         self.emit(
@@ -778,12 +799,11 @@ class _NetworkLoop:
                 "spanflow.network.selection_reason": decision.selectionReason,
             },
         )
-        payload = _decision_payload(state, decision, iteration)
-        payload["runId"] = route_id
-        payload["conversationContext"] = self._context_messages(history)
-        payload["usage"] = reply.usage.to_dict()
-        self.emit("routing-agent-end", payload, phase)
-        return decision
+        args = _decision_payload(state, decision, iteration)
+        args["runId"] = route_id
+        args["conversationContext"] = self._context_messages(history)
+        self.emit("routing-agent-end", {**args, "usage": _call_usage(reply.usage)}, phase)
+        return decision, args
 
     def _routing_input(self, iteration: int) -> dict[str, Any]:
         state, last = self.state, self.state.last
@@ -896,7 +916,7 @@ class _NetworkLoop:
                 "isComplete": False,
                 "iteration": args["iteration"],
                 "runId": sub_run,
-                "usage": reply.usage.to_dict(),
+                "usage": _call_usage(reply.usage),
             },
         )
         return _Outcome(text, failed=failed)
@@ -911,18 +931,13 @@ class _NetworkLoop:
             "workflow-execution-start",
             {"workflowId": workflow.id, "args": args, "runId": run.run_id},
         )
-        self.state.last = {**args, "result": ""}
+        self.state.last = _last(args, "")
         try:
-            out = run.stream(input_data, request_context=self._workflow_context())
+            out = run.stream(input_data, request_context=self.request_context.to_dict())
         except Exception as exc:  # refused before it started: bad input
             await run.discard()
             return self._workflow_refused(workflow, run.run_id, args, exc)
         return await self._follow_workflow(workflow, run.run_id, out, args)
-
-    def _workflow_context(self) -> dict[str, Any]:
-        context = self.request_context.to_dict()
-        context[NETWORK_STATE_KEY] = self.state.to_json()
-        return context
 
     def _workflow_refused(
         self, workflow: Workflow, run_id: str, args: dict[str, Any], error: Exception
@@ -934,16 +949,36 @@ class _NetworkLoop:
         return _Outcome(text, failed=True)
 
     async def _follow_workflow(
-        self, workflow: Workflow, run_id: str, out: WorkflowStream, args: dict[str, Any]
+        self,
+        workflow: Workflow,
+        run_id: str,
+        out: WorkflowStream,
+        args: dict[str, Any],
+        *,
+        resumed: bool = False,
     ) -> _Outcome:
+        """Re-emit the run's events and report how it ended. A suspended run suspends the
+        network, its state kept in the workflow's store; a resumed run that ended no longer
+        needs that state, which is deleted."""
         async for event in out:
             self.emit(f"workflow-execution-event-{event.type}", event.to_dict())
         result: WorkflowResult = await out.result
+        # A resumed run's usage counts its first part too: what a resume adds to is the
+        # network's usage without this run.
+        before = Usage.from_dict(self.state.usage.to_dict())
         self.state.usage.add(result.usage)
         wire = result.to_dict()
-        wire.update({"runId": run_id, "traceId": result.trace_id, "spanId": result.span_id})
+        # Mastra's result names the network run (the workflow run is the payload's runId).
+        wire.update(
+            {"runId": self.state.run_id, "traceId": result.trace_id, "spanId": result.span_id}
+        )
         if result.status == "suspended":
+            await self._save_state(workflow, run_id, before)
             return self._suspend(workflow, run_id, args, result, wire)
+        if resumed:
+            await _thread_store(workflow).delete_thread(
+                network_thread_id(run_id), resource_id=NETWORK_RESOURCE_ID
+            )
         self.emit(
             "workflow-execution-end", self._workflow_end(workflow, run_id, args, wire, result.usage)
         )
@@ -964,6 +999,20 @@ class _NetworkLoop:
             "usage": usage.to_dict(),
         }
 
+    async def _save_state(self, workflow: Workflow, run_id: str, usage: Usage) -> None:
+        """Keep the network's state beside the suspended run, in the workflow's store, for
+        `network_resume` (from any process on that store)."""
+        data = self.state.to_dict()
+        data["usage"] = usage.to_dict()
+        await _thread_store(workflow).save_thread(
+            StoredThread(
+                thread_id=network_thread_id(run_id),
+                resource_id=NETWORK_RESOURCE_ID,
+                title=f"network {self.state.run_id} of agent {self.agent.id}",
+                metadata={"network": data},
+            )
+        )
+
     def _suspend(
         self,
         workflow: Workflow,
@@ -972,7 +1021,7 @@ class _NetworkLoop:
         result: WorkflowResult,
         wire: dict[str, Any],
     ) -> _Outcome:
-        """The workflow suspended: so does the network (its state is in the stored run)."""
+        """The workflow suspended: so does the network (its state is kept, `_save_state`)."""
         payload = wire.get("suspendPayload", {})
         suspended = {
             "workflowId": workflow.id,
@@ -1068,7 +1117,7 @@ class _NetworkLoop:
             "iteration": iteration,
         }
         text = json.dumps(note, ensure_ascii=False, default=str)
-        state.last = {**args, "result": outcome.text()}
+        state.last = _last(args, outcome.text())
         if self.store is not None:
             await self.store.remember(
                 thread=state.thread_id,
@@ -1210,6 +1259,53 @@ def _structured(reply: AgentResult, schema: type[_Answer]) -> _Answer:
             f"the routing model's {what} is not a {schema.__name__}: {type(answer).__name__}"
         )
     return answer
+
+
+def _call_usage(usage: Usage) -> dict[str, Any]:
+    """The usage of one model or agent call as Mastra's chunks carry it (``routing-agent-end``,
+    ``agent-execution-end``): the three counts and the provider's ``raw`` usage, which
+    spanflow's models report as the same three counts. Run totals (a workflow's, the
+    network's) carry every key of `Usage.to_dict`, as Mastra's do."""
+    counts = {
+        "inputTokens": usage.input_tokens,
+        "outputTokens": usage.output_tokens,
+        "totalTokens": usage.total_tokens,
+    }
+    return {**counts, "raw": dict(counts)}
+
+
+def _last(args: Mapping[str, Any], result: str) -> dict[str, Any]:
+    """The last decision as the state keeps it: the routing ``args`` with the primitive's
+    result, without the ``conversationContext`` (the memory thread, or the task, has it)."""
+    last = {key: value for key, value in args.items() if key != "conversationContext"}
+    last["result"] = result
+    return last
+
+
+def _thread_store(workflow: Workflow) -> ThreadStore:
+    """The workflow's store, as the keeper of a suspended network's state."""
+    storage = workflow.storage
+    if not isinstance(storage, ThreadStore):
+        raise NetworkError(
+            f"the store of workflow {workflow.id!r} ({type(storage).__name__}) keeps no "
+            "threads, so a network cannot keep its state there to be resumed"
+        )
+    return storage
+
+
+async def _load_state(workflow: Workflow, workflow_run_id: str) -> _State:
+    """The state of the network suspended at `workflow_run_id` (`_NetworkLoop._save_state`)."""
+    thread = await _thread_store(workflow).get_thread(
+        network_thread_id(workflow_run_id), resource_id=NETWORK_RESOURCE_ID
+    )
+    data = thread.metadata.get("network") if thread is not None else None
+    if not isinstance(data, Mapping):
+        raise NetworkError(
+            f"workflow run {workflow_run_id!r} was not started by a network (no network state "
+            f"is stored for it in the store of workflow {workflow.id!r}); resume it as a "
+            "workflow run instead"
+        )
+    return _State.from_dict(data)
 
 
 def _parse_json(prompt: str, what: str) -> Any:
