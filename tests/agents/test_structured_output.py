@@ -248,3 +248,15 @@ async def test_openai_reply_invalid_twice_fails_with_the_validation_message(
 
 def test_a_model_request_defaults_to_no_response_format() -> None:
     assert ModelRequest(()).response_format is None
+
+
+def test_one_of_needs_exactly_one_alternative_where_any_of_needs_one_or_more() -> None:
+    number_or_int = [{"type": "number"}, {"type": "integer"}]
+    assert json_schema_problems(3, {"anyOf": number_or_int}) == []
+    assert json_schema_problems(3, {"oneOf": number_or_int}) == [
+        "$: matches 2 of the oneOf alternatives, not exactly one"
+    ]
+    assert json_schema_problems(3.5, {"oneOf": number_or_int}) == []
+    assert json_schema_problems("x", {"oneOf": number_or_int}) == [
+        "$: matches none of the oneOf alternatives"
+    ]

@@ -191,12 +191,13 @@ def _check_combinators(
 ) -> None:
     for key in ("anyOf", "oneOf"):
         options = schema.get(key)
-        if (
-            isinstance(options, list)
-            and options
-            and all(_sub_problems(value, option, where, root) for option in options)
-        ):
+        if not isinstance(options, list) or not options:
+            continue
+        matches = sum(not _sub_problems(value, option, where, root) for option in options)
+        if matches == 0:
             out.append(f"{where}: matches none of the {key} alternatives")
+        elif key == "oneOf" and matches > 1:
+            out.append(f"{where}: matches {matches} of the oneOf alternatives, not exactly one")
     for option in schema.get("allOf") or ():
         _check(value, option, where, out, root)
 
