@@ -109,7 +109,14 @@ from spanflow.usage import Usage
 if TYPE_CHECKING:
     from spanflow.agents.agent import Agent
 
-__all__ = ["AgentCall", "AgentMemory", "ChunkSink", "MemoryScope"]
+__all__ = [
+    "AgentCall",
+    "AgentMemory",
+    "ChunkSink",
+    "MemoryScope",
+    "processor_error",
+    "resolve_instructions",
+]
 
 ChunkSink = Callable[[AgentChunk], None]
 
@@ -331,7 +338,7 @@ class AgentCall:
         agent = self.agent
         self._emit("start", StartPayload(agent.id))
         self._check_abort()
-        instructions = await _resolve_instructions(agent.instructions, self.request_context)
+        instructions = await resolve_instructions(agent.instructions, self.request_context)
         if self.structured is not None and not self._native_format():
             instruction = self.structured.instruction()
             instructions = f"{instructions}\n\n{instruction}" if instructions else instruction
@@ -439,7 +446,7 @@ class AgentCall:
             try:
                 out = list(await hook(messages, self._context(processor)))
             except Exception as exc:
-                raise _processor_error(processor, "process_input", exc) from exc
+                raise processor_error(processor, "process_input", exc) from exc
             recalled = _origins(messages, recalled, out)
             messages = out
         return messages, [m for m, old in zip(messages, recalled, strict=True) if not old]
@@ -452,7 +459,7 @@ class AgentCall:
             try:
                 text = str(await hook(text, self._context(processor)))
             except Exception as exc:
-                raise _processor_error(processor, "process_output", exc) from exc
+                raise processor_error(processor, "process_output", exc) from exc
         return text
 
     def _process_chunk(self, chunk: AgentChunk) -> AgentChunk | None:
@@ -463,7 +470,7 @@ class AgentCall:
             try:
                 processed = hook(chunk, self._context(processor))
             except Exception as exc:
-                raise _processor_error(processor, "process_chunk", exc) from exc
+                raise processor_error(processor, "process_chunk", exc) from exc
             if processed is None:
                 return None
             chunk = processed
@@ -698,7 +705,9 @@ async def _closing(chunks: AsyncIterator[ModelChunk]) -> AsyncIterator[AsyncIter
             await aclose()
 
 
-async def _resolve_instructions(instructions: Any, request_context: RequestContext) -> str | None:
+async def resolve_instructions(instructions: Any, request_context: RequestContext) -> str | None:
+    """An agent's instructions for one call: fixed, or its function of the request context
+    (awaited if async). The network's router is instructed by the same rule."""
     if instructions is None or isinstance(instructions, str):
         return instructions
     value = instructions(request_context)
@@ -739,7 +748,9 @@ def _origins(before: list[Message], recalled: list[bool], after: list[Message]) 
     return origins
 
 
-def _processor_error(processor: Any, hook: str, error: Exception) -> ProcessorError:
+def processor_error(processor: Any, hook: str, error: Exception) -> ProcessorError:
+    """The `ProcessorError` of a processor hook that raised, naming both (the network's
+    input processors fail by it too)."""
     name = str(getattr(processor, "name", type(processor).__name__))
     return ProcessorError(
         f"processor {name!r} raised in {hook}: {type(error).__name__}: {error}",

@@ -29,7 +29,7 @@ from spanflow.agents.tools import TOOL_NAME_PATTERN, Tool
 from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError
 from spanflow.tracing.config import TracingConfig
-from spanflow.tracing.genai import GenAITracing, enclosing_genai_tracing
+from spanflow.tracing.genai import AgentScope, GenAITracing, enclosing_genai_tracing
 from spanflow.tracing.options import TracingOptions
 from spanflow.usage import Usage
 
@@ -299,7 +299,16 @@ class Agent:
         model_settings: ModelSettings | None = None,
         structured_output: StructuredOutputInput | None = None,
         memory: MemoryOption | None = None,
+        *,
+        scope: AgentScope | None = None,
     ) -> AgentCall:
+        """One call of this agent (`generate` and `stream` run it), its arguments checked.
+
+        A seam of the agents package (`spanflow.agents.step` and `spanflow.agents.network`
+        call it; it is not public API). ``scope``: an open scope the call runs under instead
+        of an ``invoke_agent`` span of its own (a network's ``route N`` / ``check N`` phase,
+        under which the routing model's ``chat`` span goes).
+        """
         if abort_signal is not None and not isinstance(abort_signal, asyncio.Event):
             raise InvalidInputError(
                 f"abort_signal must be an asyncio.Event, got {type(abort_signal).__name__}"
@@ -315,9 +324,9 @@ class Agent:
         ):
             if value is not None and (not isinstance(value, str) or not value):
                 raise InvalidInputError(f"{name} must be a non-empty string, got {value!r}")
-        scope = self._memory_scope(memory, thread_id, resource_id)
-        if scope is not None:
-            thread_id, resource_id = scope.thread, scope.resource
+        memory_scope = self._memory_scope(memory, thread_id, resource_id)
+        if memory_scope is not None:
+            thread_id, resource_id = memory_scope.thread, memory_scope.resource
         return AgentCall(
             agent=self,
             run_id=run_id or str(uuid.uuid4()),
@@ -329,17 +338,25 @@ class Agent:
             thread_id=thread_id,
             resource_id=resource_id,
             abort_signal=abort_signal,
-            tracing=self._own_tracing or enclosing_genai_tracing() or _GLOBAL_TRACING,
+            tracing=self._call_tracing(),
             structured=None
             if structured_output is None
             else OutputSchema.coerce(structured_output),
-            memory=scope,
+            memory=memory_scope,
+            scope=scope,
         )
+
+    def _call_tracing(self) -> GenAITracing:
+        """How a call made now is traced: the agent's own tracing, else the enclosing run's or
+        agent call's, else OpenTelemetry's global provider. A seam of the agents package: its
+        calls (`_call`) and its network (`spanflow.agents.network`) follow this one rule."""
+        return self._own_tracing or enclosing_genai_tracing() or _GLOBAL_TRACING
 
     def _memory_scope(
         self, option: object, thread_id: str | None, resource_id: str | None
     ) -> MemoryScope | None:
-        """The thread a call's ``memory=`` names, checked against the agent and the ids."""
+        """The thread a call's ``memory=`` names, checked against the agent and the ids (a seam
+        of the agents package: `spanflow.agents.network` checks its ``memory=`` with it too)."""
         if option is None:
             return None
         if self.memory is None:

@@ -15,6 +15,7 @@ __all__ = [
     "AgentError",
     "AgentRunError",
     "ModelError",
+    "NetworkError",
     "ProcessorError",
     "StructuredOutputError",
     "ToolArgumentsError",
@@ -96,3 +97,8 @@ class ProcessorError(AgentError):
         """The processor's name."""
         self.hook = hook
         """Where it raised: ``process_input``, ``process_output`` or ``process_chunk``."""
+
+
+class NetworkError(AgentError):
+    """The network could not go on: the routing model failed, or answered something that is
+    not a valid decision, or a resume was asked of a network that cannot be resumed."""

@@ -66,26 +66,58 @@ span (``spanflow.network.iterations``, ``spanflow.network.status``); under it, p
 ``check N`` span with its ``chat``. Every network chunk is a span event on the span it belongs
 to, except the re-emitted text deltas of sub-agents (one event per token would drown the
 trace). Tags and metadata of ``tracing_options`` are on every span.
+
+**Modules.** This module is the network's API and its loop; the machinery is private:
+`spanflow.agents._network_state` (the saved state and its thread record),
+`spanflow.agents._network_prompts`
+(the router's and the check's prompts, their answer models, the routing chunks' payloads)
+and `spanflow.agents._network_primitives` (running a sub-agent, workflow or tool and
+re-emitting its chunks).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar
-
-import pydantic
+from typing import TYPE_CHECKING, Any, Literal, NoReturn
 
 from spanflow._buffer import ReplayBuffer
-from spanflow._schema import schema_of, to_wire
+from spanflow._schema import to_wire
+from spanflow.agents._loop import processor_error, resolve_instructions
+from spanflow.agents._network_primitives import (
+    PrimitiveRunner,
+    Primitives,
+    call_usage,
+    last_decision,
+    table,
+)
+from spanflow.agents._network_prompts import (
+    Answer,
+    CompletionCheck,
+    RoutingDecision,
+    completion_prompt,
+    context_messages,
+    decision_payload,
+    feedback,
+    router_instructions,
+    routing_input,
+    routing_prompt,
+    structured,
+    validation_end,
+)
+from spanflow.agents._network_state import (
+    NETWORK_RESOURCE_ID,
+    NetworkState,
+    Outcome,
+    load_state,
+    network_thread_id,
+)
 from spanflow.agents.chunks import error_summary
-from spanflow.agents.errors import AgentError
+from spanflow.agents.errors import NetworkError
 from spanflow.agents.messages import (
     AssistantMessage,
     Message,
@@ -95,18 +127,13 @@ from spanflow.agents.messages import (
 )
 from spanflow.agents.processors import ProcessorContext, TripWire, TripwireInfo
 from spanflow.agents.results import AgentResult
-from spanflow.agents.tools import Tool, ToolContext
 from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError
-from spanflow.storage.base import StoredThread, ThreadStore
 from spanflow.tracing.genai import (
     AgentEnd,
     AgentScope,
     AgentScopeStatus,
     AgentStart,
-    GenAITracing,
-    ToolStart,
-    enclosing_genai_tracing,
 )
 from spanflow.tracing.network import (
     close_phase,
@@ -115,14 +142,12 @@ from spanflow.tracing.network import (
     set_input_messages,
     set_span_attributes,
 )
-from spanflow.tracing.options import TracingOptions, options_from_dict, options_to_dict
+from spanflow.tracing.options import TracingOptions, options_to_dict
 from spanflow.usage import Usage
 
 if TYPE_CHECKING:
     from spanflow.agents._loop import AgentMemory
     from spanflow.agents.agent import Agent
-    from spanflow.workflows.results import WorkflowResult
-    from spanflow.workflows.stream import WorkflowStream
     from spanflow.workflows.workflow import Workflow
 
 __all__ = [
@@ -139,48 +164,12 @@ __all__ = [
     "network_thread_id",
 ]
 
-NETWORK_RESOURCE_ID = "spanflow-network"
-"""The resource of the thread records in which suspended networks keep their state (in the
-suspended workflow's store), apart from every application resource."""
-
-
-def network_thread_id(workflow_run_id: str) -> str:
-    """The id of the thread record that keeps the state of the network suspended at workflow
-    run `workflow_run_id` (of resource `NETWORK_RESOURCE_ID`, in the workflow's store)."""
-    return f"spanflow-network:{workflow_run_id}"
-
-
 ROUTING_AGENT_ID = "routing-agent"
 NetworkStatus = Literal["success", "incomplete", "suspended", "failed", "tripwire"]
 """``success``: the check said complete; ``incomplete``: ``max_steps`` reached first;
 ``suspended``: a workflow primitive suspended (resume it); ``failed``: the router failed, or
 anything else raised (``result.error``); ``tripwire``: an input processor of the network agent
 stopped it (``result.tripwire``) before anything ran."""
-
-PrimitiveType = Literal["agent", "workflow", "tool", "none"]
-_Answer = TypeVar("_Answer", bound=pydantic.BaseModel)
-
-
-class NetworkError(AgentError):
-    """The network could not go on: the routing model failed, or answered something that is
-    not a valid decision, or a resume was asked of a network that cannot be resumed."""
-
-
-class RoutingDecision(pydantic.BaseModel):
-    """The router's structured decision (Mastra's field names)."""
-
-    primitiveId: str = ""
-    primitiveType: PrimitiveType
-    prompt: str = ""
-    selectionReason: str = ""
-
-
-class CompletionCheck(pydantic.BaseModel):
-    """The completion check's structured answer (Mastra's field names)."""
-
-    isComplete: bool
-    completionReason: str = ""
-    finalResult: str = ""
 
 
 @dataclass(slots=True)
@@ -277,7 +266,7 @@ def network(
     task = _task_text(coerced)
     scope = agent._memory_scope(memory, None, None)
     rid = run_id or str(uuid.uuid4())
-    state = _State(
+    state = NetworkState(
         run_id=rid,
         task=task,
         max_steps=max_steps,
@@ -320,17 +309,14 @@ async def network_resume(
         InvalidInputError: bad ``memory``, or another thread than the network's.
     """
     workflow, stored_context = await _find_suspended(agent, workflow_run_id, workflow_id)
-    state = await _load_state(workflow, workflow_run_id)
+    state = await load_state(workflow, workflow_run_id)
     store = _resumed_memory(agent, state, memory)
     context = dict(stored_context)
     if request_context is not None:
         context.update(RequestContext.coerce(request_context).to_dict())
     loop = _NetworkLoop(agent, state, store, RequestContext.coerce(context))
-    options = options_from_dict(state.tracing) if state.tracing else None
-    parent = state.parent_options()
-    resumed = _merge_parent(options, parent)
     work = loop.run_resumed(workflow, workflow_run_id, resume_data, step, label)
-    return NetworkStream(loop, work, resumed)
+    return NetworkStream(loop, work, state.resumed_tracing_options())
 
 
 class NetworkStream:
@@ -420,97 +406,6 @@ class NetworkStream:
         self._buffer.close()
 
 
-# -- state ---------------------------------------------------------------------------------
-
-
-@dataclass(slots=True, kw_only=True)
-class _State:
-    """What a network needs to go on, JSON-able (kept beside a suspended workflow run, in the
-    metadata of a thread record of the workflow's store)."""
-
-    run_id: str
-    task: str
-    max_steps: int
-    thread_id: str
-    resource_id: str
-    uses_memory: bool = False
-    iteration: int = 0
-    usage: Usage = field(default_factory=Usage)
-    history: list[str] = field(default_factory=list)
-    """The results so far, as the JSON texts the router reads (without a memory)."""
-    last: dict[str, Any] = field(default_factory=dict)
-    """The last decision and result: primitiveId, primitiveType, result, selectionReason,
-    prompt, feedback."""
-    tracing: dict[str, Any] = field(default_factory=dict)
-    trace_parent: dict[str, str] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {
-            "runId": self.run_id,
-            "task": self.task,
-            "maxSteps": self.max_steps,
-            "threadId": self.thread_id,
-            "resourceId": self.resource_id,
-            "usesMemory": self.uses_memory,
-            "iteration": self.iteration,
-            "usage": self.usage.to_dict(),
-            "history": self.history,
-            "last": self.last,
-            "tracing": self.tracing,
-            "traceParent": self.trace_parent,
-        }
-        # Through JSON: the store keeps JSON data only (a result may hold other values).
-        loaded: dict[str, Any] = json.loads(json.dumps(data, ensure_ascii=False, default=str))
-        return loaded
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> _State:
-        try:
-            return cls(
-                run_id=data["runId"],
-                task=data["task"],
-                max_steps=int(data["maxSteps"]),
-                thread_id=data["threadId"],
-                resource_id=data["resourceId"],
-                uses_memory=bool(data.get("usesMemory")),
-                iteration=int(data["iteration"]),
-                usage=Usage.from_dict(data.get("usage") or {}),
-                history=list(data.get("history") or []),
-                last=dict(data.get("last") or {}),
-                tracing=dict(data.get("tracing") or {}),
-                trace_parent=dict(data.get("traceParent") or {}),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise NetworkError(f"the stored network state is unreadable: {exc!r}") from exc
-
-    def parent_options(self) -> TracingOptions | None:
-        parent = self.trace_parent
-        if not parent.get("traceId") or not parent.get("spanId"):
-            return None
-        return TracingOptions(trace_id=parent["traceId"], parent_span_id=parent["spanId"])
-
-
-@dataclass(slots=True)
-class _Outcome:
-    """What a primitive produced, as the router and the check are told."""
-
-    result: Any
-    failed: bool = False
-    suspended: dict[str, Any] | None = None
-
-    def text(self) -> str:
-        if isinstance(self.result, str):
-            return self.result
-        return json.dumps(to_wire(self.result), ensure_ascii=False, default=str)
-
-
-@dataclass(slots=True)
-class _Primitives:
-    agents: dict[str, Agent]
-    workflows: dict[str, Workflow]
-    tools: dict[str, Tool]
-
-
 class _Stop(Exception):
     """Internal: the network ends here (suspended, or the router failed)."""
 
@@ -524,7 +419,7 @@ class _NetworkLoop:
     def __init__(
         self,
         agent: Agent,
-        state: _State,
+        state: NetworkState,
         store: AgentMemory | None,
         request_context: RequestContext,
     ) -> None:
@@ -532,13 +427,10 @@ class _NetworkLoop:
         self.state = state
         self.store = store
         self.request_context = request_context
-        self.primitives = _Primitives(
-            _table(getattr(agent, "agents", None)),
-            _table(getattr(agent, "workflows", None)),
-            _table(getattr(agent, "tools", None)),
-        )
+        self.primitives = Primitives.of(agent)
         self.sink: Any = None
         self.scope: AgentScope | None = None
+        self._runner: PrimitiveRunner | None = None
         self.result = NetworkResult("incomplete", state.run_id)
         self.ended = False
         self._iterating = False
@@ -550,12 +442,7 @@ class _NetworkLoop:
     def open(self, tracing_options: TracingOptions | None) -> AgentScope:
         """Open the network span in the caller's context (its ids are known at once)."""
         agent = self.agent
-        tracing: GenAITracing = (
-            getattr(agent, "_own_tracing", None)
-            or enclosing_genai_tracing()
-            or agent.instrumentation
-        )
-        self.scope = tracing.start_agent(
+        self.scope = agent._call_tracing().start_agent(
             AgentStart(
                 agent_id=agent.id,
                 agent_name=agent.name,
@@ -576,6 +463,9 @@ class _NetworkLoop:
         self.result.span_id = self.scope.span_id
         if not self.state.trace_parent and self.scope.trace_id and self.scope.span_id:
             self.state.trace_parent = {"traceId": self.scope.trace_id, "spanId": self.scope.span_id}
+        self._runner = PrimitiveRunner(
+            agent.id, self.state, self.request_context, self.primitives, self.emit, self.scope
+        )
         return self.scope
 
     def emit(self, type_: str, payload: dict[str, Any], span: AgentScope | None = None) -> None:
@@ -589,6 +479,11 @@ class _NetworkLoop:
     def _scope(self) -> AgentScope:
         assert self.scope is not None
         return self.scope
+
+    @property
+    def _primitive_runner(self) -> PrimitiveRunner:
+        assert self._runner is not None
+        return self._runner
 
     # -- runs ----------------------------------------------------------------------------------
 
@@ -610,8 +505,6 @@ class _NetworkLoop:
         its own calls run them, `AgentCall._process_input`): what the task, the memory, the
         router and the trace see. A processor's ``ctx.abort`` propagates (`TripWire`); a
         processor that raises is a `ProcessorError` naming it."""
-        from spanflow.agents._loop import _processor_error
-
         agent, state = self.agent, self.state
         for processor in agent.input_processors:
             hook = getattr(processor, "process_input", None)
@@ -621,7 +514,7 @@ class _NetworkLoop:
             try:
                 messages = list(await hook(messages, context))
             except Exception as exc:
-                raise _processor_error(processor, "process_input", exc) from exc
+                raise processor_error(processor, "process_input", exc) from exc
         if agent.input_processors:
             state.task = _task_text(messages)
             set_input_messages(self._scope, [UserMessage(state.task)])
@@ -645,7 +538,9 @@ class _NetworkLoop:
                 label=label,
                 request_context=self.request_context.to_dict(),
             )
-            outcome = await self._follow_workflow(workflow, run.run_id, out, last, resumed=True)
+            runner = self._primitive_runner
+            outcome = await runner.follow_workflow(workflow, run.run_id, out, last, resumed=True)
+            self._suspend_if_suspended(last, outcome)
             await self._after_primitive(self.state.iteration, last, outcome)
             if await self._check(self.state.iteration, last, outcome):
                 return
@@ -748,7 +643,7 @@ class _NetworkLoop:
             iteration = state.iteration
             self._iterating = True
             decision, args = await self._route(iteration)
-            outcome: _Outcome | None = None
+            outcome: Outcome | None = None
             if decision.primitiveType != "none":
                 outcome = await self._execute(iteration, decision, args)
                 await self._after_primitive(iteration, args, outcome)
@@ -780,12 +675,12 @@ class _NetworkLoop:
                 "networkId": self.agent.id,
                 "agentId": ROUTING_AGENT_ID,
                 "runId": route_id,
-                "inputData": self._routing_input(iteration),
+                "inputData": routing_input(state, iteration),
             },
             phase,
         )
         history = await self._conversation()
-        prompt = _routing_prompt(state.task)
+        prompt = routing_prompt(state.task)
         try:
             messages = [*history, UserMessage(prompt)]
             reply, decision = await self._ask(phase, route_id, messages, RoutingDecision)
@@ -799,59 +694,41 @@ class _NetworkLoop:
                 "spanflow.network.selection_reason": decision.selectionReason,
             },
         )
-        args = _decision_payload(state, decision, iteration)
+        args = decision_payload(state, decision, iteration)
         args["runId"] = route_id
-        args["conversationContext"] = self._context_messages(history)
-        self.emit("routing-agent-end", {**args, "usage": _call_usage(reply.usage)}, phase)
+        args["conversationContext"] = context_messages(state, history)
+        self.emit("routing-agent-end", {**args, "usage": call_usage(reply.usage)}, phase)
         return decision, args
 
-    def _routing_input(self, iteration: int) -> dict[str, Any]:
-        state, last = self.state, self.state.last
-        base: dict[str, Any] = {
-            "task": state.task,
-            "primitiveId": last.get("primitiveId", ""),
-            "primitiveType": last.get("primitiveType", "none"),
-            "iteration": iteration,
-            "threadResourceId": state.resource_id,
-            "threadId": state.thread_id,
-            "isOneOff": False,
-        }
-        if iteration == 0 and not last:
-            base["verboseIntrospection"] = True
-            return base
-        base["isComplete"] = False
-        base["result"] = last.get("result", "")
-        base["validationPassed"] = False
-        base["validationFeedback"] = last.get("feedback", "")
-        return base
-
     async def _ask(
-        self, phase: AgentScope, run_id: str, messages: list[Message], schema: type[_Answer]
-    ) -> tuple[AgentResult, _Answer]:
+        self, phase: AgentScope, run_id: str, messages: list[Message], schema: type[Answer]
+    ) -> tuple[AgentResult, Answer]:
         """One structured call of the routing model under `phase` (its chat span goes there,
         not under an agent span of its own); the usage is the network's. A model failure or an
         answer that does not fit `schema` (after the agent's one repair attempt) is a
         `NetworkError`."""
         router = await self._routing_agent()
         call = router._call(
-            messages, request_context=self.request_context, run_id=run_id, structured_output=schema
+            messages,
+            request_context=self.request_context,
+            run_id=run_id,
+            structured_output=schema,
+            scope=phase,
         )
-        call.scope = phase
         reply = await call.run()
         self.state.usage.add(reply.usage)
-        return reply, _structured(reply, schema)
+        return reply, structured(reply, schema)
 
     async def _routing_agent(self) -> Agent:
         if self._router is None:
-            from spanflow.agents._loop import _resolve_instructions
             from spanflow.agents.agent import Agent
 
-            own = await _resolve_instructions(self.agent.instructions, self.request_context)
+            own = await resolve_instructions(self.agent.instructions, self.request_context)
             self._router = Agent(
                 id=ROUTING_AGENT_ID,
                 name="Routing Agent",
                 model=self.agent.model,
-                instructions=_router_instructions(own, self.primitives),
+                instructions=router_instructions(own, self.primitives),
                 max_steps=1,
             )
         return self._router
@@ -870,239 +747,26 @@ class _NetworkLoop:
 
     async def _execute(
         self, iteration: int, decision: RoutingDecision, args: dict[str, Any]
-    ) -> _Outcome:
-        kind, pid = decision.primitiveType, decision.primitiveId
-        try:
-            if kind == "agent":
-                return await self._run_agent(self._lookup("agent", pid), args)
-            if kind == "workflow":
-                return await self._run_workflow(self._lookup("workflow", pid), args)
-            return await self._run_tool(pid, self._lookup("tool", pid), args)
-        except _PrimitiveMissing as exc:
-            return _Outcome(f"Error: {exc}", failed=True)
+    ) -> Outcome:
+        """Run the chosen primitive (`PrimitiveRunner`); a workflow that suspended suspends
+        the network."""
+        runner = self._primitive_runner
+        outcome = await runner.execute(decision.primitiveType, decision.primitiveId, args)
+        self._suspend_if_suspended(args, outcome)
+        return outcome
 
-    def _lookup(self, kind: str, pid: str) -> Any:
-        tables: dict[str, Mapping[str, Any]] = {
-            "agent": self.primitives.agents,
-            "workflow": self.primitives.workflows,
-            "tool": self.primitives.tools,
-        }
-        table = tables[kind]
-        if pid not in table:
-            known = ", ".join(sorted(table)) or "none"
-            raise _PrimitiveMissing(
-                f"there is no {kind} {pid!r} in this network ({kind}s: {known})"
-            )
-        return table[pid]
-
-    async def _run_agent(self, sub: Agent, args: dict[str, Any]) -> _Outcome:
-        sub_run = str(uuid.uuid4())
-        self.emit("agent-execution-start", {"agentId": sub.id, "args": args, "runId": sub_run})
-        out = sub.stream(args["prompt"], request_context=self.request_context, run_id=sub_run)
-        async for chunk in out:
-            self.emit(f"agent-execution-event-{chunk.type}", chunk.to_dict())
-        reply = await out.result
-        self.state.usage.add(reply.usage)
-        failed = reply.status != "success"
-        text = (
-            reply.text if not failed else f"Error: agent {sub.id!r} {reply.status}: {reply.error}"
-        )
-        self.emit(
-            "agent-execution-end",
-            {
-                "task": self.state.task,
-                "agentId": sub.id,
-                "result": text,
-                "isComplete": False,
-                "iteration": args["iteration"],
-                "runId": sub_run,
-                "usage": _call_usage(reply.usage),
-            },
-        )
-        return _Outcome(text, failed=failed)
-
-    async def _run_workflow(self, workflow: Workflow, args: dict[str, Any]) -> _Outcome:
-        try:
-            input_data = _parse_json(args["prompt"], f"the input of workflow {workflow.id!r}")
-        except _PrimitiveMissing as exc:
-            return _Outcome(f"Error: {exc}", failed=True)
-        run = await workflow.create_run(resource_id=self.state.resource_id)
-        self.emit(
-            "workflow-execution-start",
-            {"workflowId": workflow.id, "args": args, "runId": run.run_id},
-        )
-        self.state.last = _last(args, "")
-        try:
-            out = run.stream(input_data, request_context=self.request_context.to_dict())
-        except Exception as exc:  # refused before it started: bad input
-            await run.discard()
-            return self._workflow_refused(workflow, run.run_id, args, exc)
-        return await self._follow_workflow(workflow, run.run_id, out, args)
-
-    def _workflow_refused(
-        self, workflow: Workflow, run_id: str, args: dict[str, Any], error: Exception
-    ) -> _Outcome:
-        text = f"Error: workflow {workflow.id!r} refused its input: {error}"
-        self.emit(
-            "workflow-execution-end", self._workflow_end(workflow, run_id, args, text, Usage())
-        )
-        return _Outcome(text, failed=True)
-
-    async def _follow_workflow(
-        self,
-        workflow: Workflow,
-        run_id: str,
-        out: WorkflowStream,
-        args: dict[str, Any],
-        *,
-        resumed: bool = False,
-    ) -> _Outcome:
-        """Re-emit the run's events and report how it ended. A suspended run suspends the
-        network, its state kept in the workflow's store; a resumed run that ended no longer
-        needs that state, which is deleted."""
-        async for event in out:
-            self.emit(f"workflow-execution-event-{event.type}", event.to_dict())
-        result: WorkflowResult = await out.result
-        # A resumed run's usage counts its first part too: what a resume adds to is the
-        # network's usage without this run.
-        before = Usage.from_dict(self.state.usage.to_dict())
-        self.state.usage.add(result.usage)
-        wire = result.to_dict()
-        # Mastra's result names the network run (the workflow run is the payload's runId).
-        wire.update(
-            {"runId": self.state.run_id, "traceId": result.trace_id, "spanId": result.span_id}
-        )
-        if result.status == "suspended":
-            await self._save_state(workflow, run_id, before)
-            return self._suspend(workflow, run_id, args, result, wire)
-        if resumed:
-            await _thread_store(workflow).delete_thread(
-                network_thread_id(run_id), resource_id=NETWORK_RESOURCE_ID
-            )
-        self.emit(
-            "workflow-execution-end", self._workflow_end(workflow, run_id, args, wire, result.usage)
-        )
-        return _Outcome(wire, failed=result.status != "success")
-
-    def _workflow_end(
-        self, workflow: Workflow, run_id: str, args: dict[str, Any], result: Any, usage: Usage
-    ) -> dict[str, Any]:
-        return {
-            "task": self.state.task,
-            "primitiveId": args["primitiveId"],
-            "primitiveType": "workflow",
-            "result": result,
-            "isComplete": False,
-            "iteration": args["iteration"],
-            "name": workflow.id,
-            "runId": run_id,
-            "usage": usage.to_dict(),
-        }
-
-    async def _save_state(self, workflow: Workflow, run_id: str, usage: Usage) -> None:
-        """Keep the network's state beside the suspended run, in the workflow's store, for
-        `network_resume` (from any process on that store)."""
-        data = self.state.to_dict()
-        data["usage"] = usage.to_dict()
-        await _thread_store(workflow).save_thread(
-            StoredThread(
-                thread_id=network_thread_id(run_id),
-                resource_id=NETWORK_RESOURCE_ID,
-                title=f"network {self.state.run_id} of agent {self.agent.id}",
-                metadata={"network": data},
-            )
-        )
-
-    def _suspend(
-        self,
-        workflow: Workflow,
-        run_id: str,
-        args: dict[str, Any],
-        result: WorkflowResult,
-        wire: dict[str, Any],
-    ) -> _Outcome:
-        """The workflow suspended: so does the network (its state is kept, `_save_state`)."""
-        payload = wire.get("suspendPayload", {})
-        suspended = {
-            "workflowId": workflow.id,
-            "runId": run_id,
-            "suspendPayload": payload,
-            "suspended": wire.get("suspended", []),
-        }
-        self.emit(
-            "workflow-execution-suspended",
-            {
-                "args": args,
-                "workflowId": workflow.id,
-                "suspendPayload": payload,
-                "resumeSchema": None,
-                "name": workflow.id,
-                "runId": run_id,
-                "usage": result.usage.to_dict(),
-                "selectionReason": args.get("selectionReason", ""),
-                "toolName": args["primitiveId"],
-                "toolCallId": args["primitiveId"],
-            },
-        )
+    def _suspend_if_suspended(self, args: dict[str, Any], outcome: Outcome) -> None:
+        """A workflow primitive suspended (its state is kept beside the run): so does the
+        network, here."""
+        if outcome.suspended is None:
+            return
         self.result.status = "suspended"
-        self.result.suspended = suspended
+        self.result.suspended = outcome.suspended
         self.result.iterations = args["iteration"] + 1
         raise _Stop
 
-    async def _run_tool(self, name: str, tool: Tool, args: dict[str, Any]) -> _Outcome:
-        call_id = str(uuid.uuid4())
-        try:
-            arguments = _parse_json(args["prompt"], f"the arguments of tool {name!r}")
-        except _PrimitiveMissing as exc:
-            return _Outcome(f"Error: {exc}", failed=True)
-        start = {**args, "args": arguments, "toolName": name, "toolCallId": call_id}
-        self.emit("tool-execution-start", {"args": start, "runId": self.state.run_id})
-        scope = self._scope.tool(ToolStart(name, call_id, arguments, tool.description))
-        outcome = await self._call_tool(scope, name, tool, call_id, arguments)
-        self.emit(
-            "tool-execution-end",
-            {
-                "task": self.state.task,
-                "primitiveId": args["primitiveId"],
-                "primitiveType": "tool",
-                "result": to_wire(outcome.result),
-                "isComplete": False,
-                "iteration": args["iteration"],
-                "toolCallId": call_id,
-                "toolName": name,
-            },
-        )
-        return outcome
-
-    async def _call_tool(
-        self, scope: Any, name: str, tool: Tool, call_id: str, arguments: Any
-    ) -> _Outcome:
-        token = scope.enter()
-        try:
-            value = tool.validate_input(arguments)
-            context = ToolContext(
-                tool_call_id=call_id,
-                tool_name=name,
-                agent_id=self.agent.id,
-                run_id=self.state.run_id,
-                request_context=self.request_context,
-                messages=(),
-            )
-            output = await tool.call(value, context)
-        except asyncio.CancelledError:
-            scope.exit(token)
-            scope.end("aborted")
-            raise
-        except Exception as exc:
-            scope.exit(token)
-            scope.end("failed", error=exc)
-            return _Outcome({"error": error_summary(exc)}, failed=True)
-        scope.exit(token)
-        scope.end("success", result=output)
-        return _Outcome(output)
-
     async def _after_primitive(
-        self, iteration: int, args: dict[str, Any], outcome: _Outcome
+        self, iteration: int, args: dict[str, Any], outcome: Outcome
     ) -> None:
         """Tell the router what happened: in the memory thread, or the in-process history."""
         state = self.state
@@ -1117,7 +781,7 @@ class _NetworkLoop:
             "iteration": iteration,
         }
         text = json.dumps(note, ensure_ascii=False, default=str)
-        state.last = _last(args, outcome.text())
+        state.last = last_decision(args, outcome.text())
         if self.store is not None:
             await self.store.remember(
                 thread=state.thread_id,
@@ -1129,7 +793,7 @@ class _NetworkLoop:
 
     # -- the completion check ------------------------------------------------------------------
 
-    async def _check(self, iteration: int, args: dict[str, Any], outcome: _Outcome | None) -> bool:
+    async def _check(self, iteration: int, args: dict[str, Any], outcome: Outcome | None) -> bool:
         """Ask whether the task is done; ends the network (True) when it is, or at max_steps."""
         phase = open_phase(
             self._scope, f"check {iteration}", {"spanflow.network.iteration": iteration}
@@ -1140,7 +804,7 @@ class _NetworkLoop:
             close_phase(phase)
 
     async def _check_in(
-        self, phase: AgentScope, iteration: int, args: dict[str, Any], outcome: _Outcome | None
+        self, phase: AgentScope, iteration: int, args: dict[str, Any], outcome: Outcome | None
     ) -> bool:
         state = self.state
         started = time.monotonic()
@@ -1151,7 +815,7 @@ class _NetworkLoop:
         )
         check_id = str(uuid.uuid4())
         history = await self._conversation()
-        prompt = _completion_prompt(state.task, args, outcome)
+        prompt = completion_prompt(state.task, args, outcome)
         try:
             messages = [*history, UserMessage(prompt)]
             _, check = await self._ask(phase, check_id, messages, CompletionCheck)
@@ -1171,10 +835,10 @@ class _NetworkLoop:
         )
         self.emit(
             "network-validation-end",
-            _validation_end(state, iteration, check, duration, last_step),
+            validation_end(state, iteration, check, duration, last_step),
             phase,
         )
-        state.last["feedback"] = _feedback(check, duration)
+        state.last["feedback"] = feedback(check, duration)
         if check.isComplete or last_step:
             self._finish(iteration, check)
             return True
@@ -1222,144 +886,8 @@ class _NetworkLoop:
             return list(recalled)
         return [UserMessage(state.task), *(AssistantMessage(text) for text in state.history)]
 
-    def _context_messages(self, history: Sequence[Message]) -> list[dict[str, Any]]:
-        """``conversationContext``: the user messages, in Mastra's stored-message shape."""
-        now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
-        return [
-            {
-                "id": str(uuid.uuid4()),
-                "type": "text",
-                "createdAt": now,
-                "threadId": self.state.thread_id,
-                "resourceId": self.state.resource_id,
-                "content": {"parts": [{"type": "text", "text": m.content}], "format": 2},
-                "role": m.role,
-            }
-            for m in history
-            if isinstance(m, UserMessage)
-        ]
-
-
-class _PrimitiveMissing(Exception):
-    """Internal: the router named something the network cannot run (a failed result)."""
-
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _structured(reply: AgentResult, schema: type[_Answer]) -> _Answer:
-    """The routing model's structured answer (the agent's ``structured_output=`` validated it
-    against `schema`); the one place that reads it."""
-    what = "routing decision" if schema is RoutingDecision else "completion check"
-    if reply.status != "success":
-        raise NetworkError(f"the routing model's {what} failed: {reply.error}") from reply.error
-    answer = reply.object
-    if not isinstance(answer, schema):
-        raise NetworkError(
-            f"the routing model's {what} is not a {schema.__name__}: {type(answer).__name__}"
-        )
-    return answer
-
-
-def _call_usage(usage: Usage) -> dict[str, Any]:
-    """The usage of one model or agent call as Mastra's chunks carry it (``routing-agent-end``,
-    ``agent-execution-end``): the three counts and the provider's ``raw`` usage, which
-    spanflow's models report as the same three counts. Run totals (a workflow's, the
-    network's) carry every key of `Usage.to_dict`, as Mastra's do."""
-    counts = {
-        "inputTokens": usage.input_tokens,
-        "outputTokens": usage.output_tokens,
-        "totalTokens": usage.total_tokens,
-    }
-    return {**counts, "raw": dict(counts)}
-
-
-def _last(args: Mapping[str, Any], result: str) -> dict[str, Any]:
-    """The last decision as the state keeps it: the routing ``args`` with the primitive's
-    result, without the ``conversationContext`` (the memory thread, or the task, has it)."""
-    last = {key: value for key, value in args.items() if key != "conversationContext"}
-    last["result"] = result
-    return last
-
-
-def _thread_store(workflow: Workflow) -> ThreadStore:
-    """The workflow's store, as the keeper of a suspended network's state."""
-    storage = workflow.storage
-    if not isinstance(storage, ThreadStore):
-        raise NetworkError(
-            f"the store of workflow {workflow.id!r} ({type(storage).__name__}) keeps no "
-            "threads, so a network cannot keep its state there to be resumed"
-        )
-    return storage
-
-
-async def _load_state(workflow: Workflow, workflow_run_id: str) -> _State:
-    """The state of the network suspended at `workflow_run_id` (`_NetworkLoop._save_state`)."""
-    thread = await _thread_store(workflow).get_thread(
-        network_thread_id(workflow_run_id), resource_id=NETWORK_RESOURCE_ID
-    )
-    data = thread.metadata.get("network") if thread is not None else None
-    if not isinstance(data, Mapping):
-        raise NetworkError(
-            f"workflow run {workflow_run_id!r} was not started by a network (no network state "
-            f"is stored for it in the store of workflow {workflow.id!r}); resume it as a "
-            "workflow run instead"
-        )
-    return _State.from_dict(data)
-
-
-def _parse_json(prompt: str, what: str) -> Any:
-    try:
-        return json.loads(prompt)
-    except ValueError as exc:
-        raise _PrimitiveMissing(f"{what} must be JSON, got {prompt[:200]!r} ({exc})") from exc
-
-
-def _decision_payload(state: _State, decision: RoutingDecision, iteration: int) -> dict[str, Any]:
-    return {
-        "task": state.task,
-        "result": "",
-        "primitiveId": decision.primitiveId,
-        "primitiveType": decision.primitiveType,
-        "prompt": decision.prompt,
-        "isComplete": False,
-        "selectionReason": decision.selectionReason,
-        "iteration": iteration,
-    }
-
-
-def _validation_end(
-    state: _State, iteration: int, check: CompletionCheck, duration: int, last_step: bool
-) -> dict[str, Any]:
-    return {
-        "runId": state.run_id,
-        "iteration": iteration,
-        "passed": check.isComplete,
-        "results": [
-            {
-                "score": 1 if check.isComplete else 0,
-                "passed": check.isComplete,
-                "reason": check.completionReason,
-                "finalResult": check.finalResult,
-                "scorerId": "default-completion",
-                "scorerName": "Default LLM Completion",
-                "duration": duration,
-            }
-        ],
-        "duration": duration,
-        "timedOut": False,
-        "reason": check.completionReason,
-        "maxIterationReached": last_step and not check.isComplete,
-        "suppressFeedback": False,
-    }
-
-
-def _feedback(check: CompletionCheck, duration: int) -> str:
-    mark = "COMPLETE" if check.isComplete else "NOT COMPLETE"
-    return (
-        f"#### Completion Check Results\n\nOverall: {mark}\nDuration: {duration}ms\n\n"
-        f"Reason: {check.completionReason}"
-    )
 
 
 def _event_attributes(payload: Mapping[str, Any]) -> dict[str, Any]:
@@ -1378,18 +906,8 @@ def _event_attributes(payload: Mapping[str, Any]) -> dict[str, Any]:
     return {attr: payload[key] for key, attr in keys.items() if key in payload}
 
 
-def _table(value: Any) -> dict[str, Any]:
-    """A network's agents, workflows or tools by the name the router uses: a mapping as it
-    is, a list keyed by each one's id."""
-    if value is None:
-        return {}
-    if isinstance(value, Mapping):
-        return dict(value)
-    return {item.id: item for item in value}
-
-
 def _resumed_memory(
-    agent: Agent, state: _State, memory: Mapping[str, Any] | None
+    agent: Agent, state: NetworkState, memory: Mapping[str, Any] | None
 ) -> AgentMemory | None:
     """The memory a resumed network goes on with: the agent's, for the thread it kept."""
     scope = agent._memory_scope(memory, None, None)
@@ -1416,24 +934,10 @@ def _task_text(messages: Sequence[Message]) -> str:
     raise InvalidInputError("a network needs a user message: the task")
 
 
-def _merge_parent(
-    options: TracingOptions | None, parent: TracingOptions | None
-) -> TracingOptions | None:
-    if parent is None:
-        return options
-    if options is None:
-        return parent
-    import dataclasses
-
-    return dataclasses.replace(
-        options, trace_id=parent.trace_id, parent_span_id=parent.parent_span_id, traceparent=None
-    )
-
-
 async def _find_suspended(
     agent: Agent, run_id: str, workflow_id: str | None
 ) -> tuple[Workflow, dict[str, Any]]:
-    workflows = _table(getattr(agent, "workflows", None))
+    workflows = table(getattr(agent, "workflows", None))
     candidates = [w for w in workflows.values() if workflow_id in (None, w.id)]
     for workflow in candidates:
         stored = await workflow.get_run(run_id)
@@ -1444,63 +948,4 @@ async def _find_suspended(
             return workflow, dict(context)
     raise NetworkError(
         f"no run {run_id!r} of the network's workflows ({', '.join(sorted(workflows)) or 'none'})"
-    )
-
-
-def _router_instructions(own: str | None, primitives: _Primitives) -> str:
-    def listing(items: Mapping[str, Any], schema: bool) -> Iterator[str]:
-        for name, item in items.items():
-            description = getattr(item, "description", None) or ""
-            line = f" - **{name}**: {description}"
-            if schema:
-                line += f", input schema: {json.dumps(_input_schema(item))}"
-            yield line
-
-    return "\n".join(
-        [
-            "You are a router in a network of specialized AI agents, workflows and tools.",
-            "Your job is to decide which primitive should handle the next step of the task.",
-            "",
-            "## System Instructions",
-            own or "",
-            "## Available Agents in Network",
-            *listing(primitives.agents, False),
-            "## Available Workflows in Network (the prompt is their JSON input)",
-            *listing(primitives.workflows, True),
-            "## Available Tools in Network (the prompt is their JSON arguments)",
-            *listing(primitives.tools, True),
-            "Messages whose text is a JSON object with isNetwork true are earlier results.",
-        ]
-    )
-
-
-def _input_schema(item: Any) -> Any:
-    parameters = getattr(item, "parameters", None)
-    if isinstance(parameters, dict):
-        return parameters
-    with contextlib.suppress(Exception):
-        schema = schema_of(getattr(item, "input_schema", None))
-        if schema is not None:
-            return schema.json_schema()
-    return {}
-
-
-def _routing_prompt(task: str) -> str:
-    return (
-        f"Original task: {task}\n\nDecide the next step. Answer with this JSON only: "
-        '{"primitiveId": string, "primitiveType": "agent" | "workflow" | "tool" | "none", '
-        '"prompt": string, "selectionReason": string}. Use "none" when the task is done.'
-    )
-
-
-def _completion_prompt(task: str, args: dict[str, Any], outcome: _Outcome | None) -> str:
-    done = (
-        f"The {args['primitiveType']} {args['primitiveId']} has contributed to the task. "
-        f"Its result: {outcome.text()}\n\n"
-        if outcome is not None
-        else ""
-    )
-    return (
-        f"{done}Original task: {task}\n\nIs the task complete? Answer with this JSON only: "
-        '{"isComplete": boolean, "completionReason": string, "finalResult": string}'
     )

@@ -44,6 +44,7 @@ __all__ = [
     "OtelAgentScope",
     "QuietAgentScope",
     "genai_messages",
+    "usage_attributes",
 ]
 
 
@@ -140,6 +141,17 @@ class _OtelSpanScope:
         self._run = run
         self._span = span
 
+    @property
+    def span(self) -> trace.Span:
+        """The scope's span (for the tracing package's own additions, such as a network's
+        events and phase spans)."""
+        return self._span
+
+    @property
+    def agent_trace(self) -> AgentTrace:
+        """What every span of the scope's agent call shares."""
+        return self._run
+
     def enter(self) -> object:
         return make_current(self._span, self._run.context)
 
@@ -209,7 +221,7 @@ class OtelAgentScope(_OtelSpanScope):
                 )
             if end.finish_reason is not None:
                 span.set_attribute("gen_ai.response.finish_reasons", (end.finish_reason,))
-            for key, value in _usage_attributes("spanflow.usage", end.usage).items():
+            for key, value in usage_attributes("spanflow.usage", end.usage).items():
                 span.set_attribute(key, value)
             if end.status == "success" and run.capture_output:
                 message = output_message(end.text, (), end.finish_reason)
@@ -269,7 +281,7 @@ class _OtelChatScope(_OtelSpanScope):
         if result.finish_reason is not None:
             span.set_attribute("gen_ai.response.finish_reasons", (result.finish_reason,))
         if result.usage is not None:
-            for key, value in _usage_attributes("gen_ai.usage", result.usage).items():
+            for key, value in usage_attributes("gen_ai.usage", result.usage).items():
                 span.set_attribute(key, value)
         if self._first is not None:
             seconds = max(0.0, self._first - self._started)
@@ -351,7 +363,9 @@ def _chat_input_attributes(run: AgentTrace, start: ChatStart) -> dict[str, Any]:
     return attributes
 
 
-def _usage_attributes(prefix: str, usage: Usage) -> dict[str, int]:
+def usage_attributes(prefix: str, usage: Usage) -> dict[str, int]:
+    """The span attributes of `usage` under `prefix`: ``gen_ai.usage`` (a model call: the
+    convention's names) or a sum's own prefix (``spanflow.usage``: every count)."""
     out = {
         f"{prefix}.input_tokens": usage.input_tokens,
         f"{prefix}.output_tokens": usage.output_tokens,

@@ -19,7 +19,7 @@ from typing import Any
 
 from opentelemetry.trace import SpanKind
 
-from spanflow.tracing._genai_scopes import OtelAgentScope, _usage_attributes, genai_messages
+from spanflow.tracing._genai_scopes import OtelAgentScope, genai_messages, usage_attributes
 from spanflow.tracing._guard import internal_errors
 from spanflow.tracing.genai import AgentEnd, AgentScope
 from spanflow.tracing.semconv import GenAIMessage
@@ -43,15 +43,15 @@ class _PhaseScope(OtelAgentScope):
     __slots__ = ()
 
     def end(self, end: AgentEnd) -> None:
-        span = self._span
+        span = self.span
         with internal_errors("could not finish the network phase span"):
-            for key, value in _usage_attributes("spanflow.usage", end.usage).items():
+            for key, value in usage_attributes("spanflow.usage", end.usage).items():
                 span.set_attribute(key, value)
             self._finish("spanflow.network.phase.status", end.status, end.error)
 
     def close(self) -> None:
         with internal_errors("could not end the network phase span"):
-            self._span.end()
+            self.span.end()
 
 
 def close_phase(phase: AgentScope) -> None:
@@ -67,10 +67,10 @@ def open_phase(network: AgentScope, name: str, attributes: Mapping[str, Any]) ->
     if not isinstance(network, OtelAgentScope):
         return network
     with internal_errors("could not open the network phase span"):
-        run = network._run
+        run = network.agent_trace
         merged = dict(run.common)
         merged.update(attributes)
-        span = run.child(name, SpanKind.INTERNAL, merged, network._span)
+        span = run.child(name, SpanKind.INTERNAL, merged, network.span)
         return _PhaseScope(run, span)
     return network
 
@@ -81,10 +81,10 @@ def record_event(scope: AgentScope, name: str, attributes: Mapping[str, Any]) ->
     if not isinstance(scope, OtelAgentScope):
         return
     with internal_errors("could not record a network event"):
-        if scope._run.config.events == "none":
+        if scope.agent_trace.config.events == "none":
             return
         values = {k: v for k, v in attributes.items() if isinstance(v, _SCALARS)}
-        scope._span.add_event(name, values)
+        scope.span.add_event(name, values)
 
 
 def set_span_attributes(scope: AgentScope, attributes: Mapping[str, Any]) -> None:
@@ -94,7 +94,7 @@ def set_span_attributes(scope: AgentScope, attributes: Mapping[str, Any]) -> Non
     with internal_errors("could not set network span attributes"):
         for key, value in attributes.items():
             if isinstance(value, _SCALARS):
-                scope._span.set_attribute(key, value)
+                scope.span.set_attribute(key, value)
 
 
 def set_input_messages(scope: AgentScope, messages: Sequence[GenAIMessage]) -> None:
@@ -105,6 +105,6 @@ def set_input_messages(scope: AgentScope, messages: Sequence[GenAIMessage]) -> N
     if not isinstance(scope, OtelAgentScope):
         return
     with internal_errors("could not record the network's input messages"):
-        run = scope._run
+        run = scope.agent_trace
         if run.capture_input:
-            scope._span.set_attribute("gen_ai.input.messages", run.json(genai_messages(messages)))
+            scope.span.set_attribute("gen_ai.input.messages", run.json(genai_messages(messages)))
