@@ -536,19 +536,10 @@ def _check_max_steps(agent_id: str, max_steps: object) -> int:
 
 
 def _tool_table(agent_id: str, tools: Sequence[Tool] | Mapping[str, Tool]) -> dict[str, Tool]:
-    pairs: list[tuple[Any, Any]]
-    given: object = tools  # untyped callers pass anything
-    if isinstance(given, Mapping):
-        pairs = list(given.items())
-    elif isinstance(given, Sequence) and not isinstance(given, str):
-        pairs = [(getattr(t, "id", None), t) for t in given]
-    else:
-        raise AgentDefinitionError(
-            f"agent {agent_id!r}: tools must be a list of tools or a mapping of names to tools, "
-            f"got {type(tools).__name__}"
-        )
     table: dict[str, Tool] = {}
-    for name, tool in pairs:
+    for name, tool in _named(
+        agent_id, "tools", tools, "a list of tools or a mapping of names to tools"
+    ):
         if not isinstance(tool, Tool):
             raise AgentDefinitionError(
                 f"agent {agent_id!r}: {tool!r} is not a Tool (make one with create_tool or @tool)"
@@ -563,6 +554,18 @@ def _tool_table(agent_id: str, tools: Sequence[Tool] | Mapping[str, Tool]) -> di
     return table
 
 
+def _named(agent_id: str, kind: str, given: object, expected: str) -> list[tuple[Any, Any]]:
+    """``(name, item)`` pairs of a mapping as given, or of a list by each item's ``id``
+    (tools, sub-agents, workflows); anything else is refused, saying what was `expected`."""
+    if isinstance(given, Mapping):
+        return list(given.items())
+    if isinstance(given, Sequence) and not isinstance(given, str):
+        return [(getattr(item, "id", None), item) for item in given]
+    raise AgentDefinitionError(
+        f"agent {agent_id!r}: {kind} must be {expected}, got {type(given).__name__}"
+    )
+
+
 def _workflow_class() -> type[Any]:
     from spanflow.workflows.workflow import Workflow
 
@@ -571,17 +574,8 @@ def _workflow_class() -> type[Any]:
 
 def _primitive_table(agent_id: str, kind: str, given: object, cls: type[Any]) -> dict[str, Any]:
     """Sub-agents or workflows of a network agent, keyed by id (a list) or as mapped."""
-    if isinstance(given, Mapping):
-        pairs = list(given.items())
-    elif isinstance(given, Sequence) and not isinstance(given, str):
-        pairs = [(getattr(item, "id", None), item) for item in given]
-    else:
-        raise AgentDefinitionError(
-            f"agent {agent_id!r}: {kind} must be a list or a mapping of ids to {kind}, "
-            f"got {type(given).__name__}"
-        )
     table: dict[str, Any] = {}
-    for key, item in pairs:
+    for key, item in _named(agent_id, kind, given, f"a list or a mapping of ids to {kind}"):
         if not isinstance(item, cls):
             raise AgentDefinitionError(
                 f"agent {agent_id!r}: {kind} holds {item!r}, which is not a {cls.__name__}"

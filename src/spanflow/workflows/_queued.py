@@ -141,7 +141,7 @@ def publish(
             options,
             context,
             stored_trace=stored_trace,
-            system=getattr(workflow.executor, "messaging_system", "spanflow"),
+            system=workflow.executor.messaging_system,
             destination=QUEUE_DESTINATION,
             parent=parent,
         )

@@ -122,6 +122,8 @@ class Executor(Protocol):
     in_process: bool
     """``True``: executions run in the calling process (`LocalExecutor`); ``False``: they are
     stored ``queued`` and handed to `submit`, and the caller follows the run's event log."""
+    messaging_system: str
+    """``messaging.system`` of its jobs' publish spans (``procrastinate``)."""
 
     async def submit(self, job: RunJob) -> None:
         """Hand one job to whoever executes it; return once it is durably queued."""
@@ -145,6 +147,7 @@ class LocalExecutor:
     """
 
     in_process = True
+    messaging_system = "spanflow"
 
     def __init__(self) -> None:
         self._workflows: dict[str, Workflow] = {}

@@ -207,18 +207,7 @@ class Run:
         changes: the run stays pending)."""
         self._check_startable()
         wf = self.workflow
-        input_value = (
-            wf._input.validate(input_data, what=f"input of workflow '{wf.id}'")
-            if wf._input is not None
-            else input_data
-        )
-        if wf._state is not None:
-            state = wf._state.validate(
-                {} if initial_state is None else initial_state,
-                what=f"initial state of workflow '{wf.id}'",
-            )
-        else:
-            state = {} if initial_state is None else initial_state
+        input_value, state = self._start_values(input_data, initial_state)
         check_storable(input_value, what=f"input of workflow '{wf.id}'")
         check_storable(state, what=f"initial state of workflow '{wf.id}'")
         context = RequestContext.coerce(request_context)
@@ -229,6 +218,18 @@ class Run:
             )
         _check_tracing_options(tracing_options)
         return _Begin(input_value, state, context, tracing_options)
+
+    def _start_values(self, input_data: Any, initial_state: Any) -> tuple[Any, Any]:
+        """A start's input and initial state (``{}`` when none), validated by the workflow's
+        schemas: given by the caller, or as stored with a queued start."""
+        wf = self.workflow
+        input_value = input_data
+        if wf._input is not None:
+            input_value = wf._input.validate(input_data, what=f"input of workflow '{wf.id}'")
+        state = {} if initial_state is None else initial_state
+        if wf._state is not None:
+            state = wf._state.validate(state, what=f"initial state of workflow '{wf.id}'")
+        return input_value, state
 
     def _launch(
         self, begun: _Begin, out: WorkflowStream | None, from_status: tuple[RunStatus, ...] = ()
@@ -903,14 +904,8 @@ class Run:
             raise RunStateError(f"run {self.run_id!r} is queued without an execution to run")
         options = None if queued.tracing is None else options_from_dict(queued.tracing)
         _check_tracing_options(options)
-        wf = self.workflow
         if queued.op == "start":
-            input_value = queued.input
-            if wf._input is not None:
-                input_value = wf._input.validate(input_value, what=f"input of workflow '{wf.id}'")
-            state = {} if queued.state is None else queued.state
-            if wf._state is not None:
-                state = wf._state.validate(state, what=f"initial state of workflow '{wf.id}'")
+            input_value, state = self._start_values(queued.input, queued.state)
             context = RequestContext.coerce(snapshot.request_context)
             begun = _Begin(input_value, state, context, options)
             return self._launch(begun, None, from_status)
