@@ -35,6 +35,19 @@ async def test_events_are_numbered_from_zero_in_the_order_appended(storage: Stor
     assert (await storage.get_run("run-1")).status == "suspended"  # type: ignore[union-attr]
 
 
+async def test_counting_the_log_gives_the_number_of_the_next_event(storage: Storage) -> None:
+    await storage.insert_run(_run())
+    assert await storage.count_events("run-1") == 0
+
+    await storage.append_events("run-1", [_event(0), _event(1)])
+    await storage.save_run(_run(), events=[_event(2)])
+
+    assert await storage.count_events("run-1") == 3
+    assert await storage.count_events("ghost") == 0
+    await storage.delete_run("run-1")
+    assert await storage.count_events("run-1") == 0
+
+
 async def test_a_run_that_is_not_stored_logs_nothing(storage: Storage) -> None:
     await storage.append_events("ghost", [_event(0)])
 
@@ -98,6 +111,7 @@ async def test_a_store_without_an_event_log_drops_events(store_spec: StoreSpec) 
         await store.append_events("run-1", [_event(1)])
 
         assert await store.read_events("run-1") == []
+        assert await store.count_events("run-1") == 0
     finally:
         await store.close()
 

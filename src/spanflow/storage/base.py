@@ -251,6 +251,12 @@ class Storage(Protocol):
         """
         ...
 
+    async def count_events(self, run_id: str) -> int:
+        """How many events the run's log holds: the number its next event gets (0 for an
+        unknown run or a store without an event log). Cheaper than reading the log: a
+        follower that starts now reads from here."""
+        ...
+
     async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
         """Wait until the run's log holds an event numbered `offset` or later, at most
         `max_wait` seconds; ``True`` if it does. A wake-up only: read the events with

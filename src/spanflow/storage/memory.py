@@ -211,6 +211,12 @@ class MemoryStorage:
                 out.append(LoggedEvent(seq, _copy_tree(wire)))
             return out
 
+    async def count_events(self, run_id: str) -> int:
+        """How many events the run's log holds."""
+        with self._lock:
+            self._check_open()
+            return len(self._events.get(run_id, ()))
+
     async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
         """Wait until the run's log holds an event numbered `offset` or later."""
         check_event_range(offset, None)

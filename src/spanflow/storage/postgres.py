@@ -307,6 +307,21 @@ class PostgresStorage(PostgresThreads):
         where = self._where_schema()
         return [decode_event(run_id, seq, text, where=where) for seq, text in rows]
 
+    async def count_events(self, run_id: str) -> int:
+        """How many events the run's log holds (numbered from 0: the last number plus one)."""
+        if self._version < 3:
+            return 0
+
+        async def count() -> int:
+            async with self._connection() as connection:
+                cursor = await connection.execute(
+                    f"SELECT max(seq) FROM {self._events} WHERE run_id = %s", (run_id,)
+                )
+                found = await cursor.fetchone()
+            return 0 if found is None or found[0] is None else int(found[0]) + 1
+
+        return await self._retrying(count)
+
     async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
         """Wait until the run's log holds an event numbered `offset` or later (woken by
         ``NOTIFY``; a look once a second besides)."""

@@ -321,6 +321,17 @@ class SqliteStorage:
         rows = await self._call(read)
         return [decode_event(run_id, seq, text, where=self._path) for seq, text in rows]
 
+    async def count_events(self, run_id: str) -> int:
+        """How many events the run's log holds (numbered from 0: the last number plus one)."""
+
+        def count(connection: sqlite3.Connection) -> int:
+            if self._version < 3:
+                return 0
+            found = connection.execute(_LAST_EVENT, (run_id,)).fetchone()
+            return 0 if found is None or found[0] is None else int(found[0]) + 1
+
+        return await self._call(count)
+
     async def wait_for_events(self, run_id: str, *, offset: int, max_wait: float) -> bool:
         """Wait until the run's log holds an event numbered `offset` or later (this process's
         writes wake at once; other processes' are seen within `POLL_INTERVAL` seconds)."""

@@ -74,7 +74,7 @@ class Submission:
             self.run_id, from_status=self.from_status, to_status="queued", owner=token
         )
         before = dict(claimed.snapshot)
-        offset = len(await storage.read_events(self.run_id)) if storage.event_log else 0
+        offset = await storage.count_events(self.run_id)
         snapshot = read_run_snapshot(claimed)
         snapshot.status = "queued"
         if self.queued.op == "restart" and snapshot.queued is not None:
