@@ -27,10 +27,9 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from spanflow.errors import RunStateError, SpanflowError, WorkflowDefinitionError
+from spanflow.errors import SpanflowError, WorkflowDefinitionError
 from spanflow.storage import default_storage_from_env
 from spanflow.storage.base import (
-    EXECUTING_STATUSES,
     IDLE_STATUSES,
     RunPage,
     RunStatus,
@@ -40,7 +39,7 @@ from spanflow.storage.base import (
 from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.otel import OtelInstrumentation
 from spanflow.workflows.executor import Executor, LocalExecutor
-from spanflow.workflows.workflow import Workflow
+from spanflow.workflows.workflow import Workflow, check_deletable
 
 __all__ = ["NotRegisteredError", "Spanflow", "StorageConflictError"]
 
@@ -237,17 +236,7 @@ class Spanflow:
             return False
         if force:
             return await self.storage.delete_run(run_id)
-        if stored.status in EXECUTING_STATUSES or stored.status == "queued":
-            doing = (
-                "it waits in the queue for a worker"
-                if stored.status == "queued"
-                else "a process (this one or another) is executing it"
-            )
-            raise RunStateError(
-                f"cannot delete run {run_id!r} of workflow {stored.workflow_id!r}: its status "
-                f"is {stored.status!r}, so {doing}; cancel it first, or pass force=True if "
-                "that process is gone"
-            )
+        check_deletable(stored, forceable=stored.status != "queued")
         # Checked again in the store, atomically with the delete: a run that started since
         # it was read above is refused there (RunStateError naming its new status).
         return await self.storage.delete_run(run_id, if_status=IDLE_STATUSES)

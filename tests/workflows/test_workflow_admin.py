@@ -109,9 +109,15 @@ async def test_delete_run_refuses_a_run_that_is_executing(storage: Storage) -> N
     out = (await here.create_run(run_id="b-1")).stream(None)
     await held.started.wait()
 
-    with pytest.raises(RunStateError, match=r"is running: a process .* is executing it"):
+    with pytest.raises(
+        RunStateError,
+        match=r"its status is 'running', so a process .* is executing it; cancel it first$",
+    ):
         await here.delete_run("b-1")
-    with pytest.raises(RunStateError, match=r"is running: a process .* is executing it"):
+    with pytest.raises(
+        RunStateError,
+        match=r"its status is 'running', so a process .* is executing it; cancel it first$",
+    ):
         await elsewhere.delete_run("b-1")
 
     held.release.set()

@@ -59,6 +59,7 @@ __all__ = [
     "SleepEntry",
     "StepEntry",
     "Workflow",
+    "check_deletable",
     "create_workflow",
 ]
 
@@ -474,21 +475,12 @@ class Workflow:
         Raises:
             RunStateError: The run is stored as ``running`` or ``waiting`` (a process, this one
                 or another, is executing it) or ``queued`` (a worker is about to): cancel it,
-                or wait for it to end, first.
+                or wait for it to end, first (`check_deletable`).
         """
         stored = await self.get_run(run_id)
         if stored is None:
             return False
-        if stored.status in (*EXECUTING_STATUSES, "queued"):
-            doing = (
-                "it waits for a worker"
-                if stored.status == "queued"
-                else "a process (this one or another) is executing it"
-            )
-            raise RunStateError(
-                f"run {run_id!r} is {stored.status}: {doing}; cancel it, or wait for it to "
-                "end, before deleting it"
-            )
+        check_deletable(stored)
         # Checked again in the store, atomically: a process may claim the run in between (a
         # run starting here is stored running from its claim on, so the store decides).
         return await self.storage.delete_run(run_id, if_status=IDLE_STATUSES)
@@ -559,6 +551,28 @@ class Workflow:
             raise WorkflowDefinitionError(
                 f"workflow {self.id!r} is not committed: call .commit() before create_run()"
             )
+
+
+def check_deletable(stored: StoredRun, *, forceable: bool = False) -> None:
+    """Refuse (`RunStateError`) to delete a run that is being executed or waits for a worker.
+
+    A ``running`` or ``waiting`` run is being executed by some process (a waiting run sleeps
+    inside its execution) and a ``queued`` one is about to be: deleting it would pull its
+    store from under that execution. The one rule `Workflow.delete_run` and the registry's
+    `delete_run` apply; `forceable` adds the registry's way out (``force=True``) to the message.
+    """
+    if stored.status not in (*EXECUTING_STATUSES, "queued"):
+        return
+    doing = (
+        "it waits in the queue for a worker"
+        if stored.status == "queued"
+        else "a process (this one or another) is executing it"
+    )
+    way_out = ", or pass force=True if that process is gone" if forceable else ""
+    raise RunStateError(
+        f"cannot delete run {stored.run_id!r} of workflow {stored.workflow_id!r}: its status "
+        f"is {stored.status!r}, so {doing}; cancel it first{way_out}"
+    )
 
 
 def create_workflow(
