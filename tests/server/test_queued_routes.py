@@ -22,7 +22,7 @@ class Count(BaseModel):
     n: int
 
 
-def queued_app() -> tuple[Any, HeldQueue]:
+def queued_app(storage: MemoryStorage | None = None) -> tuple[Any, HeldQueue]:
     async def ask(ctx: StepContext[Count]) -> Any:
         if ctx.resume_data is None:
             return await ctx.suspend({"ask": "ok?"})
@@ -36,7 +36,7 @@ def queued_app() -> tuple[Any, HeldQueue]:
     queue = HeldQueue()
     queue.workflows[workflow.id] = workflow
     return create_app(
-        Spanflow(workflows=[workflow], storage=MemoryStorage(), executor=queue)
+        Spanflow(workflows=[workflow], storage=storage or MemoryStorage(), executor=queue)
     ), queue
 
 
@@ -93,3 +93,24 @@ async def test_a_queued_stream_streams_what_the_worker_does() -> None:
     assert types[0] == "workflow-start"
     assert "workflow-step-suspended" in types
     assert types[-1] == "workflow-finish"
+
+
+async def test_a_run_whose_worker_died_is_restarted_though_this_server_follows_it() -> None:
+    storage = MemoryStorage()
+    app, queue = queued_app(storage)
+    async with asgi_client(app) as client:
+        await client.post("/api/workflows/asking/create-run?runId=r-3")
+        await client.post("/api/workflows/asking/start?runId=r-3", json={"inputData": {"n": 1}})
+        # A worker took the job and died mid-run: the run is left running, its lease lapsed.
+        # This server still follows the run's log, which is not executing it.
+        await storage.claim_run("r-3", from_status=["queued"], to_status="running", owner="gone")
+
+        restarted = await client.post("/api/workflows/asking/restart?runId=r-3", json={})
+
+        assert restarted.status_code == 200, restarted.text
+        assert restarted.json() == {"message": "Workflow run restarted"}
+        # It died before its first checkpoint, so the start is done again, input and all.
+        assert [job.op for job in queue.jobs] == ["start", "start"]
+        await queue.deliver()
+        run = (await client.get("/api/workflows/asking/runs/r-3")).json()
+        assert run["status"] == "suspended"

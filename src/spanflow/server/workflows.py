@@ -280,7 +280,9 @@ class WorkflowRoutes:
         stored = await workflow.get_run(run_id)
         if stored is None:
             raise _no_run(workflow, run_id)
-        if self.live.get(run_id) is not None:
+        if self.live.get(run_id) is not None and workflow.executor.in_process:
+            # With a queued executor a live entry only follows the run's log; whether its
+            # worker is alive is for the claim to decide (a live lease is a 409 there).
             raise ApiError(409, f"run {run_id!r} is executing in this server; nothing to restart")
         if stored.status not in EXECUTING_STATUSES:
             raise ApiError(
