@@ -114,3 +114,20 @@ async def test_a_run_whose_worker_died_is_restarted_though_this_server_follows_i
         await queue.deliver()
         run = (await client.get("/api/workflows/asking/runs/r-3")).json()
         assert run["status"] == "suspended"
+
+
+async def test_a_run_a_live_worker_executes_is_not_restarted() -> None:
+    storage = MemoryStorage()
+    app, queue = queued_app(storage)
+    async with asgi_client(app) as client:
+        await client.post("/api/workflows/asking/create-run?runId=r-4")
+        await client.post("/api/workflows/asking/start?runId=r-4", json={"inputData": {"n": 1}})
+        await storage.claim_run(
+            "r-4", from_status=["queued"], to_status="running", owner="alive", lease=60.0
+        )
+
+        refused = await client.post("/api/workflows/asking/restart?runId=r-4", json={})
+
+        assert refused.status_code == 409
+        assert "lease" in refused.json()["error"]
+        assert [job.op for job in queue.jobs] == ["start"]
