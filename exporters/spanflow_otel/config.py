@@ -17,6 +17,7 @@ from opentelemetry.util.types import AttributeValue
 __all__ = [
     "BatchOptions",
     "ConsoleOptions",
+    "ExportIn",
     "ExportOptions",
     "OtlpProtocol",
     "SamplingOptions",
@@ -26,6 +27,9 @@ __all__ = [
 
 OtlpProtocol = Literal["http/protobuf", "grpc"]
 """The OTLP transports spanflow_otel can export with."""
+
+ExportIn = Literal["child_process", "thread"]
+"""Where the OTLP exporter runs: see `BatchOptions.export_in`."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +79,17 @@ class BatchOptions:
     """Seconds between two exports when the queue is not filling up."""
     max_export_batch_size: int | None = None
     """Spans per export request."""
+    export_in: ExportIn = "child_process"
+    """Where the OTLP exporter encodes and sends the batches.
+
+    ``"child_process"`` (the default): an export child process started by `configure()`; this
+    process only converts and pickles each span (6-20 µs) instead of encoding it to
+    protobuf (45-80 µs with two events), time that would otherwise be taken from the
+    program's threads under the GIL. A child that dies is replaced (its unanswered spans
+    counted as failed); if none can be started, export falls back to a thread of this process.
+    ``"thread"``: the SDK's batch processor in a thread of this process, as before; no extra
+    process, the encoding on the program's GIL.
+    """
 
 
 @dataclass(frozen=True, slots=True)

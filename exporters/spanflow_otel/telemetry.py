@@ -4,9 +4,10 @@ One provider per call: resource (service name, version, environment, merged with
 `OTEL_SERVICE_NAME` / `OTEL_RESOURCE_ATTRIBUTES`, explicit values winning), sampler
 (parent-based always-on unless a ratio or `OTEL_TRACES_SAMPLER` says otherwise), the id
 generator that honours a run's requested trace id, one batch processor per OTLP destination
-that counts the spans it drops and the spans whose export fails, the optional console tree,
-and exit hooks that flush within a bounded time. The SDK's own unbounded atexit shutdown is
-turned off in favour of ours.
+that counts the spans it drops and the spans whose export fails (its exporter in a child
+process by default, `BatchOptions.export_in`), the optional console tree, and exit hooks that
+flush within a bounded time. The SDK's own unbounded atexit shutdown is turned off in favour of
+ours.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from collections.abc import Sequence
 from functools import partial
 from types import TracebackType
+from typing import Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
@@ -28,6 +30,7 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.util.types import AttributeValue
 
+from spanflow_otel.child_export import ChildProcessSpanProcessor
 from spanflow_otel.config import (
     BatchOptions,
     ConsoleOptions,
@@ -38,11 +41,11 @@ from spanflow_otel.config import (
 )
 from spanflow_otel.console import SpanTreeConsoleExporter
 from spanflow_otel.ids import RequestedTraceIdGenerator
-from spanflow_otel.otlp import build_exporter, resolve_export
+from spanflow_otel.otlp import ResolvedExport, build_exporter, resolve_export
 from spanflow_otel.processors import DropCountingBatchSpanProcessor, ExportCounts
 from spanflow_otel.shutdown import ExitHooks, run_bounded
 
-__all__ = ["Telemetry", "build_resource", "build_sampler", "configure"]
+__all__ = ["CountingProcessor", "Telemetry", "build_resource", "build_sampler", "configure"]
 
 logger = logging.getLogger("spanflow.tracing")
 
@@ -50,6 +53,22 @@ _FROM_ENVIRONMENT = ExportOptions()
 _DEFAULT_BATCH = BatchOptions()
 _DEFAULT_SAMPLING = SamplingOptions()
 _DEFAULT_SHUTDOWN = ShutdownOptions()
+
+
+class CountingProcessor(Protocol):
+    """What `Telemetry` needs of an export processor: its loss counts and a bounded shutdown.
+
+    `DropCountingBatchSpanProcessor` (export in a thread) and `ChildProcessSpanProcessor`
+    (export in a child process) both are one.
+    """
+
+    @property
+    def dropped_spans(self) -> int: ...
+    @property
+    def failed_spans(self) -> int: ...
+    @property
+    def export_counts(self) -> ExportCounts: ...
+    def shutdown(self, timeout_millis: float | None = None) -> None: ...
 
 
 class Telemetry:
@@ -64,7 +83,7 @@ class Telemetry:
     def __init__(
         self,
         provider: TracerProvider,
-        batch_processors: Sequence[DropCountingBatchSpanProcessor],
+        batch_processors: Sequence[CountingProcessor],
         shutdown_options: ShutdownOptions,
     ) -> None:
         self.provider = provider
@@ -108,7 +127,11 @@ class Telemetry:
         """Export everything finished so far; False if that took longer than `timeout` s."""
         budget = self._options.flush_timeout if timeout is None else timeout
         millis = int(budget * 1000)
-        done = run_bounded([lambda: self.provider.force_flush(millis)], budget)
+        flushed: list[bool] = []
+        # Bounded twice: the SDK's batch processor ignores its timeout (run_bounded stops
+        # waiting), the child-process one honours it and says False when the time ran out.
+        done = run_bounded([lambda: flushed.append(self.provider.force_flush(millis))], budget)
+        done = done and flushed == [True]
         if not done:
             logger.warning("Flushing spans did not finish within %.1fs.", budget)
         self._report_losses()
@@ -215,7 +238,7 @@ def configure(
         export: OTLP destination(s); the default follows `OTEL_EXPORTER_OTLP_*` (else
             ``localhost:4318``); ``None`` exports nothing over OTLP.
         console: Print each finished run's span tree (True: to stderr).
-        batch: Export queue sizes and delay.
+        batch: Export queue sizes and delay, and where the exporter runs.
         sampling: Sampling ratio (default: `OTEL_TRACES_SAMPLER` or keep everything).
         shutdown: Flush timeout and the atexit/SIGTERM hooks.
         span_processors: Extra processors, added after the console and before the exporters.
@@ -238,15 +261,7 @@ def configure(
         [] if export is None else [export] if isinstance(export, ExportOptions) else export
     )
     batch_processors = [
-        DropCountingBatchSpanProcessor(
-            build_exporter(resolve_export(destination)),
-            max_queue_size=batch.max_queue_size,
-            schedule_delay_millis=None
-            if batch.schedule_delay is None
-            else batch.schedule_delay * 1000,
-            max_export_batch_size=batch.max_export_batch_size,
-            shutdown_timeout_millis=shutdown.flush_timeout * 1000,
-        )
+        _export_processor(resolve_export(destination), batch, shutdown)
         for destination in destinations
     ]
     for batch_processor in batch_processors:
@@ -255,6 +270,28 @@ def configure(
     if set_global:
         telemetry.is_global = _set_global(provider)
     return telemetry
+
+
+def _export_processor(
+    resolved: ResolvedExport, batch: BatchOptions, shutdown: ShutdownOptions
+) -> ChildProcessSpanProcessor | DropCountingBatchSpanProcessor:
+    """The counting batch processor of one destination, exporting where `batch` says."""
+    delay = None if batch.schedule_delay is None else batch.schedule_delay * 1000
+    if batch.export_in == "thread":
+        return DropCountingBatchSpanProcessor(
+            build_exporter(resolved),
+            max_queue_size=batch.max_queue_size,
+            schedule_delay_millis=delay,
+            max_export_batch_size=batch.max_export_batch_size,
+            shutdown_timeout_millis=shutdown.flush_timeout * 1000,
+        )
+    return ChildProcessSpanProcessor(
+        resolved,
+        max_queue_size=batch.max_queue_size,
+        schedule_delay_millis=delay,
+        max_export_batch_size=batch.max_export_batch_size,
+        shutdown_timeout_millis=shutdown.flush_timeout * 1000,
+    )
 
 
 def build_resource(service: ServiceOptions) -> Resource:
