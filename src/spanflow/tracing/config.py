@@ -16,6 +16,8 @@ from opentelemetry.trace import TracerProvider
 
 from spanflow.errors import StoredError
 from spanflow.tracing._guard import internal_errors
+from spanflow.tracing._payload_json import spliced_json
+from spanflow.tracing._render_memo import RenderMemo
 from spanflow.tracing.attributes import error_type
 from spanflow.tracing.redaction import (
     DEFAULT_MAX_ATTRIBUTE_LENGTH,
@@ -72,15 +74,33 @@ class TracingConfig:
     event_payloads: bool = True
     """Add the redacted, truncated payload JSON (``spanflow.event.payload``) to each event."""
 
-    def attribute_json(self, value: Any) -> str:
+    def attribute_json(self, value: Any, memo: RenderMemo | None = None) -> str:
         """`value` as a span attribute under these settings: redacted, truncated JSON.
 
         `NOT_RECORDED` (and a log line) instead when it cannot be rendered, a redactor's own
-        function raising among the reasons: never the raw value, and never an error.
+        function raising among the reasons: never the raw value, and never an error. `memo`
+        (a run's) spares reading a text the run rendered lately again; the result is the same.
         """
         with _RENDERING:
-            return to_attribute_json(value, redactor=self.redactor, limit=self.max_attribute_length)
+            return to_attribute_json(
+                value, redactor=self.redactor, limit=self.max_attribute_length, memo=memo
+            )
         return NOT_RECORDED
+
+    def payload_json(self, wire: dict[str, Any], memo: RenderMemo | None = None) -> str:
+        """An event payload's wire dict (JSON data) as ``spanflow.event.payload``: exactly
+        `attribute_json` of it, built from its parts when that is provably the same
+        (`spliced_json`), so the input and output inside are not read for keys again."""
+        with _RENDERING:
+            spliced = spliced_json(wire, self.redactor, self.max_attribute_length, memo)
+            if spliced is not None:
+                return spliced
+            return to_attribute_json(wire, redactor=self.redactor, limit=self.max_attribute_length)
+        return NOT_RECORDED
+
+    def render_memo(self) -> RenderMemo:
+        """A new memo of what this configuration's redactor finds in texts (one per run)."""
+        return RenderMemo(self.redactor)
 
     def error_message(self, error: BaseException | None) -> str:
         """The status description of a span that failed with ``error``: redacted and cut."""

@@ -66,7 +66,9 @@ class RecordableEvent(Protocol):
 
     @property
     def payload(self) -> _EventPayload:
-        """The payload, whose wire form (`to_dict`) gives the event's attributes."""
+        """The payload, whose wire form (`to_dict`) gives the event's attributes: JSON data
+        only (dicts, lists, strings, numbers, booleans, ``None``: what ``to_wire`` gives),
+        which `spliced_json` relies on."""
         ...
 
 
@@ -176,8 +178,10 @@ class StepTracing:
     ) -> None:
         self._span = span
         self._tracer = tracer
-        self._attributes = dict(attributes or {})
-        """What every span of the run carries (run and workflow ids, tags, metadata)."""
+        self._attributes: Mapping[str, Any] = attributes or {}
+        """What every span of the run carries (run and workflow ids, tags, metadata). Kept as
+        given, not copied (one is built per step, and most never open a span): the run's
+        attributes are fixed once the run starts, and `span` copies them into each span."""
         self._config = config or _DEFAULT_CONFIG
         """The run's settings: how an error leaving a user span is redacted and cut."""
 

@@ -42,6 +42,7 @@ from spanflow.tracing._nesting import (
     resolve_nested,
     start_top_span,
 )
+from spanflow.tracing._render_memo import RenderMemo
 from spanflow.tracing.attributes import (
     DROPPED_ATTRIBUTE,
     MAX_USER_ATTRIBUTES,
@@ -160,6 +161,9 @@ class _RunTrace:
     hiding either hides them too."""
     logger_provider: Any = field(init=False)
     """Where events go as log records (``events="logs"``); ``None`` for span events."""
+    memo: RenderMemo = field(init=False)
+    """What the redactor found in the texts this run rendered lately: a step's output is
+    rendered for its result event, its span and the next step's input, and read once."""
 
     def __post_init__(self) -> None:
         context = self.context
@@ -170,6 +174,7 @@ class _RunTrace:
         self.logger_provider = (
             (config.logger_provider or get_logger_provider()) if config.events == "logs" else None
         )
+        self.memo = config.render_memo()
 
 
 class OtelInstrumentation:
@@ -298,7 +303,7 @@ class OtelInstrumentation:
             attributes.update(_workflow_metadata(start.workflow_metadata, run.config))
         if run.capture_input and start.input is not None:
             key = "spanflow.resume_data" if start.resumed else "spanflow.input"
-            attributes[key] = self._json(start.input)
+            attributes[key] = run.config.attribute_json(start.input, run.memo)
         return attributes
 
     def _parent(
@@ -324,9 +329,6 @@ class OtelInstrumentation:
             ctx = trace.set_span_in_context(NonRecordingSpan(stored), otel_context.Context())
             return ctx, request, None
         return None, [], None  # the ambient span, if any, or a new trace
-
-    def _json(self, value: Any) -> str:
-        return self.config.attribute_json(value)
 
 
 WORKFLOW_METADATA_DROPPED = "spanflow.workflow.metadata_dropped"
@@ -543,7 +545,7 @@ class OtelScope:
                 if attr is not None and isinstance(value, _EVENT_SCALAR_TYPES):
                     attributes[attr] = value
             if run.event_payloads:
-                attributes["spanflow.event.payload"] = run.config.attribute_json(wire)
+                attributes["spanflow.event.payload"] = run.config.payload_json(wire, run.memo)
             if run.logger_provider is not None:
                 self._log(name, attributes)
             else:
@@ -589,17 +591,21 @@ class OtelScope:
     def _record_end(self, status: EndStatus, output: Any, error: BaseException | None) -> None:
         span = self._span
         shown = "success" if status == "bailed" else status
-        span.set_attribute(self._status_key, shown)
+        # Set in one call, in the order they always had: the SDK takes its locks and cleans
+        # the values once per call, not once per attribute.
+        attributes: dict[str, Any] = {self._status_key: shown}
         if status == "bailed":
-            span.set_attribute("spanflow.run.bailed", True)
-        if status == "failed":
+            attributes["spanflow.run.bailed"] = True
+        failed = status == "failed"
+        if failed:
             span.set_status(Status(StatusCode.ERROR, self._run.config.error_message(error)))
             if error is not None:
-                span.set_attribute("error.type", error_type(error))
-                if self._status_key in _RECORDS_EXCEPTIONS:
-                    self._record_exception(error)
+                attributes["error.type"] = error_type(error)
         elif shown == "success" and output is not None and self._run.capture_output:
-            span.set_attribute("spanflow.output", self._json(output))
+            attributes["spanflow.output"] = self._json(output)
+        span.set_attributes(attributes)
+        if failed and error is not None and self._status_key in _RECORDS_EXCEPTIONS:
+            self._record_exception(error)
 
     def record_exception(self, error: BaseException, attributes: Mapping[str, Any]) -> None:
         with _RECORDING:
@@ -637,4 +643,5 @@ class OtelScope:
         return StepTracing(self._span, self._run.tracer, self._run.common, self._run.config)
 
     def _json(self, value: Any) -> str:
-        return self._run.config.attribute_json(value)
+        run = self._run
+        return run.config.attribute_json(value, run.memo)

@@ -15,7 +15,8 @@ Cost is bounded by what is kept, not by what is given: a value whose JSON is sur
 the limit is walked only as far as the limit reaches (a 10 MB output costs what 8 KiB do), and
 text is scanned for secrets only a little beyond where it is cut. These functions run for every
 step, so key verdicts are cached and the common case (no credential key, no secret-looking
-text) is one C-speed rendering and two scans of the kept text.
+text) is one C-speed rendering and two scans of the kept text; with a run's `RenderMemo`, a
+text the run rendered lately is not scanned again.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from spanflow.tracing._key_rules import (
     classify,
     normalise,
 )
+from spanflow.tracing._render_memo import COUNT_TEXT, COUNTS, SENSITIVE, TRIGGER, RenderMemo
 from spanflow.tracing._secret_text import has_trigger, scrub_key_values, scrub_values
 
 __all__ = [
@@ -126,6 +128,7 @@ _PROBE_NODES: Final = 256
 # every call.
 _SEQUENCES: Final = (list, tuple)
 _NUMBERS: Final = (int, float)
+_COLLECTIONS: Final = (list, tuple, set, frozenset)
 _PREVIEW_LENGTH: Final = 200
 
 _NUMBER: Final = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
@@ -193,6 +196,9 @@ class Redactor:
     _key_sets: dict[frozenset[str], tuple[bool, tuple[str, ...]]] = field(
         init=False, repr=False, compare=False
     )
+    _key_starts: dict[str, str] = field(init=False, repr=False, compare=False)
+    """Event payload keys known to be shown identifiers holding no trigger, each with its
+    JSON start (``'"stepName":'``), for `spliced_json`: the same few come in every event."""
 
     def __post_init__(self) -> None:
         for name in ("extra_keys", "value_patterns"):
@@ -209,6 +215,7 @@ class Redactor:
         object.__setattr__(self, "_walks_always", walks)
         object.__setattr__(self, "_verdicts", {})
         object.__setattr__(self, "_key_sets", {})
+        object.__setattr__(self, "_key_starts", {})
 
     def is_sensitive(self, key: object) -> bool:
         """Return whether the value under ``key`` must be redacted, whatever it is.
@@ -310,15 +317,34 @@ class Redactor:
             text = pattern.sub(self.replacement, text)
         return text
 
-    def _clean(self, text: str) -> bool:
+    def _clean(self, text: str, memo: RenderMemo | None = None) -> bool:
         """Whether walking the value rendered as ``text`` would change nothing in it."""
-        if self.scan_values and has_trigger(text):
-            return False
+        if memo is None:
+            if self.scan_values and has_trigger(text):
+                return False
+            return not self._key_facts(text) & (SENSITIVE | COUNT_TEXT)
+        return not self._remembered_facts(text, memo) & (TRIGGER | SENSITIVE | COUNT_TEXT)
+
+    def _remembered_facts(self, text: str, memo: RenderMemo) -> int:
+        """`_facts` of ``text``, from ``memo`` when this run rendered the same text lately."""
+        facts = memo.get(text)
+        if facts is None:
+            facts = self._key_facts(text)
+            if self.scan_values and has_trigger(text):
+                facts |= TRIGGER
+            memo.put(text, facts)
+        return facts
+
+    def _key_facts(self, text: str) -> int:
+        """What the keys of compact JSON ``text`` are (`SENSITIVE`, `COUNTS`, `COUNT_TEXT`)."""
         sensitive, counts = self._key_set(_json_keys(text))
-        if sensitive:
-            return False
-        # A token count holding text (or a list, which may hold text) is replaced.
-        return not counts or not any(f'"{k}":"' in text or f'"{k}":[' in text for k in counts)
+        facts = SENSITIVE if sensitive else 0
+        if counts:
+            facts |= COUNTS
+            # A token count holding text (or a list, which may hold text) is replaced.
+            if any(f'"{k}":"' in text or f'"{k}":[' in text for k in counts):
+                facts |= COUNT_TEXT
+        return facts
 
     def _walk(self, value: object, walk: _Walk, depth: int) -> object:
         kind = type(value)
@@ -538,7 +564,7 @@ def _probe_other(item: object, size: int) -> tuple[int, Collection[object]]:
         return size + len(item) + 2, ()
     if isinstance(item, Mapping):
         return size + 1 + 4 * len(item), list(itertools.islice(item.values(), _PROBE_NODES))
-    if isinstance(item, list | tuple | set | frozenset):
+    if isinstance(item, _COLLECTIONS):
         return size + 1 + 2 * len(item), list(itertools.islice(item, _PROBE_NODES))
     if isinstance(item, pydantic.BaseModel):
         return size, (item.__dict__,)
@@ -590,6 +616,7 @@ def to_attribute_json(
     *,
     redactor: Redactor | None = None,
     limit: int = DEFAULT_MAX_ATTRIBUTE_LENGTH,
+    memo: RenderMemo | None = None,
 ) -> str:
     """Redact ``value``, render it as compact JSON and truncate it: a span attribute value.
 
@@ -604,11 +631,15 @@ def to_attribute_json(
         value: Any value (an input, output or event payload).
         redactor: The redactor to apply; `DEFAULT_REDACTOR` when omitted.
         limit: The maximum length of the result, marker included.
+        memo: What ``redactor`` found in the texts this run rendered lately (`RenderMemo`):
+            a text rendered again is not read again. The result is the same with or without.
 
     Returns:
         Compact JSON (non-ASCII kept as is), cut to ``limit`` characters with a marker.
     """
     redactor = redactor or DEFAULT_REDACTOR
+    if memo is not None:
+        memo = memo.for_redactor(redactor)
     if redactor._walks_always or _surely_longer(value, limit):
         return redactor._bounded_json(value, limit, None)
     try:
@@ -616,7 +647,9 @@ def to_attribute_json(
     except (ValueError, TypeError):  # circular data and the like: the walk copes
         return redactor._bounded_json(value, limit, None)
     if len(text) <= limit:
-        return text if redactor._clean(text) else redactor._bounded_json(value, limit, None)
+        if redactor._clean(text, memo):
+            return text
+        return redactor._bounded_json(value, limit, None)
     if redactor._clean(text[: limit + _SECRET_MARGIN]):
         return truncate(text, limit)
     return redactor._bounded_json(value, limit, len(text))

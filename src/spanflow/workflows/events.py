@@ -39,9 +39,13 @@ EventType = str
 """``workflow-start``, ``workflow-step-start``, ... or a user's ``data-*`` chunk type."""
 
 
+_PLAIN = frozenset({str, int, float, bool})
+"""Types `to_wire` returns as they are: an exact type test spares it the call."""
+
+
 def _put(out: dict[str, Any], key: str, value: Any) -> None:
     if value is not None:
-        out[key] = to_wire(value)
+        out[key] = value if type(value) in _PLAIN else to_wire(value)
 
 
 @dataclass(slots=True)
