@@ -123,9 +123,13 @@ def _plain_errors(exc: ValidationError) -> list[dict[str, Any]]:
     ]
 
 
+_WIRE_SCALARS = (str, int, float, bool)
+"""A tuple, not ``str | int | ...``: a union written in the call would be built on every call."""
+
+
 def to_wire(value: Any) -> Any:
     """The JSON-able form of any value the engine holds (models dumped in JSON mode)."""
-    if value is None or isinstance(value, str | int | float | bool):
+    if value is None or isinstance(value, _WIRE_SCALARS):
         return value
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
