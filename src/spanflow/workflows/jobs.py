@@ -22,6 +22,7 @@ from spanflow.errors import (
 )
 from spanflow.storage.base import ENDED_STATUSES, Storage, StoredRun
 from spanflow.tracing.instrumentation import carried_context
+from spanflow.workflows._execution import new_owner
 from spanflow.workflows._queued import QUEUED, resubmit
 from spanflow.workflows._snapshot import dump_run_snapshot, read_run_snapshot
 from spanflow.workflows.executor import RunJob
@@ -104,9 +105,17 @@ def _unreadable(stored: StoredRun) -> bool:
 async def fail_job(storage: Storage, run_id: str, error: str) -> bool:
     """Store a queued run ``failed`` with `error` (a `JobError`): for a job no worker can
     execute (an unknown workflow id, a payload that does not decode). Observers of the run
-    end with it. ``False`` if no such run is queued (nothing changes then)."""
+    end with it. ``False`` if no such run is queued (nothing changes then).
+
+    The run is taken under an owner token of this call while it stays ``queued``, then stored
+    ``failed`` with its error in one write: an observer never reads it failed without its error,
+    and a worker that claims it in between (a duplicate delivery) wins, untouched.
+    """
+    token = new_owner()
     try:
-        claimed = await storage.claim_run(run_id, from_status=QUEUED, to_status="failed")
+        claimed = await storage.claim_run(
+            run_id, from_status=QUEUED, to_status="queued", owner=token
+        )
     except (RunClaimError, LookupError):
         return False
     wire = error_wire(JobError(error))
@@ -119,7 +128,11 @@ async def fail_job(storage: Storage, run_id: str, error: str) -> bool:
         snapshot.error = wire
         snapshot.queued = None
         claimed.snapshot = dump_run_snapshot(snapshot)
-    await storage.save_run(claimed)
+    claimed.status = "failed"
+    try:
+        await storage.save_run(claimed, if_owner=token)
+    except RunClaimError:
+        return False
     logger.error("spanflow: run %s failed: %s", run_id, error)
     return True
 
