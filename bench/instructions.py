@@ -2,52 +2,141 @@
 
 Wall-clock times on a shared machine move by tens of percent between repetitions; instruction
 counts do not (the same binary, inputs and environment give the same count). This counts a
-whole process running N short runs for two values of N; the difference divided by the
-difference in runs is the per-run cost, free of start-up and import costs. Compare two
-commits by running it in a checkout of each.
+whole process running N runs for two values of N; the difference divided by the difference in
+runs is the per-run cost, free of start-up and import costs. Compare two commits by running it
+in a checkout of each.
 
-Workloads (``--workload``): ``chain`` is a 3-step workflow of trivial steps, no SDK
-configured, on the in-memory store (create_run + start); ``traced`` is the same traced into an
-SDK tracer provider that keeps its spans in memory (`SimpleSpanProcessor`); ``sqlite`` is
-``chain`` on a SQLite file. Needs valgrind (``apt-get install valgrind``).
+Workloads (``--workload``), no SDK configured unless said, in-memory store unless said:
+
+- ``chain``: a 3-step workflow of trivial steps on plain dicts (create_run + start);
+- ``stream``: ``chain`` through ``run.stream()``, every event consumed, ``out.result`` awaited;
+- ``traced``: ``chain`` traced into an SDK tracer provider that keeps its spans in memory
+  (`SimpleSpanProcessor`);
+- ``sqlite``: ``chain`` on a SQLite file;
+- ``models`` and ``models-stream``: the bench's 3-step workflow with pydantic schemas
+  (`bench.workloads.chain`) run as scenario 3 runs it (`run_start`, `run_stream`);
+- ``chain1000`` and ``stream1000``: one run of the bench's 1,000-step workflow per N, as
+  scenario 1 runs it; reported per step too, so the ratio to the 3-step runs shows what a
+  run costs besides its steps.
+
+Long workloads count fewer runs (``--long-runs``, default 2 and 4) than short ones (``--runs``,
+default 100 and 200). Every run starts from the same heap: after a warm-up run the heap is
+frozen (`gc.freeze`), and each run gets a fresh in-memory store after a full collection (as
+scenario 1 times its runs), so the count does not depend on where the collector happened to
+run, nor on the runs a store kept; run and call ids come from seeded sources, so every process
+hashes the same strings. Needs valgrind (``apt-get install valgrind``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
+import itertools
 import os
+import random
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-WORKLOADS = ("chain", "traced", "sqlite")
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """What one workload runs: how many steps, through which call, on what."""
+
+    steps: int = 3
+    stream: bool = False
+    """``run.stream()`` with every event consumed, else ``run.start()``."""
+    models: bool = False
+    """The bench's pydantic-typed chain (`bench.workloads.chain`), else plain dicts."""
+    store: str = "memory"
+    traced: bool = False
+
+    @property
+    def long(self) -> bool:
+        return self.steps > 3
+
+
+WORKLOADS: dict[str, Workload] = {
+    "chain": Workload(),
+    "stream": Workload(stream=True),
+    "traced": Workload(traced=True),
+    "sqlite": Workload(store="sqlite"),
+    "models": Workload(models=True),
+    "models-stream": Workload(models=True, stream=True),
+    "chain1000": Workload(steps=1000, models=True),
+    "stream1000": Workload(steps=1000, models=True, stream=True),
+}
+DEFAULT = ("chain", "stream", "traced", "sqlite", "chain1000", "stream1000")
+"""What runs without ``--workload``: the models variants only on request."""
 
 
 async def _increment(ctx: Any) -> dict[str, int]:
     return {"n": ctx.input_data["n"] + 1}
 
 
-async def _child(workload: str, runs: int, folder: str) -> None:
+def _workflow(workload: Workload, storage: Any) -> Any:
     from spanflow import create_step, create_workflow
+
+    if workload.models:
+        from bench.workloads import chain
+
+        workflow = chain(workload.steps)
+        workflow.storage = storage
+        return workflow
+    workflow = create_workflow(id="chain", storage=storage)
+    for index in range(workload.steps):
+        workflow.then(create_step(id=f"s{index}", execute=_increment))
+    return workflow.commit()
+
+
+async def _child(name: str, runs: int, folder: str) -> None:
+    from bench.workloads import run_start, run_stream
     from spanflow.storage import MemoryStorage, SqliteStorage, Storage
 
+    _repeatable_ids()
+    workload = WORKLOADS[name]
     storage: Storage = (
-        MemoryStorage() if workload == "chain" else SqliteStorage(os.path.join(folder, "r.db"))
+        SqliteStorage(os.path.join(folder, "r.db"))
+        if workload.store == "sqlite"
+        else MemoryStorage()
     )
-    workflow = create_workflow(id="chain", storage=storage)
-    for index in range(3):
-        workflow.then(create_step(id=f"s{index}", execute=_increment))
-    workflow.commit()
-    if workload == "traced":
+    workflow = _workflow(workload, storage)
+    if workload.traced:
         workflow.instrumentation = _in_memory_tracing()
+    runner = run_stream if workload.stream else run_start
+    start = {"v": 0} if workload.models else {"n": 0}
+    await runner(workflow, start)  # warm-up: whatever is imported or cached on first use
+    # Every run starts from the same heap, so two processes differ by whole runs, not by where
+    # the collector happened to fall: a fresh store (in memory), after a full collection, over
+    # a frozen heap (imports and the warm-up), which that collection then does not walk.
+    gc.collect()
+    gc.freeze()
     for _ in range(runs):
-        await (await workflow.create_run()).start({"n": 0})
+        if workload.store == "memory":
+            workflow.storage = MemoryStorage()
+        gc.collect()
+        await runner(workflow, start)
     await storage.close()
+
+
+def _repeatable_ids() -> None:
+    """Draw the ids the engine makes (run ids from `uuid.uuid4`, call and owner ids from
+    `random`) from seeded sources, so that every process hashes the same strings and lays its
+    dicts out the same way: random ids alone move a long run's count by about 1%."""
+    random.seed(0)
+    numbers = itertools.count(1)
+
+    def uuid4() -> uuid.UUID:
+        return uuid.UUID(int=next(numbers), version=4)
+
+    uuid.uuid4 = uuid4
 
 
 def _in_memory_tracing() -> Any:
@@ -92,8 +181,9 @@ def _count(workload: str, runs: int) -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.instructions")
-    parser.add_argument("--workload", choices=WORKLOADS, action="append")
+    parser.add_argument("--workload", choices=tuple(WORKLOADS), action="append")
     parser.add_argument("--runs", type=int, nargs=2, default=[100, 200], metavar=("FEW", "MANY"))
+    parser.add_argument("--long-runs", type=int, nargs=2, default=[2, 4], metavar=("FEW", "MANY"))
     parser.add_argument("--child", nargs=3, metavar=("WORKLOAD", "RUNS", "FOLDER"))
     options = parser.parse_args()
     if options.child is not None:
@@ -102,12 +192,14 @@ def main() -> None:
         return
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
-    few, many = options.runs
-    print("| workload | instructions per run |")
-    print("|---|---|")
-    for workload in options.workload or WORKLOADS:
-        per_run = (_count(workload, many) - _count(workload, few)) / (many - few)
-        print(f"| {workload} | {per_run / 1000:,.0f}k |", flush=True)
+    print("| workload | instructions per run | per step |")
+    print("|---|---|---|")
+    for name in options.workload or DEFAULT:
+        workload = WORKLOADS[name]
+        few, many = options.long_runs if workload.long else options.runs
+        per_run = (_count(name, many) - _count(name, few)) / (many - few)
+        per_step = per_run / workload.steps
+        print(f"| {name} | {per_run / 1000:,.0f}k | {per_step / 1000:,.1f}k |", flush=True)
 
 
 if __name__ == "__main__":

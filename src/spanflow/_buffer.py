@@ -5,6 +5,11 @@ in its own task whether or not anyone iterates; every item is kept, so a consume
 late (even after the producer finished) still gets all of them, several consumers may iterate
 independently, and nothing ever waits for a consumer, so awaiting an outcome without iterating
 cannot deadlock.
+
+A push is on the producer's hot path (a workflow run pushes two events per step): it appends,
+and touches the waiting consumers only when one is waiting. A consumer that has caught up
+waits on a future of its own, so a consumer that is cancelled cancels nothing the others (or
+the next push) share, and a push wakes it in one hop of the event loop.
 """
 
 from __future__ import annotations
@@ -21,13 +26,14 @@ T = TypeVar("T")
 class ReplayBuffer(Generic[T]):
     """An append-only list of items with async iteration that waits for more until closed."""
 
-    __slots__ = ("_closed", "_error", "_items", "_waiter")
+    __slots__ = ("_closed", "_error", "_items", "_waiters")
 
     def __init__(self) -> None:
         self._items: list[T] = []
         self._closed = False
         self._error: BaseException | None = None
-        self._waiter: asyncio.Future[None] | None = None
+        self._waiters: list[asyncio.Future[None]] = []
+        """One future per consumer waiting for the next item (or the close)."""
 
     @property
     def items(self) -> list[T]:
@@ -44,7 +50,8 @@ class ReplayBuffer(Generic[T]):
         if self._closed:
             return
         self._items.append(item)
-        self._wake()
+        if self._waiters:
+            self._wake()
 
     def close(self, error: BaseException | None = None) -> None:
         """End iteration; with `error`, iteration raises it after the last item."""
@@ -56,26 +63,27 @@ class ReplayBuffer(Generic[T]):
 
     async def iterate(self) -> AsyncIterator[T]:
         """Every item from the first, then each new one as it comes, until closed."""
+        items = self._items  # appended to, never replaced
         index = 0
         while True:
-            if index < len(self._items):
-                item = self._items[index]
+            while index < len(items):
+                yield items[index]
                 index += 1
-                yield item
-                continue
             if self._closed:
                 if self._error is not None:
                     raise self._error
                 return
-            if self._waiter is None:
-                self._waiter = asyncio.get_running_loop().create_future()
-            # Shielded: a consumer that is cancelled must not cancel the future the others
-            # (and the producer's next push) share.
-            await asyncio.shield(self._waiter)
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                await waiter
+            except asyncio.CancelledError:  # this consumer stops: the others wait on
+                if waiter in self._waiters:
+                    self._waiters.remove(waiter)
+                raise
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
             if not waiter.done():
                 waiter.set_result(None)

@@ -60,7 +60,6 @@ from spanflow.workflows._frame import (
 from spanflow.workflows._snapshot import FrameSnapshot, RunSnapshot, dump_run_snapshot
 from spanflow.workflows.events import WorkflowCanceledPayload, WorkflowEvent
 from spanflow.workflows.results import TripwireInfo, WorkflowResult, error_wire
-from spanflow.workflows.stream import chain_sinks
 
 if TYPE_CHECKING:
     from spanflow.workflows.stream import WorkflowStream
@@ -157,7 +156,7 @@ class Execution:
         self.trace = scope.persisted_context() or start.stored_trace
         if storage.event_log:
             self.log = EventLog(storage, self.run_id)
-            control.sink = chain_sinks(control.sink, self.log.append)
+            control.sinks = (*control.sinks, self.log.append)
 
         async def checkpoint() -> None:
             await self._save(self._stored_run("running"))

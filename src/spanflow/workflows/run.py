@@ -64,7 +64,7 @@ from spanflow.workflows._snapshot import (
 )
 from spanflow.workflows._time_travel import TimeTravel, time_travel_frame
 from spanflow.workflows.results import WorkflowResult, error_wire
-from spanflow.workflows.stream import WorkflowStream, chain_sinks
+from spanflow.workflows.stream import WorkflowStream
 
 if TYPE_CHECKING:
     from spanflow.workflows.workflow import Workflow
@@ -237,7 +237,7 @@ class Run:
         wf = self.workflow
         context = begun.request_context
         control = RunControl(self.run_id, wf.id, self.resource_id, context, run_nested=run_nested)
-        control.sink = out.push if out is not None else None
+        control.sinks = (out.sink,) if out is not None else ()
         self._control = control
         frame = Frame(wf, control, NOOP_SCOPE, begun.input, begun.state)
         start = RunStart(
@@ -938,10 +938,9 @@ class Run:
             self.run_id, self.workflow.id, self.resource_id, context, run_nested=run_nested
         )
         control.usage = replace(snapshot.usage)
-        control.sink = chain_sinks(
-            out.push if out is not None else None,
-            *(s.push for s in self._open_streams if s is not out),
-        )
+        streams = [out] if out is not None else []
+        streams += [s for s in self._open_streams if s is not out]
+        control.sinks = tuple(s.sink for s in streams)
         return control
 
     async def _claim(self, from_status: Collection[RunStatus]) -> StoredRun:

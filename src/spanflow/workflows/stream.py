@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from spanflow._buffer import ReplayBuffer
 from spanflow.usage import Usage
@@ -36,8 +36,12 @@ class WorkflowStream:
         loop = asyncio.get_running_loop()
         self._run = run
         self._buffer: ReplayBuffer[WorkflowEvent] = ReplayBuffer()
+        self._loop = loop
         self._result: asyncio.Future[WorkflowResult] = loop.create_future()
-        self._usage: asyncio.Future[Usage] = loop.create_future()
+        self._usage: asyncio.Future[Usage] | None = None
+        """Made when first asked for (few callers ask; see `usage`)."""
+        self._final_usage: Usage | None = None
+        """The usage the stream ended with, once it has."""
         self.trace_id: str | None = None
         """The run span's trace id (32 hex), once the run has started; ``None`` if untraced."""
         self.span_id: str | None = None
@@ -48,6 +52,9 @@ class WorkflowStream:
         self.handed_over: asyncio.Future[None] | None = None
         """For a run handed to a queued executor: resolves once its job is queued (raises
         what refused it); ``None`` for a run executed in this process."""
+        self.sink: Callable[[WorkflowEvent], None] = self._buffer.push
+        """The run's event sink for this stream (`push` without the hop through it: a run
+        emits two events per step, each handed to every sink)."""
 
     # -- what consumers use ---------------------------------------------------------------
 
@@ -67,7 +74,12 @@ class WorkflowStream:
     @property
     def usage(self) -> asyncio.Future[Usage]:
         """Awaitable token usage summed over the run's agent steps."""
-        return self._usage
+        future = self._usage
+        if future is None:
+            future = self._usage = self._loop.create_future()
+            if self._final_usage is not None:
+                future.set_result(self._final_usage)
+        return future
 
     @property
     def status(self) -> str:
@@ -99,8 +111,7 @@ class WorkflowStream:
         """Resolve `result` and `usage` and end iteration."""
         if not self._result.done():
             self._result.set_result(result)
-        if not self._usage.done():
-            self._usage.set_result(result.usage)
+        self._end_usage(result.usage)
         self._buffer.close()
 
     def fail(self, error: BaseException) -> None:
@@ -108,21 +119,13 @@ class WorkflowStream:
         if not self._result.done():
             self._result.set_exception(error)
             self._result.exception()  # mark retrieved: iteration re-raises it anyway
-        if not self._usage.done():
-            self._usage.set_result(Usage())
+        self._end_usage(Usage())
         self._buffer.close(error)
 
-
-def chain_sinks(*sinks: Callable[[WorkflowEvent], None] | None) -> Any:
-    """One sink that feeds several (``None`` entries dropped; ``None`` if none remain)."""
-    live = [s for s in sinks if s is not None]
-    if not live:
-        return None
-    if len(live) == 1:
-        return live[0]
-
-    def fan_out(event: WorkflowEvent) -> None:
-        for sink in live:
-            sink(event)
-
-    return fan_out
+    def _end_usage(self, usage: Usage) -> None:
+        """Resolve `usage` (now, or when first asked for); the first end wins."""
+        if self._final_usage is not None:
+            return
+        self._final_usage = usage
+        if self._usage is not None and not self._usage.done():
+            self._usage.set_result(usage)
