@@ -9,6 +9,7 @@ provider, so set-ups never fight over it and "no SDK" really is a process withou
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -152,10 +153,12 @@ class Tracing:
             self.provider.shutdown()
 
 
-TRACINGS = ("nosdk", "disabled", "memory", "otlp")
+TRACINGS = ("nosdk", "disabled", "memory", "otlp", "otlp-thread")
 """The set-ups: no SDK configured (how a user without tracing runs), tracing disabled in
-`TracingConfig`, an SDK provider exporting synchronously to memory, and the plugin's
-`configure()` exporting over OTLP/HTTP to the loopback receiver. ``discard`` (an SDK provider
+`TracingConfig`, an SDK provider exporting synchronously to memory, the plugin's `configure()`
+exporting over OTLP/HTTP to the loopback receiver (its exporter in a child process, the
+default), and the same with the exporter in a thread of this process
+(``BatchOptions(export_in="thread")``, the SDK's batch processor). ``discard`` (an SDK provider
 whose exporter drops every span) is for long runs, where memory would keep them all."""
 
 
@@ -180,13 +183,16 @@ def tracing(
         provider.add_span_processor(SimpleSpanProcessor(memory or DiscardingExporter()))
         instrumentation = OtelInstrumentation(TracingConfig(tracer_provider=provider))
         return Tracing(name, instrumentation, provider, memory=memory, counter=counter)
-    if name == "otlp":
+    if name in ("otlp", "otlp-thread"):
         if endpoint is None:
-            raise ValueError("the otlp set-up needs the receiver's endpoint")
+            raise ValueError("the otlp set-ups need the receiver's endpoint")
+        batch = batch or BatchOptions()
+        if name == "otlp-thread":
+            batch = dataclasses.replace(batch, export_in="thread")
         telemetry = configure(
             "spanflow-bench",
             export=ExportOptions(endpoint=endpoint, protocol="http/protobuf", timeout=30),
-            batch=batch or BatchOptions(),
+            batch=batch,
             shutdown=ShutdownOptions(flush_timeout=60, atexit=False, sigterm=False),
             span_processors=[counter] if counter is not None else (),
             set_global=False,
