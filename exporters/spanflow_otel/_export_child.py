@@ -14,13 +14,14 @@ was handled), `LOG` (a log record, re-emitted by the parent on the same logger).
 travel in the `CONFIG` frame rather than on the command line, where headers (often an API key)
 would be visible to every user of the machine.
 
-The child is started with ``python -c`` and a bootstrap that registers `spanflow_otel` as a bare
+The child is started with ``python -P -c`` and a bootstrap that registers `spanflow_otel` as a bare
 namespace (its ``__init__`` imports the engine, a second of imports the child does not need),
 so only this module, `otlp` and `config` are imported here.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import pickle
@@ -380,22 +381,25 @@ def _start_connecting(exporter: SpanExporter) -> None:
         subscribe(lambda state: None, try_to_connect=True)
 
 
-def main() -> None:
-    """Run the export child: frames in on stdin, answers out on (what was) stdout.
+def main(fd: int) -> None:
+    """Run the export child: frames in and answers out on the socket descriptor `fd`.
 
-    Ctrl-C and SIGTERM reach the whole process group; ignoring them keeps the exporter alive
-    for the flush the parent does when it gets them. The child ends on `STOP`, at end of input,
-    when its parent is gone (`_exit_with`), or killed at the end of the parent's shutdown budget.
+    The child runs in its own session, so a Ctrl-C at the terminal does not reach it; SIGINT
+    and SIGTERM are ignored anyway, so that one sent to it by pid (a process manager) does not
+    take the exporter away from the flush the parent then does. The child ends on `STOP`, at
+    end of input, when its parent is gone (`_exit_with`), or killed at the end of the parent's
+    shutdown budget.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # A stray print() must not corrupt the frames: stdout becomes stderr.
-    answers_fd = os.dup(1)
-    os.dup2(2, 1)
+    # The program's stdout may be its data (a pipe to another program): what the exporter or
+    # a library prints goes to stderr, with the diagnostics.
+    with contextlib.suppress(OSError):
+        os.dup2(2, 1)
     sys.stdout = sys.stderr
     logging.raiseExceptions = False
-    answers = _Answers(answers_fd)
-    requests: IO[bytes] = os.fdopen(0, "rb", closefd=False)
+    answers = _Answers(fd)
+    requests: IO[bytes] = os.fdopen(fd, "rb", closefd=False)
     # Exports make HTTP/gRPC calls; instrumentation loaded into this process must not trace them.
     attach(set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
     try:

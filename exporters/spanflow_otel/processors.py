@@ -7,7 +7,7 @@ span from the other end. That eviction is the one and only queue-full drop. The 
 ``len(queue) == max_queue_size`` check before the append (used for its log line and metric)
 is not atomic with the append nor with the worker thread popping batches, so it can miss or
 double-count under concurrency. We therefore replace the (still empty) deque at construction
-with `_CountingDeque`, whose ``appendleft`` and ``pop`` share a lock: "full before this append"
+with `CountingDeque`, whose ``appendleft`` and ``pop`` share a lock: "full before this append"
 is then exactly "this append evicts one span".
 
 Failed exports are counted by `_CountingExporter`, which sits between the processor and the
@@ -71,7 +71,66 @@ class ExportCounts:
         )
 
 
-class _CountingDeque(deque[Any]):
+class ExportCounter:
+    """The spans a processor queued, exported, failed and dropped, under one lock of its own.
+
+    Shared by `DropCountingBatchSpanProcessor` and `ChildProcessSpanProcessor`, so both count
+    and report alike. The lock is a leaf: nothing else is taken while it is held, so any thread
+    (the program's in ``on_end``, a feeder, a reader) may count at any time.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.queued = self.exported = self.failed = self.dropped = 0
+        self._warned_full = False
+
+    def count_queued(self) -> None:
+        with self._lock:
+            self.queued += 1
+
+    def count_drop(self) -> None:
+        """One span evicted from a full queue; the first drop is also logged, once."""
+        with self._lock:
+            self.dropped += 1
+            first = not self._warned_full
+            self._warned_full = True
+        if first:
+            logger.warning(
+                "Span export queue is full: dropping spans (the collector is down or too slow "
+                "for the span rate). Drops are counted in Telemetry.dropped_spans and reported "
+                "at flush and shutdown."
+            )
+
+    def count_export(self, spans: int, delivered: bool) -> None:
+        with self._lock:
+            if delivered:
+                self.exported += spans
+            else:
+                self.failed += spans
+
+    @property
+    def settled(self) -> bool:
+        """True when every span queued so far was exported, failed or dropped."""
+        with self._lock:
+            return self.queued == self.exported + self.failed + self.dropped
+
+    @property
+    def counts(self) -> ExportCounts:
+        with self._lock:
+            exported, failed, dropped = self.exported, self.failed, self.dropped
+            unsent = max(self.queued - exported - failed - dropped, 0)
+        return ExportCounts(exported, failed, dropped, unsent)
+
+    def forget_unsettled(self) -> None:
+        """After a fork: the spans still queued or in flight are the parent's to deliver.
+
+        The lock is new too: a thread that held it at the fork does not exist in this process.
+        """
+        self._lock = threading.Lock()
+        self.queued = self.exported + self.failed + self.dropped
+
+
+class CountingDeque(deque[Any]):
     """A bounded deque that reports every item added and every item its ``appendleft`` evicts."""
 
     def __init__(
@@ -145,17 +204,13 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
         if max_queue_size is not None and max_export_batch_size is None:
             # The SDK refuses a batch larger than the queue; a small queue means small batches.
             max_export_batch_size = min(max_queue_size, _default_batch_size())
+        self._counter = ExportCounter()
         super().__init__(
-            _CountingExporter(exporter, self._count_export),
+            _CountingExporter(exporter, self._counter.count_export),
             max_queue_size=max_queue_size,
             schedule_delay_millis=schedule_delay_millis,
             max_export_batch_size=max_export_batch_size,
         )
-        self._drop_lock = threading.Lock()
-        self._dropped = 0
-        self._queued = 0
-        self._exported = 0
-        self._failed = 0
         self._shutdown_timeout_millis = shutdown_timeout_millis
         self.counts_drops = self._install_counting_queue()
         """False when this SDK version's queue was not recognised (drops go uncounted)."""
@@ -163,48 +218,23 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
     @property
     def dropped_spans(self) -> int:
         """Spans dropped so far because the export queue was full."""
-        return self._dropped
+        return self._counter.dropped
 
     @property
     def failed_spans(self) -> int:
         """Spans in batches the exporter gave up on, after its own retries, or that raised."""
-        return self._failed
+        return self._counter.failed
 
     @property
     def export_counts(self) -> ExportCounts:
         """Spans exported, failed, dropped and not sent yet (unsent is 0 if drops go uncounted)."""
-        with self._drop_lock:
-            exported, failed, dropped = self._exported, self._failed, self._dropped
-            unsent = max(self._queued - exported - failed - dropped, 0)
-        return ExportCounts(exported, failed, dropped, unsent)
+        return self._counter.counts
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued and stop, within `timeout_millis` (default: the configured)."""
         budget = self._shutdown_timeout_millis if timeout_millis is None else timeout_millis
         # The SDK's BatchSpanProcessor.shutdown() would wait up to 30 s on a dead collector.
         self._batch_processor.shutdown(timeout_millis=max(0, int(budget)))
-
-    def _count_drop(self) -> None:
-        with self._drop_lock:
-            self._dropped += 1
-            first = self._dropped == 1
-        if first:
-            logger.warning(
-                "Span export queue is full: dropping spans (the collector is down or too slow "
-                "for the span rate). Drops are counted in Telemetry.dropped_spans and reported "
-                "at flush and shutdown."
-            )
-
-    def _count_queued(self) -> None:
-        with self._drop_lock:
-            self._queued += 1
-
-    def _count_export(self, spans: int, delivered: bool) -> None:
-        with self._drop_lock:
-            if delivered:
-                self._exported += spans
-            else:
-                self._failed += spans
 
     def _install_counting_queue(self) -> bool:
         # Private SDK internals: the 1.3x+ layout (BatchProcessor._queue) and the older one
@@ -218,5 +248,6 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
                 "spans dropped on a full export queue will not be counted."
             )
             return False
-        setattr(holder, name, _CountingDeque(queue.maxlen, self._count_drop, self._count_queued))
+        counter = self._counter
+        setattr(holder, name, CountingDeque(queue.maxlen, counter.count_drop, counter.count_queued))
         return True

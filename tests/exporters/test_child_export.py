@@ -8,6 +8,10 @@ import io
 import logging
 import os
 import signal
+import socket
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +32,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 from opentelemetry.trace.span import TraceState
 from spanflow_otel import _export_child as wire
+from spanflow_otel import child_export
 
 from tests.support.otlp_receiver import OtlpReceiver, otlp_receiver
 
@@ -440,6 +445,292 @@ def test_a_shutdown_does_not_wait_for_a_child_still_starting(
     assert sorted(span.name for span in receiver.spans()) == ["a", "b"]
     assert processor.export_counts == so.ExportCounts(exported=2)
     assert caplog.messages == []  # no fallback: the child was not failing, only late
+
+
+def scripted_python(tmp_path: Path, *starts: str) -> str:
+    """An "interpreter" whose n-th start runs the n-th of `starts` (the last one repeats):
+    ``python`` (this interpreter, given the arguments), or a shell command such as
+    ``exit 1`` or ``exec sleep 30``. Each start appends its ``SPANFLOW_EXPORT_CHILD`` to
+    ``starts.log`` in `tmp_path`."""
+    commands = [f'exec {sys.executable} "$@"' if start == "python" else start for start in starts]
+    cases = "".join(f"  {index}) {command};;\n" for index, command in enumerate(commands[:-1]))
+    script = tmp_path / "scripted-python"
+    script.write_text(
+        "#!/bin/sh\n"
+        f"log={tmp_path}/starts.log\n"
+        'n=$(wc -l < "$log" 2>/dev/null || echo 0)\n'
+        'echo "${SPANFLOW_EXPORT_CHILD:-unset}" >> "$log"\n'
+        f'case "$n" in\n{cases}  *) {commands[-1]};;\nesac\n'
+    )
+    script.chmod(0o755)
+    return str(script)
+
+
+def starts_of(tmp_path: Path) -> list[str]:
+    """What each start of a `scripted_python` saw as ``SPANFLOW_EXPORT_CHILD``."""
+    log = tmp_path / "starts.log"
+    return log.read_text().split() if log.exists() else []
+
+
+def test_the_child_starts_on_the_first_span_in_its_own_session_marked_as_an_export_child(
+    processors: list[SpanProcessor], receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    processor = child_processor(
+        processors, resolved(receiver), python_executable=scripted_python(tmp_path, "python")
+    )
+    assert processor.force_flush()  # nothing to flush: no child needed for that
+    assert starts_of(tmp_path) == []
+
+    emit(tracer_for(processor), "first")
+    assert processor.force_flush(10_000)
+
+    assert [span.name for span in receiver.spans()] == ["first"]
+    # Marked, so a program that is its own "interpreter" (a frozen app) cannot recurse.
+    assert starts_of(tmp_path) == ["1"]
+    pid = processor.child_pid
+    assert pid is not None
+    assert os.getsid(pid) == pid  # a Ctrl-C sent to the program's process group misses it
+
+
+@pytest.mark.parametrize(
+    "setting",
+    ["SPANFLOW_EXPORT_CHILD set", "frozen application", "no sys.executable"],
+)
+def test_where_a_child_would_rerun_the_program_spans_are_exported_from_this_process_quietly(
+    processors: list[SpanProcessor],
+    receiver: OtlpReceiver,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    setting: str,
+) -> None:
+    if setting == "SPANFLOW_EXPORT_CHILD set":
+        monkeypatch.setenv("SPANFLOW_EXPORT_CHILD", "1")
+    elif setting == "frozen application":
+        monkeypatch.setattr(sys, "frozen", True, raising=False)
+    else:
+        monkeypatch.setattr(sys, "executable", None)
+    with caplog.at_level(logging.INFO, logger="spanflow.tracing"):
+        processor = child_processor(processors, resolved(receiver))
+        emit(tracer_for(processor), "a", "b")
+        assert processor.force_flush(10_000)
+
+    assert processor.exports_in_thread
+    assert processor.child_pid is None
+    assert sorted(span.name for span in receiver.spans()) == ["a", "b"]
+    assert [r.levelname for r in caplog.records] == ["INFO"]
+
+
+def test_on_windows_no_child_is_started(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Asked directly: the rest of the SDK is not to be run with a pretended os.name.
+    monkeypatch.setattr(os, "name", "nt")
+    reason = child_export._no_child_reason(sys.executable)
+    monkeypatch.undo()
+    assert reason is not None
+    assert "Windows" in reason
+    assert child_export._no_child_reason(sys.executable) is None
+
+
+def test_a_start_that_fails_is_tried_again_before_the_fallback(
+    processors: list[SpanProcessor],
+    receiver: OtlpReceiver,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Path,
+) -> None:
+    # A Ctrl-C sent to the child while it imports, say: the next start works.
+    processor = child_processor(
+        processors,
+        resolved(receiver),
+        python_executable=scripted_python(tmp_path, "exit 1", "python"),
+    )
+    with caplog.at_level(logging.WARNING, logger="spanflow.tracing"):
+        emit(tracer_for(processor), "a")
+        assert processor.force_flush(10_000)
+
+    assert not processor.exports_in_thread
+    assert processor.child_pid is not None
+    assert starts_of(tmp_path) == ["1", "1"]
+    assert [span.name for span in receiver.spans()] == ["a"]
+    assert caplog.messages == []
+
+
+def test_any_error_starting_the_child_leads_to_the_fallback_leaving_nothing_open(
+    processors: list[SpanProcessor],
+    receiver: OtlpReceiver,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pairs: list[socket.socket] = []
+    real_socketpair = socket.socketpair
+
+    def recorded_socketpair() -> tuple[socket.socket, socket.socket]:
+        pair = real_socketpair()
+        pairs.extend(pair)
+        return pair
+
+    attempts = []
+
+    def failing_popen(*args: Any, **kwargs: Any) -> subprocess.Popen[bytes]:
+        attempts.append(args)
+        raise TypeError("expected str, bytes or os.PathLike object, not NoneType")
+
+    monkeypatch.setattr(socket, "socketpair", recorded_socketpair)
+    monkeypatch.setattr(subprocess, "Popen", failing_popen)
+    with caplog.at_level(logging.WARNING, logger="spanflow.tracing"):
+        processor = child_processor(processors, resolved(receiver))
+        emit(tracer_for(processor), "a")
+        assert processor.force_flush(10_000)
+
+    assert processor.exports_in_thread
+    assert [span.name for span in receiver.spans()] == ["a"]
+    assert len(attempts) == 3
+    assert pairs
+    assert all(end.fileno() == -1 for end in pairs)  # both ends closed, every time
+    [warning] = caplog.messages  # no traceback, no repeated messages
+    assert "could not be started (expected str, bytes or os.PathLike object" in warning
+
+
+def test_a_shutdown_while_a_replacement_child_starts_exports_the_queue_from_here(
+    processors: list[SpanProcessor], receiver: OtlpReceiver, tmp_path: Path
+) -> None:
+    # The replacement is slow to start (a loaded machine): it never answers.
+    processor = child_processor(
+        processors,
+        resolved(receiver),
+        python_executable=scripted_python(tmp_path, "python", "exec sleep 30"),
+        start_timeout=60,
+    )
+    tracer = tracer_for(processor)
+    emit(tracer, "before")
+    assert processor.force_flush(10_000)
+    first = processor.child_pid
+    assert first is not None
+    os.kill(first, signal.SIGKILL)
+    emit(tracer, "a", "b")
+    wait_until(lambda: len(starts_of(tmp_path)) == 2)  # the replacement is starting
+
+    started = time.monotonic()
+    processor.shutdown(timeout_millis=3000)
+
+    assert time.monotonic() - started < 3.0
+    assert sorted(span.name for span in receiver.spans()) == ["a", "b", "before"]
+    assert processor.export_counts == so.ExportCounts(exported=3)
+
+
+def test_force_flush_under_steady_load_returns_once_the_spans_before_it_are_delivered(
+    processors: list[SpanProcessor],
+) -> None:
+    with otlp_receiver(delay=0.3) as slow:
+        processor = child_processor(
+            processors, resolved(slow), max_export_batch_size=2, max_queue_size=100
+        )
+        tracer = tracer_for(processor)
+        emit(tracer, "warm up", "the child")
+        assert processor.force_flush(10_000)
+        emit(tracer, "a1", "a2", "a3", "a4")  # two batches: the child holds as many as it takes
+        emit(tracer, "before the flush")
+        results: list[bool] = []
+        taken = processor._flush_taken
+        flush = threading.Thread(target=lambda: results.append(processor.force_flush(20_000)))
+        flush.start()
+        wait_until(lambda: processor._flush_taken > taken)  # the flush covers five spans
+        emit(tracer, *[f"after {index}" for index in range(20)])  # the load goes on
+        flush.join()
+        received = [span.name for span in slow.spans()]
+
+    assert results == [True]
+    assert "before the flush" in received
+    assert len(received) < 2 + 5 + 20  # it did not wait for the spans that came after it
+
+
+def test_after_a_shutdown_out_of_time_the_feeder_ends_even_exporting_from_here(
+    processors: list[SpanProcessor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SPANFLOW_EXPORT_CHILD", "1")
+    with otlp_receiver(delay=30.0) as hung:
+        processor = child_processor(
+            processors, resolved(hung, timeout=1.0), max_export_batch_size=2
+        )
+        emit(tracer_for(processor), *"abcdef")
+        feeder = processor._feeder
+        assert feeder is not None
+        processor.shutdown(timeout_millis=300)
+        feeder.join(10)
+
+    assert not feeder.is_alive()
+    assert processor.export_counts.unsent > 0
+
+
+def test_an_unreadable_answer_stops_that_child_like_one_that_died(
+    processors: list[SpanProcessor], receiver: OtlpReceiver, caplog: pytest.LogCaptureFixture
+) -> None:
+    processor = child_processor(processors, resolved(receiver))
+    ours, theirs = socket.socketpair()
+    stand_in = subprocess.Popen(["sleep", "30"])
+    child = child_export._ExportChild(stand_in, ours)
+    child.in_flight[1] = 3
+    reader = threading.Thread(target=processor._read_answers, args=(child,))
+    with caplog.at_level(logging.WARNING, logger="spanflow.tracing"):
+        reader.start()
+        theirs.sendall(wire.encode_frame((wire.READY, stand_in.pid)))
+        theirs.sendall(b"\x00\x00\x00\x04" + b"junk")  # a frame that does not unpickle
+        reader.join(10)
+    theirs.close()
+
+    assert not reader.is_alive()
+    assert child.ended
+    assert stand_in.wait(5) == -signal.SIGKILL
+    assert processor.export_counts.failed == 3
+    assert "unreadable answer" in caplog.text
+
+
+def test_spans_popped_for_a_child_that_ended_meanwhile_are_exported_from_here(
+    processors: list[SpanProcessor], receiver: OtlpReceiver
+) -> None:
+    memory = InMemorySpanExporter()
+    emit(tracer_for(SimpleSpanProcessor(memory)), "a", "b")
+    processor = child_processor(processors, resolved(receiver))
+    ours, theirs = socket.socketpair()
+    theirs.close()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    ended = child_export._ExportChild(gone, ours, ended=True)
+
+    processor._send_batch(ended, list(memory.get_finished_spans()))
+    ours.close()
+
+    assert sorted(span.name for span in receiver.spans()) == ["a", "b"]
+    assert processor.export_counts == so.ExportCounts(exported=2)
+
+
+def test_a_stray_module_or_print_in_the_childs_start_up_does_not_break_it(
+    processors: list[SpanProcessor],
+    receiver: OtlpReceiver,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    here = tmp_path / "cwd"
+    here.mkdir()
+    (here / "types.py").write_text(f"open({str(tmp_path / 'imported')!r}, 'w').close()\n")
+    on_path = tmp_path / "on_path"
+    on_path.mkdir()
+    (on_path / "sitecustomize.py").write_text("print('hello from sitecustomize')\n")
+    monkeypatch.chdir(here)
+    monkeypatch.setenv("PYTHONPATH", str(on_path))
+    processor = child_processor(processors, resolved(receiver))
+    emit(tracer_for(processor), "a")
+    assert processor.force_flush(10_000)
+
+    assert not processor.exports_in_thread
+    assert [span.name for span in receiver.spans()] == ["a"]
+    assert not (tmp_path / "imported").exists()
+
+
+@pytest.mark.parametrize("option", ["max_queue_size", "max_export_batch_size"])
+def test_a_queue_or_batch_of_zero_is_refused(option: str) -> None:
+    destination = so.ResolvedExport("http://127.0.0.1:9/v1/traces", "http/protobuf", {}, 1.0)
+    options: dict[str, Any] = {option: 0}
+    with pytest.raises(ValueError, match="needs max_queue_size > 0, 0 < max_export_batch_size"):
+        so.ChildProcessSpanProcessor(destination, **options)
 
 
 # Where configure() exports.
