@@ -67,7 +67,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spanflow_otel import _export_child as wire
 from spanflow_otel.otlp import ResolvedExport, build_exporter
-from spanflow_otel.processors import CountingDeque, ExportCounter, ExportCounts
+from spanflow_otel.processors import CountedProcessor, CountingDeque, ExportCounter
 
 __all__ = ["ChildProcessSpanProcessor"]
 
@@ -186,7 +186,7 @@ _Sink = _ExportChild | _InThreadExport
 """Where the feeder sends batches: the child, or (the fallback) the exporter in this process."""
 
 
-class ChildProcessSpanProcessor(SpanProcessor):
+class ChildProcessSpanProcessor(CountedProcessor, SpanProcessor):
     """Batches finished spans to an OTLP exporter in a child process; counts like
     `DropCountingBatchSpanProcessor` (exported, failed, dropped, unsent) and bounds its
     flush and shutdown the same way."""
@@ -277,23 +277,6 @@ class ChildProcessSpanProcessor(SpanProcessor):
         self._fallback = None
         if self._no_child is not None:
             self._fallback = self._in_thread()
-
-    # The counting interface Telemetry reads (the same as DropCountingBatchSpanProcessor's).
-
-    @property
-    def dropped_spans(self) -> int:
-        """Spans dropped so far because the export queue was full."""
-        return self._counter.dropped
-
-    @property
-    def failed_spans(self) -> int:
-        """Spans in batches the exporter gave up on, or that a dying child took with it."""
-        return self._counter.failed
-
-    @property
-    def export_counts(self) -> ExportCounts:
-        """Spans exported, failed, dropped and not sent yet."""
-        return self._counter.counts
 
     @property
     def child_pid(self) -> int | None:

@@ -188,7 +188,30 @@ def _default_batch_size() -> int:
         return 512
 
 
-class DropCountingBatchSpanProcessor(BatchSpanProcessor):
+class CountedProcessor:
+    """The counting interface `Telemetry` reads, answered from the processor's `ExportCounter`
+    (both export processors, in a thread and in a child process, are one)."""
+
+    _counter: ExportCounter
+
+    @property
+    def dropped_spans(self) -> int:
+        """Spans dropped so far because the export queue was full."""
+        return self._counter.dropped
+
+    @property
+    def failed_spans(self) -> int:
+        """Spans in batches the exporter gave up on (after its own retries), that raised, or
+        that an export child took with it when it died."""
+        return self._counter.failed
+
+    @property
+    def export_counts(self) -> ExportCounts:
+        """Spans exported, failed, dropped and not sent yet (unsent is 0 if drops go uncounted)."""
+        return self._counter.counts
+
+
+class DropCountingBatchSpanProcessor(CountedProcessor, BatchSpanProcessor):
     """`BatchSpanProcessor` that counts queue-full drops, exports and failed exports, and
     bounds its shutdown."""
 
@@ -214,21 +237,6 @@ class DropCountingBatchSpanProcessor(BatchSpanProcessor):
         self._shutdown_timeout_millis = shutdown_timeout_millis
         self.counts_drops = self._install_counting_queue()
         """False when this SDK version's queue was not recognised (drops go uncounted)."""
-
-    @property
-    def dropped_spans(self) -> int:
-        """Spans dropped so far because the export queue was full."""
-        return self._counter.dropped
-
-    @property
-    def failed_spans(self) -> int:
-        """Spans in batches the exporter gave up on, after its own retries, or that raised."""
-        return self._counter.failed
-
-    @property
-    def export_counts(self) -> ExportCounts:
-        """Spans exported, failed, dropped and not sent yet (unsent is 0 if drops go uncounted)."""
-        return self._counter.counts
 
     def shutdown(self, timeout_millis: float | None = None) -> None:
         """Export what is queued and stop, within `timeout_millis` (default: the configured)."""
