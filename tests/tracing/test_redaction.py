@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from spanflow.tracing.config import TracingConfig
 from spanflow.tracing.redaction import (
     _JSON_KEY,
     DEFAULT_MAX_ATTRIBUTE_LENGTH,
@@ -24,6 +25,7 @@ from spanflow.tracing.redaction import (
     to_attribute_json,
     truncate,
 )
+from spanflow.workflows.events import StepResultPayload
 
 
 class Login(pydantic.BaseModel):
@@ -326,3 +328,15 @@ def test_the_key_scan_finds_the_same_keys_with_or_without_escapes(value: object)
     # Text without a backslash is scanned with a simpler pattern: it must find the same keys.
     text = value if isinstance(value, str) else pydantic_core.to_json(value).decode()
     assert _json_keys(text) == frozenset(_JSON_KEY.findall(text))
+
+
+def test_an_error_inside_an_event_payload_is_redacted_by_the_runs_redactor() -> None:
+    config = TracingConfig(redactor=Redactor(extra_keys=("customer_id",)), max_error_length=40)
+    error = RuntimeError("lookup failed: customer_id=C-889 and a long explanation after it")
+    wire = StepResultPayload("s", "s", None, "failed", {"q": 1}, 1, 2, error=error).to_dict()
+
+    payload = json.loads(config.payload_json(wire))
+
+    # As on the span's status: the run's own keys hidden, its own limits applied.
+    assert payload["error"]["message"] == config.error_message(error)
+    assert "C-889" not in json.dumps(payload)

@@ -354,3 +354,33 @@ def test_numbers_null_and_booleans_hold_no_trigger() -> None:
 
 def test_a_call_id_cannot_hold_a_trigger() -> None:
     assert all(set(trigger) - set(_HEX) for trigger in TRIGGERS)
+
+
+def test_a_payload_surely_over_the_limit_is_left_to_the_bounded_walk() -> None:
+    records = [{"id": n, "name": f"record {n}"} for n in range(20_000)]
+    wire = {"stepName": "load", "id": "load", "output": records, "status": "success"}
+
+    # Not rendered whole here: the walk that follows reads only as far as the limit reaches.
+    assert spliced_json(wire, DEFAULT_REDACTOR, 8192, None) is None
+    assert len(to_attribute_json(wire, limit=8192)) == 8192
+
+
+@pytest.mark.parametrize("depth", [3, 10, 40])
+def test_nested_lists_that_fit_the_limit_are_rendered_whole(depth: int) -> None:
+    value: Any = []
+    for _ in range(depth):
+        value = [value]
+    text = "[" * (depth + 1) + "]" * (depth + 1)
+
+    # The size probe's lower bound holds for lists of lists: nothing is cut that fits.
+    assert to_attribute_json(value, limit=len(text)) == text
+    assert to_attribute_json({"tree": value}, limit=len(text) + 9) == '{"tree":' + text + "}"
+
+
+def test_a_key_that_only_compares_equal_to_a_known_key_is_not_spliced() -> None:
+    class LooksLikeId(str):
+        pass
+
+    spliced_json({"id": "warm"}, DEFAULT_REDACTOR, 8192, None)  # "id" is now a known key
+
+    assert spliced_json({LooksLikeId("id"): "x"}, DEFAULT_REDACTOR, 8192, None) is None

@@ -16,8 +16,9 @@ sensitive nor a token count), and every piece of which is fine (below):
   (compact, keys in order), each value as it renders alone with the same settings; an
   identifier needs no escaping. So the joined text is `to_attribute_json`'s rendering, and a
   value that fails to render alone (→ ``None``) fails inside the dict too.
-- Length. The result is returned only within the limit; `_surely_longer` counts a lower bound
-  of the rendering of JSON data, so it cannot have sent the dict to the walk.
+- Length. The result is returned only within the limit, and only for a dict `_surely_longer`
+  does not send to the walk (it is asked first, as `to_attribute_json` asks it), so both take
+  the rendering path.
 - Secret-looking values. `_clean` runs `has_trigger` on the whole; here each part is
   tested once instead (a key, a string, a dict or list piece through the memo), which is the
   same: no trigger holds ``{``, ``}``, ``,`` or ``"``, the only one holding ``:`` is ``://``
@@ -49,7 +50,7 @@ import pydantic_core
 from spanflow.tracing._key_rules import SHOWN
 from spanflow.tracing._render_memo import COUNTS, SENSITIVE, TRIGGER, RenderMemo
 from spanflow.tracing._secret_text import has_trigger
-from spanflow.tracing.redaction import Redactor
+from spanflow.tracing.redaction import Redactor, _surely_longer
 
 __all__ = ["spliced_json"]
 
@@ -75,16 +76,21 @@ def spliced_json(
         memo: The run's memo of what ``redactor`` found in texts it read lately (``None``, or
             another redactor's: a fresh one is used).
     """
-    if redactor._walks_always or type(wire) is not dict:
+    # A payload surely over the limit is left to `to_attribute_json`, which walks only as far
+    # as the limit reaches (rendering it whole here would cost what the walk spares). This also
+    # makes the two agree whatever `_surely_longer` says: only what it lets through is spliced.
+    if redactor._walks_always or type(wire) is not dict or _surely_longer(wire, limit):
         return None
     if memo is None or memo.redactor is not redactor:
         memo = RenderMemo(redactor)
     starts = redactor._key_starts
     strings = memo.strings
     parts: list[str] = []
+    length = 1
     for key, value in wire.items():
         # No start nor piece is ever empty, so `or` only ever stands for "not remembered".
-        start = starts.get(key) or _key_start(key, redactor)
+        # The type first: a key object that merely compares equal to a known one is not it.
+        start = (starts.get(key) or _key_start(key, redactor)) if type(key) is str else None
         if start is None:
             return None
         # The frequent cases inline (a known string, a timestamp), the rest in `_piece`.
@@ -98,6 +104,9 @@ def spliced_json(
         if piece is None:
             return None
         parts.append(start + piece)
+        length += len(start) + len(piece) + 1
+        if length > limit:  # "{" and the commas: the joined text is `length` long
+            return None
     text = "{" + ",".join(parts) + "}"
     return text if len(text) <= limit else None
 

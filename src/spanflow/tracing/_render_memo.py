@@ -67,8 +67,10 @@ class RenderMemo:
             _bounded(self.strings)[value] = text
 
     def put(self, text: str, facts: int) -> None:
+        """Remember that `text` holds `facts`; only clean texts (``facts == 0``) are kept: a
+        text holding a secret is walked anyway, and is not kept in memory for it."""
         size = len(text)
-        if size > _MAX_TEXT:
+        if facts or size > _MAX_TEXT:
             return
         if len(self._facts) >= _MAX_ENTRIES or self._chars + size > _MAX_CHARS:
             self._facts.clear()

@@ -92,11 +92,35 @@ class TracingConfig:
         `attribute_json` of it, built from its parts when that is provably the same
         (`spliced_json`), so the input and output inside are not read for keys again."""
         with _RENDERING:
+            wire = self._error_as_configured(wire)
             spliced = spliced_json(wire, self.redactor, self.max_attribute_length, memo)
             if spliced is not None:
                 return spliced
             return to_attribute_json(wire, redactor=self.redactor, limit=self.max_attribute_length)
         return NOT_RECORDED
+
+    def _error_as_configured(self, wire: dict[str, Any]) -> dict[str, Any]:
+        """`wire` with its ``error`` redacted and cut by these settings, as the span's status
+        and ``exception`` event are. The wire form (`error_wire`) applies the default rules
+        only, for snapshots and streams; a custom redactor's keys must not show in a payload."""
+        error = wire.get("error")
+        if type(error) is not dict or (
+            self.redactor is DEFAULT_REDACTOR
+            and self.max_error_length >= DEFAULT_MAX_ERROR_LENGTH
+            and self.max_stack_length >= DEFAULT_MAX_STACK_LENGTH
+        ):
+            return wire
+        fixed = dict(error)
+        message, stack = fixed.get("message"), fixed.get("stack")
+        if isinstance(message, str):
+            fixed["message"] = redact_error_message(
+                message, redactor=self.redactor, limit=self.max_error_length
+            )
+        if isinstance(stack, str):
+            fixed["stack"] = redact_stack(
+                stack, redactor=self.redactor, limit=self.max_stack_length
+            )
+        return {**wire, "error": fixed}
 
     def render_memo(self) -> RenderMemo:
         """A new memo of what this configuration's redactor finds in texts (one per run)."""

@@ -513,8 +513,10 @@ def _scrubbed_prefix(text: str, keep: int, scrub: Callable[[str], str]) -> tuple
 def _surely_longer(value: object, limit: int) -> bool:
     """Whether the JSON of ``value`` is surely longer than ``limit``, from a quick look.
 
-    Adds up a lower bound of the rendered size (string lengths, two characters per list item,
-    four per mapping entry) over at most 256 values, depth first, and stops as soon as it
+    Adds up a lower bound of the rendered size (string lengths, one character per list item
+    besides the item itself: brackets and commas are ``n + 1``; four per mapping entry: braces,
+    commas and the quoted key's ``"":`` are at least ``4n + 1``) over at most 256 values, depth
+    first, and stops as soon as it
     passes the limit: a 10 MB string or a list of a million records is seen at once, anywhere
     in the value, without rendering it. ``False`` means "not sure", never "short".
     """
@@ -532,7 +534,7 @@ def _surely_longer(value: object, limit: int) -> bool:
             size += 1 + 4 * len(item)
             children = item.values()
         elif kind is list or kind is tuple:
-            size += 1 + 2 * len(item)
+            size += 1 + len(item)
             children = item
         elif kind is str:
             size += len(item) + 2
@@ -565,7 +567,7 @@ def _probe_other(item: object, size: int) -> tuple[int, Collection[object]]:
     if isinstance(item, Mapping):
         return size + 1 + 4 * len(item), list(itertools.islice(item.values(), _PROBE_NODES))
     if isinstance(item, _COLLECTIONS):
-        return size + 1 + 2 * len(item), list(itertools.islice(item, _PROBE_NODES))
+        return size + 1 + len(item), list(itertools.islice(item, _PROBE_NODES))
     if isinstance(item, pydantic.BaseModel):
         return size, (item.__dict__,)
     return size + 1, ()
