@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from types import TracebackType
 from typing import Generic, TypeVar
 
 __all__ = ["ReplayBuffer"]
@@ -26,12 +27,13 @@ T = TypeVar("T")
 class ReplayBuffer(Generic[T]):
     """An append-only list of items with async iteration that waits for more until closed."""
 
-    __slots__ = ("_closed", "_error", "_items", "_waiters")
+    __slots__ = ("_closed", "_error", "_error_traceback", "_items", "_waiters")
 
     def __init__(self) -> None:
         self._items: list[T] = []
         self._closed = False
         self._error: BaseException | None = None
+        self._error_traceback: TracebackType | None = None
         self._waiters: list[asyncio.Future[None]] = []
         """One future per consumer waiting for the next item (or the close)."""
 
@@ -59,6 +61,9 @@ class ReplayBuffer(Generic[T]):
             return
         self._closed = True
         self._error = error
+        # Every consumer raises this one object: each from the traceback it had here, or
+        # its traceback would grow by the frames of every consumer before.
+        self._error_traceback = None if error is None else error.__traceback__
         self._wake()
 
     async def iterate(self) -> AsyncIterator[T]:
@@ -71,7 +76,7 @@ class ReplayBuffer(Generic[T]):
                 index += 1
             if self._closed:
                 if self._error is not None:
-                    raise self._error
+                    raise self._error.with_traceback(self._error_traceback)
                 return
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._waiters.append(waiter)

@@ -5,6 +5,7 @@ however the producer's pushes and the consumers' waits interleave, and a consume
 from __future__ import annotations
 
 import asyncio
+import traceback
 from typing import Any
 
 import pytest
@@ -118,3 +119,18 @@ async def test_usage_asked_for_while_the_run_executes_resolves_when_it_ends() ->
     release.set()
     assert await usage == Usage()
     assert out.usage is usage
+
+
+async def test_every_consumer_raises_the_error_with_the_traceback_it_ended_with() -> None:
+    buffer: ReplayBuffer[int] = ReplayBuffer()
+    error = RuntimeError("the run failed")
+    buffer.close(error)
+
+    depths = []
+    for _ in range(5):
+        with pytest.raises(RuntimeError) as raised:
+            async for _item in buffer.iterate():
+                pass
+        depths.append(len(traceback.extract_tb(raised.value.__traceback__)))
+
+    assert len(set(depths)) == 1  # not one consumer's frames more each time
