@@ -16,9 +16,10 @@ sensitive nor a token count), and every piece of which is fine (below):
   (compact, keys in order), each value as it renders alone with the same settings; an
   identifier needs no escaping. So the joined text is `to_attribute_json`'s rendering, and a
   value that fails to render alone (→ ``None``) fails inside the dict too.
-- Length. The result is returned only within the limit, and only for a dict `_surely_longer`
-  does not send to the walk (it is asked first, as `to_attribute_json` asks it), so both take
-  the rendering path.
+- Length. The result is returned only within the limit; `_surely_longer` counts a lower bound
+  of the rendering of JSON data (``n + 1`` characters of brackets and commas per list, ``4n +
+  1`` per mapping, a string's length plus its quotes, one per scalar), so a dict whose
+  rendering fits was not sent to the walk: both take the rendering path.
 - Secret-looking values. `_clean` runs `has_trigger` on the whole; here each part is
   tested once instead (a key, a string, a dict or list piece through the memo), which is the
   same: no trigger holds ``{``, ``}``, ``,`` or ``"``, the only one holding ``:`` is ``://``
@@ -76,10 +77,7 @@ def spliced_json(
         memo: The run's memo of what ``redactor`` found in texts it read lately (``None``, or
             another redactor's: a fresh one is used).
     """
-    # A payload surely over the limit is left to `to_attribute_json`, which walks only as far
-    # as the limit reaches (rendering it whole here would cost what the walk spares). This also
-    # makes the two agree whatever `_surely_longer` says: only what it lets through is spliced.
-    if redactor._walks_always or type(wire) is not dict or _surely_longer(wire, limit):
+    if redactor._walks_always or type(wire) is not dict:
         return None
     if memo is None or memo.redactor is not redactor:
         memo = RenderMemo(redactor)
@@ -96,11 +94,14 @@ def spliced_json(
         # The frequent cases inline (a known string, a timestamp), the rest in `_piece`.
         kind = type(value)
         if kind is str:
+            # Over the limit on its own: `to_attribute_json` cuts it without rendering it all.
+            if len(value) >= limit:
+                return None
             piece = strings.get(value) or _string(value, memo)
         elif kind is int and _INT64_MIN <= value <= _UINT64_MAX:
             piece = str(value)
         else:
-            piece = _piece(value, memo)
+            piece = _piece(value, memo, limit)
         if piece is None:
             return None
         parts.append(start + piece)
@@ -128,7 +129,7 @@ def _key_start(key: object, redactor: Redactor) -> str | None:
     return start
 
 
-def _piece(value: Any, memo: RenderMemo) -> str | None:
+def _piece(value: Any, memo: RenderMemo, limit: int) -> str | None:
     """``value`` as pydantic renders it, when it holds nothing the redactor would act on (no
     trigger, no sensitive key, no token count); else ``None``."""
     # `Any` and exact type tests: this runs for every entry of every payload.
@@ -146,6 +147,11 @@ def _piece(value: Any, memo: RenderMemo) -> str | None:
     if kind is float:
         return _rendered(value)  # digits, "NaN", "Infinity": never a trigger
     if kind is dict or kind is list:
+        # A big value surely over the limit (a list of many records, a long text inside) is
+        # left to `to_attribute_json`'s bounded walk: rendering it whole here would cost what
+        # that walk spares. Only the value pieces are probed, not the payload's own keys.
+        if _surely_longer(value, limit):
+            return None
         text = _rendered(value)
         if text is None:
             return None

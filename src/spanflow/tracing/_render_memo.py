@@ -29,6 +29,9 @@ COUNTS: Final = 4
 COUNT_TEXT: Final = 8
 """A token-count key holding text or a list: the redactor replaces it."""
 
+_HIDES: Final = TRIGGER | SENSITIVE | COUNT_TEXT
+"""The facts of a text whose rendering the redactor changes."""
+
 _MAX_TEXT: Final = 8192
 """Longer texts are read every time (they rarely come back, and hold much)."""
 _MAX_ENTRIES: Final = 256
@@ -67,10 +70,12 @@ class RenderMemo:
             _bounded(self.strings)[value] = text
 
     def put(self, text: str, facts: int) -> None:
-        """Remember that `text` holds `facts`; only clean texts (``facts == 0``) are kept: a
-        text holding a secret is walked anyway, and is not kept in memory for it."""
+        """Remember that `text` holds `facts`; a text holding something the redactor replaces
+        (a secret-looking value, a sensitive key, text under a token count) is not kept: it is
+        walked anyway, and is not kept in memory for it. Token counts holding numbers (usage)
+        are kept: they hide nothing."""
         size = len(text)
-        if facts or size > _MAX_TEXT:
+        if facts & _HIDES or size > _MAX_TEXT:
             return
         if len(self._facts) >= _MAX_ENTRIES or self._chars + size > _MAX_CHARS:
             self._facts.clear()
