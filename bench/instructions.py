@@ -108,8 +108,9 @@ async def _child(name: str, runs: int, folder: str) -> None:
         else MemoryStorage()
     )
     workflow = _workflow(workload, storage)
+    spans: Any = None
     if workload.traced:
-        workflow.instrumentation = _in_memory_tracing()
+        workflow.instrumentation, spans = _in_memory_tracing()
     runner = run_stream if workload.stream else run_start
     start = {"v": 0} if workload.models else {"n": 0}
     await runner(workflow, start)  # warm-up: whatever is imported or cached on first use
@@ -121,6 +122,8 @@ async def _child(name: str, runs: int, folder: str) -> None:
     for _ in range(runs):
         if workload.store == "memory":
             workflow.storage = MemoryStorage()
+        if spans is not None:
+            spans.clear()  # as the bench flushes: a run's spans are not kept for the next
         gc.collect()
         await runner(workflow, start)
     await storage.close()
@@ -139,7 +142,9 @@ def _repeatable_ids() -> None:
     uuid.uuid4 = uuid4
 
 
-def _in_memory_tracing() -> Any:
+def _in_memory_tracing() -> tuple[Any, Any]:
+    """An instrumentation tracing into an SDK provider that keeps its spans in memory, and
+    that memory (cleared before each run, so the collections do not walk earlier runs')."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import SimpleSpanProcessor
     from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -148,8 +153,9 @@ def _in_memory_tracing() -> Any:
     from spanflow.tracing.otel import OtelInstrumentation
 
     provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(InMemorySpanExporter()))
-    return OtelInstrumentation(TracingConfig(tracer_provider=provider))
+    spans = InMemorySpanExporter()
+    provider.add_span_processor(SimpleSpanProcessor(spans))
+    return OtelInstrumentation(TracingConfig(tracer_provider=provider)), spans
 
 
 def _count(workload: str, runs: int) -> int:
