@@ -91,7 +91,7 @@ from spanflow.agents.results import (
     ToolCallRecord,
     ToolResultRecord,
 )
-from spanflow.agents.tools import ToolContext, tool_result_text
+from spanflow.agents.tools import ToolContext, call_in_scope, tool_result_text
 from spanflow.context import RequestContext
 from spanflow.tracing.genai import (
     AgentEnd,
@@ -643,8 +643,8 @@ class AgentCall:
         scope = self.scope.tool(
             ToolStart(call.name, call.id, args, tool.description if tool is not None else None)
         )
-        token = scope.enter()
-        try:
+
+        async def invoke() -> Any:
             if tool is None:
                 known = ", ".join(sorted(agent.tools)) or "none"
                 raise UnknownToolError(f"unknown tool {call.name!r}; available tools: {known}")
@@ -662,21 +662,16 @@ class AgentCall:
                 messages=conversation,
                 abort_signal=self.abort_signal,
             )
-            output = await tool.call(value, context)
-        except asyncio.CancelledError:
-            scope.exit(token)
-            scope.end("aborted")
-            raise
+            return await tool.call(value, context)
+
+        try:
+            output = await call_in_scope(scope, invoke)
         except Exception as exc:
-            scope.exit(token)
-            scope.end("failed", error=exc)
             self._emit("tool-error", ToolErrorPayload(call.id, call.name, args, exc))
             return _ToolOutcome(
                 ToolResultRecord(call.id, call.name, args, error=exc),
                 ToolMessage(call.id, call.name, f"Error: {exc}", is_error=True),
             )
-        scope.exit(token)
-        scope.end("success", result=output)
         self._emit("tool-result", ToolResultPayload(call.id, call.name, args, output))
         return _ToolOutcome(
             ToolResultRecord(call.id, call.name, args, result=output),

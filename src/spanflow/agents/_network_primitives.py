@@ -11,7 +11,6 @@ network's state saved beside the run (`spanflow.agents._network_state`); the loo
 
 from __future__ import annotations
 
-import asyncio
 import json
 import uuid
 from collections.abc import Callable, Mapping
@@ -21,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from spanflow._schema import to_wire
 from spanflow.agents._network_state import NetworkState, Outcome, delete_state, save_state
 from spanflow.agents.chunks import error_summary
-from spanflow.agents.tools import Tool, ToolContext
+from spanflow.agents.tools import Tool, ToolContext, call_in_scope
 from spanflow.context import RequestContext
 from spanflow.tracing.genai import AgentScope, ToolScope, ToolStart
 from spanflow.usage import Usage
@@ -312,8 +311,7 @@ class PrimitiveRunner:
     async def _call_tool(
         self, scope: ToolScope, name: str, tool: Tool, call_id: str, arguments: Any
     ) -> Outcome:
-        token = scope.enter()
-        try:
+        async def invoke() -> Any:
             value = tool.validate_input(arguments)
             context = ToolContext(
                 tool_call_id=call_id,
@@ -323,15 +321,10 @@ class PrimitiveRunner:
                 request_context=self.request_context,
                 messages=(),
             )
-            output = await tool.call(value, context)
-        except asyncio.CancelledError:
-            scope.exit(token)
-            scope.end("aborted")
-            raise
+            return await tool.call(value, context)
+
+        try:
+            output = await call_in_scope(scope, invoke)
         except Exception as exc:
-            scope.exit(token)
-            scope.end("failed", error=exc)
             return Outcome({"error": error_summary(exc)}, failed=True)
-        scope.exit(token)
-        scope.end("success", result=output)
         return Outcome(output)

@@ -23,7 +23,7 @@ import inspect
 import json
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Literal, overload
 
@@ -37,6 +37,7 @@ from spanflow.context import RequestContext
 from spanflow.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from spanflow.tracing.genai import ToolScope
     from spanflow.workflows.workflow import Workflow
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "Tool",
     "ToolContext",
     "ToolExecute",
+    "call_in_scope",
     "create_tool",
     "tool",
     "tool_result_text",
@@ -403,3 +405,24 @@ def _fields(value: Any) -> dict[str, Any]:
     if isinstance(value, dict):
         return dict(value)
     raise ToolError(f"cannot pass {type(value).__name__} as keyword arguments")
+
+
+async def call_in_scope(scope: ToolScope, call: Callable[[], Awaitable[Any]]) -> Any:
+    """``await call()`` with the tool call's span `scope` current, and the span ended as the
+    call did: ``success`` with its result, ``failed`` with its error, ``aborted`` when
+    cancelled; errors propagate (the caller turns them into its own outcome). The one way an
+    agent's tool loop and a network's tool primitive trace a tool call."""
+    token = scope.enter()
+    try:
+        output = await call()
+    except asyncio.CancelledError:
+        scope.exit(token)
+        scope.end("aborted")
+        raise
+    except Exception as exc:
+        scope.exit(token)
+        scope.end("failed", error=exc)
+        raise
+    scope.exit(token)
+    scope.end("success", result=output)
+    return output
