@@ -67,7 +67,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from spanflow_otel import _export_child as wire
 from spanflow_otel.otlp import ResolvedExport, build_exporter
-from spanflow_otel.processors import CountedProcessor, CountingDeque, ExportCounter
+from spanflow_otel.processors import CountedProcessor, CountingDeque, ExportCounter, env_int
 
 __all__ = ["ChildProcessSpanProcessor"]
 
@@ -100,14 +100,6 @@ directory is never imported) and importing only ``sys`` before it cleans the pat
 `spanflow_otel` without running its ``__init__`` (which imports the engine) and adds the
 parent's path after the child's own, so packages the parent found are found too. ``argv``:
 the package directory, the socket's descriptor number, the parent's path."""
-
-
-def _env_int(name: str, default: int) -> int:
-    """`name` as an integer; `default` when unset or not a number (as the SDK reads them)."""
-    try:
-        return int(os.environ.get(name, default))
-    except ValueError:
-        return default
 
 
 def _no_child_reason(python: str | None) -> str | None:
@@ -217,13 +209,13 @@ class ChildProcessSpanProcessor(CountedProcessor, SpanProcessor):
         """
         queue_size = max_queue_size
         if queue_size is None:
-            queue_size = _env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
+            queue_size = env_int("OTEL_BSP_MAX_QUEUE_SIZE", 2048)
         batch_size = max_export_batch_size
         if batch_size is None:
-            batch_size = min(queue_size, _env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
+            batch_size = min(queue_size, env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512))
         delay = schedule_delay_millis
         if delay is None:
-            delay = _env_int("OTEL_BSP_SCHEDULE_DELAY", 5000)
+            delay = env_int("OTEL_BSP_SCHEDULE_DELAY", 5000)
         if queue_size <= 0 or not 0 < batch_size <= queue_size or delay <= 0:
             raise ValueError(
                 "ChildProcessSpanProcessor needs max_queue_size > 0, 0 < max_export_batch_size "

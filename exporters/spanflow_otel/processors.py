@@ -181,11 +181,13 @@ class _CountingExporter(SpanExporter):
         return self.exporter.force_flush(timeout_millis)
 
 
-def _default_batch_size() -> int:
+def env_int(name: str, default: int) -> int:
+    """`name` as an integer; `default` when unset or not a number (as the SDK reads the
+    ``OTEL_BSP_*`` variables). Both export processors read their sizes through it."""
     try:
-        return int(os.environ.get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "512"))
+        return int(os.environ.get(name, default))
     except ValueError:
-        return 512
+        return default
 
 
 class CountedProcessor:
@@ -226,7 +228,8 @@ class DropCountingBatchSpanProcessor(CountedProcessor, BatchSpanProcessor):
     ) -> None:
         if max_queue_size is not None and max_export_batch_size is None:
             # The SDK refuses a batch larger than the queue; a small queue means small batches.
-            max_export_batch_size = min(max_queue_size, _default_batch_size())
+            default = env_int("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512)
+            max_export_batch_size = min(max_queue_size, default)
         self._counter = ExportCounter()
         super().__init__(
             _CountingExporter(exporter, self._counter.count_export),
