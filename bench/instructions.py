@@ -17,7 +17,12 @@ Workloads (``--workload``), no SDK configured unless said, in-memory store unles
   (`bench.workloads.chain`) run as scenario 3 runs it (`run_start`, `run_stream`);
 - ``chain1000`` and ``stream1000``: one run of the bench's 1,000-step workflow per N, as
   scenario 1 runs it; reported per step too, so the ratio to the 3-step runs shows what a
-  run costs besides its steps.
+  run costs besides its steps;
+- ``traced1000``: ``chain1000`` traced into memory, as scenario 1's in-memory variant;
+- ``raw1000``: scenario 8's in-memory variant, the spans of one ``traced1000`` run replayed
+  directly with the SDK (`bench.scenarios.raw_sdk`). Scenario 8's ratio, spanflow's added
+  cost against the SDK's own, is then ``(traced1000 - chain1000) / raw1000``, printed as the
+  last line when all three ran.
 
 Long workloads count fewer runs (``--long-runs``, default 2 and 4) than short ones (``--runs``,
 default 100 and 200). Every run starts from the same heap: after a warm-up run the heap is
@@ -57,6 +62,8 @@ class Workload:
     """The bench's pydantic-typed chain (`bench.workloads.chain`), else plain dicts."""
     store: str = "memory"
     traced: bool = False
+    raw: bool = False
+    """Replay a traced run's spans with the SDK (scenario 8) instead of running the workflow."""
 
     @property
     def long(self) -> bool:
@@ -72,6 +79,8 @@ WORKLOADS: dict[str, Workload] = {
     "models-stream": Workload(models=True, stream=True),
     "chain1000": Workload(steps=1000, models=True),
     "stream1000": Workload(steps=1000, models=True, stream=True),
+    "traced1000": Workload(steps=1000, models=True, traced=True),
+    "raw1000": Workload(steps=1000, models=True, traced=True, raw=True),
 }
 DEFAULT = ("chain", "stream", "traced", "sqlite", "chain1000", "stream1000")
 """What runs without ``--workload``: the models variants only on request."""
@@ -108,12 +117,15 @@ async def _child(name: str, runs: int, folder: str) -> None:
         else MemoryStorage()
     )
     workflow = _workflow(workload, storage)
-    spans: Any = None
+    tracing: _InMemoryTracing | None = None
     if workload.traced:
-        workflow.instrumentation, spans = _in_memory_tracing()
+        tracing = _InMemoryTracing()
+        workflow.instrumentation = tracing.instrumentation
     runner = run_stream if workload.stream else run_start
     start = {"v": 0} if workload.models else {"n": 0}
     await runner(workflow, start)  # warm-up: whatever is imported or cached on first use
+    if workload.raw and tracing is not None:
+        tracing.capture()
     # Every run starts from the same heap, so two processes differ by whole runs, not by where
     # the collector happened to fall: a fresh store (in memory), after a full collection, over
     # a frozen heap (imports and the warm-up), which that collection then does not walk.
@@ -122,10 +134,13 @@ async def _child(name: str, runs: int, folder: str) -> None:
     for _ in range(runs):
         if workload.store == "memory":
             workflow.storage = MemoryStorage()
-        if spans is not None:
-            spans.clear()  # as the bench flushes: a run's spans are not kept for the next
+        if tracing is not None:
+            tracing.spans.clear()  # as the bench flushes: a run's spans are not kept
         gc.collect()
-        await runner(workflow, start)
+        if tracing is not None and tracing.template is not None:
+            tracing.replay()
+        else:
+            await runner(workflow, start)
     await storage.close()
 
 
@@ -142,20 +157,35 @@ def _repeatable_ids() -> None:
     uuid.uuid4 = uuid4
 
 
-def _in_memory_tracing() -> tuple[Any, Any]:
+class _InMemoryTracing:
     """An instrumentation tracing into an SDK provider that keeps its spans in memory, and
-    that memory (cleared before each run, so the collections do not walk earlier runs')."""
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+    that memory (cleared before each run, so the collections do not walk earlier runs').
+    Once `capture` took the spans of one run, `replay` makes the same spans with the SDK
+    alone, as scenario 8 does."""
 
-    from spanflow.tracing.config import TracingConfig
-    from spanflow.tracing.otel import OtelInstrumentation
+    def __init__(self) -> None:
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-    provider = TracerProvider()
-    spans = InMemorySpanExporter()
-    provider.add_span_processor(SimpleSpanProcessor(spans))
-    return OtelInstrumentation(TracingConfig(tracer_provider=provider)), spans
+        from spanflow.tracing.config import TracingConfig
+        from spanflow.tracing.otel import OtelInstrumentation
+
+        self.provider = TracerProvider()
+        self.spans = InMemorySpanExporter()
+        self.provider.add_span_processor(SimpleSpanProcessor(self.spans))
+        self.instrumentation = OtelInstrumentation(TracingConfig(tracer_provider=self.provider))
+        self.template: Any = None
+
+    def capture(self) -> None:
+        from bench.scenarios.raw_sdk import capture
+
+        self.template = capture(self.spans.get_finished_spans())
+
+    def replay(self) -> None:
+        from bench.scenarios.raw_sdk import replay
+
+        replay(self.provider, self.template)
 
 
 def _count(workload: str, runs: int) -> int:
@@ -200,12 +230,17 @@ def main() -> None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
     print("| workload | instructions per run | per step |")
     print("|---|---|---|")
+    per_runs: dict[str, float] = {}
     for name in options.workload or DEFAULT:
         workload = WORKLOADS[name]
         few, many = options.long_runs if workload.long else options.runs
-        per_run = (_count(name, many) - _count(name, few)) / (many - few)
+        per_run = per_runs[name] = (_count(name, many) - _count(name, few)) / (many - few)
         per_step = per_run / workload.steps
         print(f"| {name} | {per_run / 1000:,.0f}k | {per_step / 1000:,.1f}k |", flush=True)
+    if {"chain1000", "traced1000", "raw1000"} <= per_runs.keys():
+        added = per_runs["traced1000"] - per_runs["chain1000"]
+        ratio = added / per_runs["raw1000"]
+        print(f"\nscenario 8, to memory: tracing adds {ratio:.2f}x the SDK's own")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import pydantic
+import pydantic_core
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -384,3 +385,18 @@ def test_a_key_that_only_compares_equal_to_a_known_key_is_not_spliced() -> None:
     spliced_json({"id": "warm"}, DEFAULT_REDACTOR, 8192, None)  # "id" is now a known key
 
     assert spliced_json({LooksLikeId("id"): "x"}, DEFAULT_REDACTOR, 8192, None) is None
+
+
+@pytest.mark.parametrize("entries", [1, 2, 16, 17])
+def test_flat_dicts_and_models_that_fit_the_limit_are_rendered_whole(entries: int) -> None:
+    # Every kind of scalar, the shortest keys and strings: where the size probe's lower bound
+    # comes closest to the rendering (one-character keys, empty strings).
+    scalars: list[Any] = ["", 0, 0.5, True, None, "x"]
+    flat = {chr(97 + n % 26) + str(n // 26 or ""): scalars[n % 6] for n in range(entries)}
+    text = pydantic_core.to_json(flat).decode()
+    fields: dict[str, Any] = {key: (Any, ...) for key in flat}
+    model = pydantic.create_model("Flat", **fields)(**flat)
+
+    assert to_attribute_json(flat, limit=len(text)) == text
+    assert to_attribute_json(model, limit=len(text)) == text
+    assert to_attribute_json(flat, limit=len(text) - 1) != text

@@ -510,6 +510,10 @@ def _scrubbed_prefix(text: str, keep: int, scrub: Callable[[str], str]) -> tuple
     return scrub(text), len(text)
 
 
+_FLAT_ENTRIES: Final = 16
+"""Dicts of at most this many entries are first tried as flat (`_surely_longer`)."""
+
+
 def _surely_longer(value: object, limit: int) -> bool:
     """Whether the JSON of ``value`` is surely longer than ``limit``, from a quick look.
 
@@ -523,6 +527,10 @@ def _surely_longer(value: object, limit: int) -> bool:
     # Written for speed, as it runs on every input and output: exact type checks (`is`, no
     # call) for the plain JSON types, anything else through `_probe_other`; `Any` spares
     # casts, which are calls too.
+    if type(value) is dict and len(value) <= _FLAT_ENTRIES:
+        flat = _flat_size(value)
+        if flat is not None:
+            return flat > limit
     stack: list[Any] = [value]
     size = 0
     visited = 0
@@ -560,16 +568,31 @@ def _surely_longer(value: object, limit: int) -> bool:
     return False
 
 
+def _flat_size(value: dict[Any, Any]) -> int | None:
+    """`_surely_longer`'s count for the most common value, a small dict of scalars (a wire
+    form, a payload), as its loop would count it, without the stack; ``None`` when nested."""
+    size = 1 + 4 * len(value)
+    for child in value.values():
+        kind = type(child)
+        if kind is str:
+            size += len(child)
+        elif not (kind is int or kind is float or kind is bool or child is None):
+            return None
+    return size
+
+
 def _probe_other(item: object, size: int) -> tuple[int, Collection[object]]:
     """`_surely_longer` for a value that is not exactly a str, dict, list or tuple."""
+    # A model first (the steps' inputs and outputs): it is no str, and the `Mapping` test
+    # would walk the ABC's subclass hooks for it on every call.
+    if isinstance(item, pydantic.BaseModel):
+        return size, (item.__dict__,)
     if isinstance(item, str):
         return size + len(item) + 2, ()
     if isinstance(item, Mapping):
         return size + 1 + 4 * len(item), list(itertools.islice(item.values(), _PROBE_NODES))
     if isinstance(item, _COLLECTIONS):
         return size + 1 + len(item), list(itertools.islice(item, _PROBE_NODES))
-    if isinstance(item, pydantic.BaseModel):
-        return size, (item.__dict__,)
     return size + 1, ()
 
 
