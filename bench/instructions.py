@@ -19,6 +19,8 @@ Workloads (``--workload``), no SDK configured unless said, in-memory store unles
   scenario 1 runs it; reported per step too, so the ratio to the 3-step runs shows what a
   run costs besides its steps;
 - ``traced1000``: ``chain1000`` traced into memory, as scenario 1's in-memory variant;
+- ``encode-sdk`` and ``encode-fast``: a ``traced1000`` run's spans encoded to OTLP as the
+  export child does, with the SDK's encoder or the child's own; per step is per span;
 - ``raw1000``: scenario 8's in-memory variant, the spans of one ``traced1000`` run replayed
   directly with the SDK (`bench.scenarios.raw_sdk`). Scenario 8's ratio, spanflow's added
   cost against the SDK's own, is then ``(traced1000 - chain1000) / raw1000``, printed as the
@@ -46,6 +48,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,9 @@ class Workload:
     traced: bool = False
     raw: bool = False
     """Replay a traced run's spans with the SDK (scenario 8) instead of running the workflow."""
+    encode: str = ""
+    """``sdk`` or ``fast``: encode a traced run's spans to OTLP, as the export child gets them,
+    with the SDK's `encode_spans` or the child's own (`spanflow_otel._otlp_encode`)."""
 
     @property
     def long(self) -> bool:
@@ -81,6 +87,8 @@ WORKLOADS: dict[str, Workload] = {
     "stream1000": Workload(steps=1000, models=True, stream=True),
     "traced1000": Workload(steps=1000, models=True, traced=True),
     "raw1000": Workload(steps=1000, models=True, traced=True, raw=True),
+    "encode-sdk": Workload(steps=1000, models=True, traced=True, encode="sdk"),
+    "encode-fast": Workload(steps=1000, models=True, traced=True, encode="fast"),
 }
 DEFAULT = ("chain", "stream", "traced", "sqlite", "chain1000", "stream1000")
 """What runs without ``--workload``: the models variants only on request."""
@@ -126,6 +134,7 @@ async def _child(name: str, runs: int, folder: str) -> None:
     await runner(workflow, start)  # warm-up: whatever is imported or cached on first use
     if workload.raw and tracing is not None:
         tracing.capture()
+    encode = _encoding(workload.encode, tracing) if workload.encode else None
     # Every run starts from the same heap, so two processes differ by whole runs, not by where
     # the collector happened to fall: a fresh store (in memory), after a full collection, over
     # a frozen heap (imports and the warm-up), which that collection then does not walk.
@@ -137,11 +146,35 @@ async def _child(name: str, runs: int, folder: str) -> None:
         if tracing is not None:
             tracing.spans.clear()  # as the bench flushes: a run's spans are not kept
         gc.collect()
-        if tracing is not None and tracing.template is not None:
+        if encode is not None:
+            encode()
+        elif tracing is not None and tracing.template is not None:
             tracing.replay()
         else:
             await runner(workflow, start)
     await storage.close()
+
+
+def _encoding(encoder: str, tracing: _InMemoryTracing | None) -> Callable[[], None]:
+    """One "run" of an ``encode-*`` workload: the warm-up run's spans, rebuilt as the export
+    child rebuilds them and in its batches of 512, encoded and serialized as its exporter
+    does (per step is then per span)."""
+    import spanflow_otel._otlp_encode as fast
+    from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+    from spanflow_otel._export_child import decode_batch, encode_batch
+
+    if tracing is None:
+        raise ValueError("the encode workloads encode the spans of a traced run")
+    spans = decode_batch(*encode_batch(tracing.spans.get_finished_spans()))
+    batches = [spans[i : i + 512] for i in range(0, len(spans), 512)]
+    chosen = encode_spans if encoder == "sdk" else fast.encode_spans
+
+    def encode() -> None:
+        for batch in batches:
+            chosen(batch).SerializePartialToString()
+
+    encode()  # the fast encoder's caches, as in a child that exported a batch already
+    return encode
 
 
 def _repeatable_ids() -> None:
