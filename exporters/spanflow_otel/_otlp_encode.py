@@ -469,7 +469,10 @@ def _contents(span: ReadableSpan) -> SpanContents:
     Of a `ReadableSpan` itself (what the export child rebuilds), read from the fields its
     properties view: the properties copy them (a MappingProxyType, two tuples) and test each
     for a bounded container, a third of the cost of a span without attributes. A subclass may
-    override the properties, so it is read through them.
+    override the properties, so it is read through them. The same private fields are what
+    `_export_child._span_row` reads in the parent; the shortcut for plain containers is the
+    common case because `_export_child.decode_batch` rebuilds a span that dropped nothing with
+    a plain dict and list (`_bounded`, `_bounded_list`).
     """
     if type(span) is not ReadableSpan:
         dropped = (
